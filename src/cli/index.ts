@@ -1,0 +1,57 @@
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from '../config/schema.ts';
+import { createLogger, serve } from '../main.ts';
+
+const program = new Command();
+program.name('berth').description('Berth: an OCI artifact and Docker container registry');
+
+program
+  .command('serve')
+  .description('run the registry')
+  .option('-c, --config <file>', 'YAML config file')
+  .addOption(new Option('-l, --listen <addr>', 'HOST:PORT or :PORT to listen on (default :5000)').env('BERTH_LISTEN'))
+  .addOption(new Option('-d, --data <dir>', 'data folder (default ./data)').env('BERTH_DATA'))
+  .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('BERTH_LOG_LEVEL'))
+  .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string }) => {
+    let config;
+    try {
+      config = loadConfig({
+        file: opts.config,
+        overrides: { listen: opts.listen, data: opts.data, logLevel: opts.logLevel as never },
+      });
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        process.stderr.write(`berth: ${e.message}\n`);
+        process.exit(2);
+      }
+      throw e;
+    }
+    const logger = createLogger(config);
+    const { berth, address } = await serve(config, logger);
+    logger.info({ address, data: config.data }, `Berth listening on ${address}`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      const force = setTimeout(() => {
+        logger.warn('shutdown grace period over: exiting');
+        process.exit(1);
+      }, config.shutdownGraceSeconds * 1000);
+      force.unref();
+      berth.close().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          logger.error({ err: e }, 'error during shutdown');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`berth: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,109 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** One typed config (DESIGN.md §7): defaults ← YAML file (--config) ← BERTH_* environment. */
+export const ConfigSchema = z
+  .object({
+    /** host:port or :port to listen on. */
+    listen: z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'listen must be HOST:PORT or :PORT').default(':5000'),
+    /** Folder for the SQLite database and the filesystem blob store. */
+    data: z.string().min(1).default('./data'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    metadata: z
+      .object({
+        driver: z.enum(['sqlite']).default('sqlite'),
+        /** SQLite file; defaults to <data>/berth.db. */
+        sqlitePath: z.string().optional(),
+      })
+      .strict()
+      .default({ driver: 'sqlite' }),
+    storage: z
+      .object({
+        driver: z.enum(['fs']).default('fs'),
+        /** Blob folder; defaults to <data>/storage. */
+        fsPath: z.string().optional(),
+      })
+      .strict()
+      .default({ driver: 'fs' }),
+    uploads: z
+      .object({
+        /** Upload sessions idle longer than this many seconds are removed. */
+        expireAfterSeconds: z.number().int().positive().default(24 * 3600),
+      })
+      .strict()
+      .default({ expireAfterSeconds: 24 * 3600 }),
+    /** Seconds to wait for in-flight requests on shutdown. */
+    shutdownGraceSeconds: z.number().int().nonnegative().default(30),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** BERTH_* variables and the config key each sets. */
+const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
+  BERTH_LISTEN: (c, v) => (c.listen = v),
+  BERTH_DATA: (c, v) => (c.data = v),
+  BERTH_LOG_LEVEL: (c, v) => (c.logLevel = v),
+  BERTH_METADATA_DRIVER: (c, v) => ((c.metadata ??= {}).driver = v),
+  BERTH_SQLITE_PATH: (c, v) => ((c.metadata ??= {}).sqlitePath = v),
+  BERTH_STORAGE_DRIVER: (c, v) => ((c.storage ??= {}).driver = v),
+  BERTH_STORAGE_PATH: (c, v) => ((c.storage ??= {}).fsPath = v),
+  BERTH_UPLOAD_EXPIRE_SECONDS: (c, v) => ((c.uploads ??= {}).expireAfterSeconds = Number(v)),
+  BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Loads the config: defaults, then the YAML file, then the environment, then explicit
+ * overrides (CLI flags). Fails fast with every problem listed.
+ */
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Partial<Config> } = {}): Config {
+  const env = opts.env ?? process.env;
+  let raw: Record<string, any> = {};
+  if (opts.file) {
+    let text: string;
+    try {
+      text = readFileSync(opts.file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${opts.file}: ${(e as Error).message}`);
+    }
+    const doc: unknown = parseYaml(text);
+    if (doc !== null && doc !== undefined) {
+      if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${opts.file} must be a YAML mapping`);
+      raw = doc as Record<string, any>;
+    }
+  }
+  for (const [key, set] of Object.entries(ENV)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') set(raw, v);
+  }
+  for (const [k, v] of Object.entries(opts.overrides ?? {})) if (v !== undefined) raw[k] = v;
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return parsed.data;
+}
+
+export function sqlitePath(c: Config): string {
+  return c.metadata.sqlitePath ?? path.join(c.data, 'berth.db');
+}
+
+export function storagePath(c: Config): string {
+  return c.storage.fsPath ?? path.join(c.data, 'storage');
+}
+
+/** Splits `host:port` / `:port` / `[::1]:port`; an empty host listens on all interfaces. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  let host = listen.slice(0, i);
+  const port = Number(listen.slice(i + 1));
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}

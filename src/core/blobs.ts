@@ -1,0 +1,74 @@
+import type { Readable } from 'node:stream';
+import { RegistryError } from './errors.ts';
+import { parseDigest } from './digest.ts';
+import type { Images } from './images.ts';
+import type { MetadataStore } from '../metadata/metadata-store.ts';
+import { BlobNotFoundError, type BlobStore, type ByteRange } from '../storage/blob-store.ts';
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+  /** Set when the digest names a manifest of the image rather than a blob. */
+  manifest?: { payload: Buffer; mediaType: string };
+}
+
+/** Reading and deleting blobs of an image. A blob is served only where it is linked. */
+export class Blobs {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly store: BlobStore,
+    private readonly images: Images,
+  ) {}
+
+  /** The blob (or manifest) `digest` as linked to image `name`, or BLOB_UNKNOWN. */
+  async stat(name: string, digest: string): Promise<BlobInfo> {
+    parseDigest(digest);
+    const img = await this.images.find(name);
+    const blob = await this.meta.findImageBlob(img.id, digest);
+    if (blob) return blob;
+    const m = await this.meta.findManifest(img.id, digest);
+    if (m) return { digest, size: m.size, manifest: { payload: m.payload, mediaType: m.mediaType } };
+    throw new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } });
+  }
+
+  /** Opens a stored blob's bytes; BLOB_UNKNOWN if the store lost them. */
+  async open(digest: string, range?: ByteRange): Promise<Readable> {
+    try {
+      return await this.store.read(digest, range);
+    } catch (e) {
+      if (e instanceof BlobNotFoundError) {
+        throw new RegistryError('BLOB_UNKNOWN', `blob data missing from storage: ${digest}`, { detail: { digest } });
+      }
+      throw e;
+    }
+  }
+
+  /** Unlinks the blob from the image; the bytes go when garbage collection finds them unused. */
+  async delete(name: string, digest: string): Promise<void> {
+    parseDigest(digest);
+    const img = await this.images.find(name);
+    if (!(await this.meta.removeImageBlob(img.id, digest))) {
+      throw new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } });
+    }
+  }
+
+  /**
+   * Cross-repository mount: links `digest` into `name` if `from` has it. Returns false (the
+   * caller then opens an ordinary upload) when `from` is unknown or lacks the blob.
+   */
+  async mount(name: string, digest: string, from: string): Promise<boolean> {
+    parseDigest(digest);
+    let source;
+    try {
+      source = await this.images.find(from);
+    } catch (e) {
+      if (e instanceof RegistryError && (e.code === 'NAME_UNKNOWN' || e.code === 'NAME_INVALID')) return false;
+      throw e;
+    }
+    const blob = await this.meta.findImageBlob(source.id, digest);
+    if (!blob || !(await this.store.stat(digest))) return false;
+    const target = await this.images.ensure(name);
+    await this.meta.saveBlob(target.id, digest, blob.size);
+    return true;
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Registered error codes: each has one message and one HTTP status, as in the OCI Distribution
+ * Spec's error table (and distribution's errcode registry). `core` throws RegistryError; the
+ * HTTP layer serializes it once into `{"errors":[{code,message,detail}]}`.
+ */
+export const ERROR_CODES = {
+  BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
+  BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
+  BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
+  DIGEST_INVALID: { status: 400, message: 'provided digest did not match uploaded content' },
+  MANIFEST_BLOB_UNKNOWN: { status: 404, message: 'manifest references a manifest or blob unknown to registry' },
+  MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
+  MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown to registry' },
+  NAME_INVALID: { status: 400, message: 'invalid repository name' },
+  NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
+  SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
+  UNAUTHORIZED: { status: 401, message: 'authentication required' },
+  DENIED: { status: 403, message: 'requested access to the resource is denied' },
+  UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
+  TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  // Not in the spec's table, used by Berth for generic HTTP conditions (as distribution does).
+  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
+  RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
+  NOT_FOUND: { status: 404, message: 'not found' },
+  UNKNOWN: { status: 500, message: 'unknown error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class RegistryError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: unknown;
+  /** Extra response headers (e.g. `Range` on a 416 for an upload). */
+  readonly headers: Record<string, string>;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    opts: { detail?: unknown; status?: number; headers?: Record<string, string> } = {},
+  ) {
+    super(message ?? ERROR_CODES[code].message);
+    this.name = 'RegistryError';
+    this.code = code;
+    this.status = opts.status ?? ERROR_CODES[code].status;
+    this.detail = opts.detail;
+    this.headers = opts.headers ?? {};
+  }
+}
+
+export function isRegistryError(e: unknown): e is RegistryError {
+  return e instanceof RegistryError;
+}

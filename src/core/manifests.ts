@@ -1,0 +1,166 @@
+import { RegistryError } from './errors.ts';
+import { digestOf, looksLikeDigest, parseDigest } from './digest.ts';
+import { isValidTag } from './names.ts';
+import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.ts';
+import { OCI_INDEX } from './media-types.ts';
+import type { Images } from './images.ts';
+import type { ManifestRecord, MetadataStore, RefKind } from '../metadata/metadata-store.ts';
+
+export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };
+
+/** Parses a manifest reference: a tag, or a digest (anything with a `:`). */
+export function parseReference(ref: string): Reference {
+  if (looksLikeDigest(ref)) return { kind: 'digest', digest: parseDigest(ref).value };
+  if (!isValidTag(ref)) {
+    throw new RegistryError('MANIFEST_INVALID', `invalid tag "${ref.slice(0, 140)}": must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, {
+      detail: { tag: ref.slice(0, 140) },
+    });
+  }
+  return { kind: 'tag', tag: ref };
+}
+
+export interface PutManifestResult {
+  digest: string;
+  subject: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Set when more may follow: the `last` value for the next page. */
+  next?: string;
+}
+
+/** The referrers response: an OCI image index of referrer descriptors. */
+export interface ReferrersIndex {
+  schemaVersion: 2;
+  mediaType: typeof OCI_INDEX;
+  manifests: {
+    mediaType: string;
+    digest: string;
+    size: number;
+    artifactType?: string;
+    annotations?: Record<string, string>;
+  }[];
+}
+
+/** Manifests, tags, referrers and the catalog. */
+export class Manifests {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly images: Images,
+  ) {}
+
+  async get(name: string, ref: string): Promise<ManifestRecord> {
+    const r = parseReference(ref);
+    const img = await this.images.find(name);
+    const m = r.kind === 'tag' ? await this.meta.findTaggedManifest(img.id, r.tag) : await this.meta.findManifest(img.id, r.digest);
+    if (!m) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });
+    return m;
+  }
+
+  /**
+   * Stores a manifest under its digest (over the exact bytes received) and, when `ref` is a
+   * tag, points the tag at it — in one transaction, after checking that every blob and child
+   * manifest it references is in the image.
+   */
+  async put(name: string, ref: string, payload: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+    const r = parseReference(ref);
+    if (payload.length > MAX_MANIFEST_BYTES) {
+      throw new RegistryError('MANIFEST_INVALID', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, { status: 413 });
+    }
+    const parsed = parseManifest(payload, contentType);
+    let digest: string;
+    if (r.kind === 'digest') {
+      digest = digestOf(payload, parseDigest(r.digest).algorithm);
+      if (digest !== r.digest) {
+        throw new RegistryError('DIGEST_INVALID', `manifest digest ${digest} does not match the reference ${r.digest}`, {
+          detail: { expected: r.digest, actual: digest },
+        });
+      }
+    } else {
+      digest = digestOf(payload);
+    }
+    const img = await this.images.ensure(name);
+    const refs: { digest: string; kind: RefKind }[] = [];
+    if (parsed.config) refs.push({ digest: parsed.config.digest, kind: 'config' });
+    if (parsed.kind === 'image') {
+      const doc = JSON.parse(payload.toString('utf8')) as { layers: { digest: string }[] };
+      for (const l of doc.layers) refs.push({ digest: l.digest, kind: 'layer' });
+    }
+    for (const c of parsed.manifests) refs.push({ digest: c.digest, kind: 'manifest' });
+    if (parsed.subject) refs.push({ digest: parsed.subject.digest, kind: 'subject' });
+
+    const result = await this.meta.saveManifest({
+      imageId: img.id,
+      digest,
+      mediaType: parsed.mediaType,
+      artifactType: parsed.artifactType,
+      subjectDigest: parsed.subject?.digest ?? null,
+      configDigest: parsed.config?.digest ?? null,
+      payload,
+      annotations: parsed.annotations,
+      refs,
+      requireBlobs: parsed.blobs.map((b) => ({ digest: b.digest, size: b.size })),
+      requireManifests: parsed.manifests.map((b) => ({ digest: b.digest, size: b.size })),
+      tag: r.kind === 'tag' ? r.tag : null,
+    });
+    if (!result.ok) {
+      if (result.missing.length) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references unknown blobs or manifests: ${result.missing.slice(0, 5).join(', ')}`, {
+          detail: { missing: result.missing },
+        });
+      }
+      const s = result.sizeMismatch[0]!;
+      throw new RegistryError('MANIFEST_INVALID', `descriptor of ${s.digest} has size ${s.expected} but the content has ${s.actual} bytes`, {
+        detail: { sizeMismatch: result.sizeMismatch },
+      });
+    }
+    return { digest, subject: parsed.subject?.digest ?? null };
+  }
+
+  /** By digest: removes the manifest and its tags. By tag: removes only the tag. */
+  async delete(name: string, ref: string): Promise<void> {
+    const r = parseReference(ref);
+    const img = await this.images.find(name);
+    const removed = r.kind === 'tag' ? await this.meta.removeTag(img.id, r.tag) : await this.meta.removeManifest(img.id, r.digest);
+    if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });
+  }
+
+  async listTags(name: string, limit: number, last?: string): Promise<Page<string>> {
+    const img = await this.images.find(name);
+    if (limit === 0) return { items: [] };
+    const items = await this.meta.listTags(img.id, { limit: limit + 1, after: last });
+    return paged(items, limit);
+  }
+
+  async listCatalog(limit: number, last?: string): Promise<Page<string>> {
+    if (limit === 0) return { items: [] };
+    const items = await this.meta.listImageNames({ limit: limit + 1, after: last });
+    return paged(items, limit);
+  }
+
+  async referrers(name: string, digest: string, artifactType?: string): Promise<ReferrersIndex> {
+    parseDigest(digest);
+    const img = await this.images.find(name);
+    const rows = await this.meta.listReferrers(img.id, digest, artifactType);
+    return {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: rows.map((r) => ({
+        mediaType: r.mediaType,
+        digest: r.digest,
+        size: r.size,
+        ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+        ...(r.annotations ? { annotations: r.annotations } : {}),
+      })),
+    };
+  }
+}
+
+function paged(items: string[], limit: number): Page<string> {
+  if (items.length > limit) {
+    const page = items.slice(0, limit);
+    return { items: page, next: page[page.length - 1] };
+  }
+  return { items };
+}

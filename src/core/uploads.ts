@@ -1,0 +1,278 @@
+import { randomUUID, type Hash } from 'node:crypto';
+import { RegistryError } from './errors.ts';
+import { type Algorithm, newHash, parseDigest } from './digest.ts';
+import type { Images } from './images.ts';
+import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.ts';
+import { BlobNotFoundError, type BlobStore } from '../storage/blob-store.ts';
+
+/** An inclusive range of a chunk, from `Content-Range: start-end`. */
+export interface ChunkRange {
+  start: number;
+  end: number;
+}
+
+export interface UploadStatus {
+  id: string;
+  /** Bytes received so far. */
+  size: number;
+}
+
+interface HashState {
+  hash: Hash;
+  size: number;
+}
+
+/** Parses the OCI chunk `Content-Range` (`start-end`, also `bytes start-end/total`). */
+export function parseContentRange(header: string): ChunkRange {
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  if (!m) throw new RegistryError('BLOB_UPLOAD_INVALID', `invalid Content-Range "${header.slice(0, 64)}"; expected <start>-<end>`);
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) {
+    throw new RegistryError('RANGE_INVALID', `invalid Content-Range "${header.slice(0, 64)}"`, { status: 416 });
+  }
+  return { start, end };
+}
+
+/**
+ * Upload sessions (POST, PATCH, PUT, GET, DELETE of /blobs/uploads). The session row lives in
+ * the metadata store and its bytes in the blob store, so any process can continue it. The
+ * running SHA-256 is kept in memory as a cache only: when missing (restart, another node) it is
+ * recomputed from the stored bytes.
+ */
+export class Uploads {
+  private readonly hashes = new Map<string, HashState>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly store: BlobStore,
+    private readonly images: Images,
+  ) {}
+
+  /** Opens a session for image `name` (created on first push). */
+  async start(name: string): Promise<UploadStatus> {
+    const img = await this.images.ensure(name);
+    const id = randomUUID();
+    await this.store.createUpload(id);
+    await this.meta.saveUpload({ id, imageId: img.id, startedAt: Date.now() });
+    this.hashes.set(id, { hash: newHash(), size: 0 });
+    return { id, size: 0 };
+  }
+
+  /**
+   * Monolithic upload: the whole blob in one request, verified against `digest`, durable
+   * before this resolves. The temporary data never has a session row: it is either
+   * committed or removed here.
+   */
+  async putMonolithic(name: string, digest: string, body: AsyncIterable<Buffer>, contentLength?: number): Promise<string> {
+    const d = parseDigest(digest);
+    const img = await this.images.ensure(name);
+    const id = randomUUID();
+    await this.store.createUpload(id);
+    try {
+      const hash = newHash(d.algorithm);
+      const size = await this.store.appendUpload(id, 0, hashing(body, hash, contentLength));
+      const actual = `${d.algorithm}:${hash.digest('hex')}`;
+      if (actual !== digest) throw digestMismatch(digest, actual);
+      await this.commit(id, digest, size, img.id);
+      return digest;
+    } finally {
+      await this.store.removeUpload(id);
+    }
+  }
+
+  /** The session's progress; BLOB_UPLOAD_UNKNOWN if it does not exist in this image. */
+  async status(name: string, id: string): Promise<UploadStatus> {
+    await this.find(name, id);
+    const size = await this.store.uploadSize(id);
+    if (size === undefined) throw uploadUnknown(id);
+    return { id, size };
+  }
+
+  /**
+   * Appends a chunk. With `range`, its start must equal the bytes received so far (else 416)
+   * and its length must match the body (else SIZE_INVALID, and the chunk is discarded).
+   */
+  async append(name: string, id: string, body: AsyncIterable<Buffer>, range?: ChunkRange, contentLength?: number): Promise<UploadStatus> {
+    const upload = await this.find(name, id);
+    return this.locked(id, async () => {
+      const size = await this.currentSize(id);
+      if (range && range.start !== size) {
+        throw new RegistryError('RANGE_INVALID', `chunk starts at ${range.start} but the upload holds ${size} bytes`, {
+          status: 416,
+          headers: rangeHeaders(upload, size),
+        });
+      }
+      const expected = range ? range.end - range.start + 1 : contentLength;
+      return { id, size: await this.appendChunk(id, size, body, expected) };
+    });
+  }
+
+  /**
+   * Completes the session: appends the optional final chunk, verifies `digest` over all bytes,
+   * makes the blob durable and links it to the image. Returns the digest.
+   */
+  async complete(
+    name: string,
+    id: string,
+    digest: string,
+    body: AsyncIterable<Buffer> | undefined,
+    range?: ChunkRange,
+    contentLength?: number,
+  ): Promise<string> {
+    const d = parseDigest(digest);
+    const upload = await this.find(name, id);
+    return this.locked(id, async () => {
+      let size = await this.currentSize(id);
+      if (body) {
+        if (range && range.start !== size) {
+          throw new RegistryError('RANGE_INVALID', `chunk starts at ${range.start} but the upload holds ${size} bytes`, {
+            status: 416,
+            headers: rangeHeaders(upload, size),
+          });
+        }
+        const expected = range ? range.end - range.start + 1 : contentLength;
+        size = await this.appendChunk(id, size, body, expected);
+      }
+      const actual = await this.finalDigest(id, size, d.algorithm);
+      if (actual !== digest) throw digestMismatch(digest, actual);
+      await this.commit(id, digest, size, upload.imageId);
+      await this.meta.removeUpload(id);
+      this.hashes.delete(id);
+      return digest;
+    });
+  }
+
+  /** Cancels the session and removes its data. */
+  async cancel(name: string, id: string): Promise<void> {
+    await this.find(name, id);
+    await this.locked(id, async () => {
+      await this.meta.removeUpload(id);
+      await this.store.removeUpload(id);
+      this.hashes.delete(id);
+    });
+  }
+
+  /** Removes sessions started before `before` and stray upload data; returns how many. */
+  async expire(before: number): Promise<number> {
+    const stale = await this.meta.listUploadsStartedBefore(before);
+    for (const u of stale) {
+      await this.meta.removeUpload(u.id);
+      await this.store.removeUpload(u.id);
+      this.hashes.delete(u.id);
+    }
+    return stale.length;
+  }
+
+  private async find(name: string, id: string): Promise<UploadRecord> {
+    const img = await this.images.find(name).catch((e: unknown) => {
+      if (e instanceof RegistryError && e.code === 'NAME_UNKNOWN') throw uploadUnknown(id);
+      throw e;
+    });
+    if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw uploadUnknown(id);
+    const upload = await this.meta.findUpload(id);
+    if (!upload || upload.imageId !== img.id) throw uploadUnknown(id);
+    return upload;
+  }
+
+  private async currentSize(id: string): Promise<number> {
+    const size = await this.store.uploadSize(id);
+    if (size === undefined) throw uploadUnknown(id);
+    return size;
+  }
+
+  private async appendChunk(id: string, size: number, body: AsyncIterable<Buffer>, expected: number | undefined): Promise<number> {
+    const state = await this.hashState(id, size);
+    try {
+      const newSize = await this.store.appendUpload(id, size, hashing(body, state.hash, expected));
+      state.size = newSize;
+      return newSize;
+    } catch (e) {
+      // The store rolled the bytes back, but the hash has seen them: drop it.
+      this.hashes.delete(id);
+      if (e instanceof BlobNotFoundError) throw uploadUnknown(id);
+      throw e;
+    }
+  }
+
+  private async hashState(id: string, size: number): Promise<HashState> {
+    const cached = this.hashes.get(id);
+    if (cached && cached.size === size) return cached;
+    const state = { hash: await this.rehash(id, 'sha256'), size };
+    this.hashes.set(id, state);
+    return state;
+  }
+
+  private async finalDigest(id: string, size: number, algorithm: Algorithm): Promise<string> {
+    if (algorithm === 'sha256') {
+      const state = await this.hashState(id, size);
+      return `sha256:${state.hash.copy().digest('hex')}`;
+    }
+    return `${algorithm}:${(await this.rehash(id, algorithm)).digest('hex')}`;
+  }
+
+  private async rehash(id: string, algorithm: Algorithm): Promise<Hash> {
+    const hash = newHash(algorithm);
+    let stream;
+    try {
+      stream = await this.store.readUpload(id);
+    } catch (e) {
+      if (e instanceof BlobNotFoundError) throw uploadUnknown(id);
+      throw e;
+    }
+    for await (const chunk of stream) hash.update(chunk as Buffer);
+    return hash;
+  }
+
+  private async commit(id: string, digest: string, size: number, imageId: number): Promise<void> {
+    if (await this.store.stat(digest)) {
+      await this.store.removeUpload(id); // already stored once: dedupe
+    } else {
+      await this.store.commitUpload(id, digest);
+    }
+    await this.meta.saveBlob(imageId, digest, size);
+  }
+
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(id, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+}
+
+/** Feeds each chunk to `hash` on its way to storage; enforces an expected length. */
+async function* hashing(source: AsyncIterable<Buffer>, hash: Hash, expected: number | undefined): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of source) {
+    n += chunk.length;
+    if (expected !== undefined && n > expected) {
+      throw new RegistryError('SIZE_INVALID', `received more than the declared ${expected} bytes`);
+    }
+    hash.update(chunk);
+    yield chunk;
+  }
+  if (expected !== undefined && n !== expected) {
+    throw new RegistryError('SIZE_INVALID', `received ${n} bytes but ${expected} were declared`);
+  }
+}
+
+function rangeHeaders(upload: UploadRecord, size: number): Record<string, string> {
+  return { Range: `0-${Math.max(size - 1, 0)}`, 'Docker-Upload-UUID': upload.id };
+}
+
+function uploadUnknown(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', `blob upload unknown: ${id.slice(0, 64)}`);
+}
+
+function digestMismatch(expected: string, actual: string): RegistryError {
+  return new RegistryError('DIGEST_INVALID', `provided digest ${expected} does not match the uploaded content (${actual})`, {
+    detail: { expected, actual },
+  });
+}

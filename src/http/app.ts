@@ -1,0 +1,50 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Registry } from '../core/registry.ts';
+import { RegistryError } from '../core/errors.ts';
+import { errorBody, handleError } from './errors.ts';
+import { distributionRoutes } from './distribution/index.ts';
+import type { Logger } from 'pino';
+
+export interface AppOptions {
+  logger?: Logger | boolean;
+  /** Checks run by /readyz; each rejects when its dependency is not ready. */
+  readiness?: (() => Promise<void>)[];
+}
+
+/** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
+export function buildApp(registry: Registry, opts: AppOptions = {}): FastifyInstance {
+  const logger = opts.logger ?? false;
+  const app = Fastify({
+    ...(typeof logger === 'boolean' ? { logger } : { loggerInstance: logger }),
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    // Manifests are read by the handlers themselves (exact bytes); blobs are streamed.
+    bodyLimit: 4 * 1024 * 1024,
+    routerOptions: { ignoreDuplicateSlashes: false },
+    keepAliveTimeout: 65_000,
+    requestTimeout: 0,
+  }) as unknown as FastifyInstance;
+
+  // Bodies are never parsed by fastify: every handler that takes one streams `request.raw`.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((req, reply) => {
+    handleError(new RegistryError('NOT_FOUND', `no such endpoint: ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`), req, reply);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      for (const check of opts.readiness ?? []) await check();
+      return { status: 'ready' };
+    } catch (e) {
+      reply.code(503);
+      return errorBody('UNAVAILABLE', `not ready: ${(e as Error).message}`);
+    }
+  });
+
+  distributionRoutes(app, registry);
+  return app;
+}

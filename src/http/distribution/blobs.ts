@@ -1,0 +1,70 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Registry } from '../../core/registry.ts';
+import { RegistryError } from '../../core/errors.ts';
+import type { ByteRange } from '../../storage/blob-store.ts';
+
+/** Parses a single `Range: bytes=…` against `size`; undefined = serve the whole blob. */
+export function parseRange(header: string | undefined, size: number): ByteRange | undefined | 'unsatisfiable' {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m) return undefined; // multi-range or another unit: ignore, as RFC 9110 allows
+  const [, a, b] = m;
+  if (a === '' && b === '') return undefined;
+  let start: number;
+  let end: number;
+  if (a === '') {
+    const suffix = Number(b);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(size - suffix, 0);
+    end = size - 1;
+  } else {
+    start = Number(a);
+    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
+    if (b !== '' && Number(b) < start) return undefined; // invalid range-spec: ignore
+  }
+  if (start >= size || size === 0) return 'unsatisfiable';
+  return { start, end };
+}
+
+/** GET and HEAD /v2/<name>/blobs/<digest> */
+export async function getBlob(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string): Promise<void> {
+  const blob = await registry.blobs.stat(name, digest);
+  const range = parseRange(req.headers.range, blob.size);
+  reply.header('Docker-Content-Digest', digest);
+  reply.header('Accept-Ranges', 'bytes');
+  reply.header('ETag', `"${digest}"`);
+  reply.header('Cache-Control', 'max-age=31536000');
+  reply.type(blob.manifest ? blob.manifest.mediaType : 'application/octet-stream');
+  if (range === 'unsatisfiable') {
+    reply.header('Content-Range', `bytes */${blob.size}`);
+    throw new RegistryError('RANGE_INVALID', `range not satisfiable for a blob of ${blob.size} bytes`, {
+      headers: { 'Content-Range': `bytes */${blob.size}` },
+    });
+  }
+  const length = range ? range.end - range.start + 1 : blob.size;
+  reply.header('Content-Length', String(length));
+  if (range) {
+    reply.code(206);
+    reply.header('Content-Range', `bytes ${range.start}-${range.end}/${blob.size}`);
+  }
+  if (req.method === 'HEAD') {
+    reply.send();
+    return;
+  }
+  if (blob.manifest) {
+    const p = blob.manifest.payload;
+    reply.send(range ? p.subarray(range.start, range.end + 1) : p);
+    return;
+  }
+  if (length === 0) {
+    reply.send(Buffer.alloc(0));
+    return;
+  }
+  reply.send(await registry.blobs.open(digest, range));
+}
+
+/** DELETE /v2/<name>/blobs/<digest> */
+export async function deleteBlob(registry: Registry, reply: FastifyReply, name: string, digest: string): Promise<void> {
+  await registry.blobs.delete(name, digest);
+  reply.code(202).header('content-length', '0').send();
+}

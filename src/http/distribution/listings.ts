@@ -1,0 +1,30 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Registry } from '../../core/registry.ts';
+import { OCI_INDEX } from '../../core/media-types.ts';
+import { parsePageSize, setNextLink, stringParam } from './util.ts';
+
+/** GET /v2/<name>/tags/list?n=&last= */
+export async function listTags(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string): Promise<void> {
+  const q = req.query as Record<string, unknown>;
+  const n = parsePageSize(q.n);
+  const page = await registry.manifests.listTags(name, n, stringParam(q.last));
+  setNextLink(reply, `/v2/${name}/tags/list`, n, page.next);
+  reply.type('application/json').send({ name, tags: page.items });
+}
+
+/** GET /v2/_catalog?n=&last= */
+export async function listCatalog(registry: Registry, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const q = req.query as Record<string, unknown>;
+  const n = parsePageSize(q.n);
+  const page = await registry.manifests.listCatalog(n, stringParam(q.last));
+  setNextLink(reply, '/v2/_catalog', n, page.next);
+  reply.type('application/json').send({ repositories: page.items });
+}
+
+/** GET /v2/<name>/referrers/<digest>?artifactType= */
+export async function listReferrers(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string): Promise<void> {
+  const artifactType = stringParam((req.query as Record<string, unknown>).artifactType);
+  const index = await registry.manifests.referrers(name, digest, artifactType);
+  if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
+  reply.type(OCI_INDEX).send(JSON.stringify(index));
+}

@@ -1,0 +1,43 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Registry } from '../../core/registry.ts';
+import { RegistryError } from '../../core/errors.ts';
+import { MAX_MANIFEST_BYTES } from '../../core/manifest.ts';
+import { emptyReply, readSmallBody } from './util.ts';
+
+/** GET and HEAD /v2/<name>/manifests/<reference> */
+export async function getManifest(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, ref: string): Promise<void> {
+  const m = await registry.manifests.get(name, ref);
+  const etag = `"${m.digest}"`;
+  reply.header('Docker-Content-Digest', m.digest);
+  reply.header('ETag', etag);
+  reply.type(m.mediaType);
+  if (req.headers['if-none-match'] === etag) {
+    reply.code(304).send();
+    return;
+  }
+  reply.header('Content-Length', String(m.size));
+  if (req.method === 'HEAD') {
+    reply.send();
+    return;
+  }
+  reply.send(m.payload);
+}
+
+/** PUT /v2/<name>/manifests/<reference> */
+export async function putManifest(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, ref: string): Promise<void> {
+  const payload = await readSmallBody(req, MAX_MANIFEST_BYTES, () => {
+    reply.header('Connection', 'close');
+    return new RegistryError('MANIFEST_INVALID', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, { status: 413 });
+  });
+  const r = await registry.manifests.put(name, ref, payload, req.headers['content-type']);
+  reply.header('Location', `/v2/${name}/manifests/${r.digest}`);
+  reply.header('Docker-Content-Digest', r.digest);
+  if (r.subject) reply.header('OCI-Subject', r.subject);
+  emptyReply(reply, 201);
+}
+
+/** DELETE /v2/<name>/manifests/<reference> */
+export async function deleteManifest(registry: Registry, reply: FastifyReply, name: string, ref: string): Promise<void> {
+  await registry.manifests.delete(name, ref);
+  emptyReply(reply, 202);
+}

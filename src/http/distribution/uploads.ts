@@ -1,0 +1,80 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Registry } from '../../core/registry.ts';
+import { RegistryError } from '../../core/errors.ts';
+import { type ChunkRange, parseContentRange } from '../../core/uploads.ts';
+import { contentLength, emptyReply, requestBody, stringParam } from './util.ts';
+
+function uploadLocation(name: string, id: string): string {
+  return `/v2/${name}/blobs/uploads/${id}`;
+}
+
+function sendProgress(reply: FastifyReply, status: number, name: string, id: string, size: number): void {
+  reply.header('Location', uploadLocation(name, id));
+  reply.header('Docker-Upload-UUID', id);
+  reply.header('Range', `0-${Math.max(size - 1, 0)}`);
+  emptyReply(reply, status);
+}
+
+function sendCreated(reply: FastifyReply, name: string, digest: string): void {
+  reply.header('Location', `/v2/${name}/blobs/${digest}`);
+  reply.header('Docker-Content-Digest', digest);
+  emptyReply(reply, 201);
+}
+
+function chunkRange(req: FastifyRequest): ChunkRange | undefined {
+  const h = req.headers['content-range'];
+  return h === undefined ? undefined : parseContentRange(h);
+}
+
+/** POST /v2/<name>/blobs/uploads/ — open a session, upload monolithically, or mount. */
+export async function startUpload(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string): Promise<void> {
+  const q = req.query as Record<string, unknown>;
+  const mount = stringParam(q.mount);
+  const from = stringParam(q.from);
+  const digest = stringParam(q.digest);
+  if (mount !== undefined && from !== undefined) {
+    if (await registry.blobs.mount(name, mount, from)) {
+      sendCreated(reply, name, mount);
+      return;
+    }
+  }
+  if (digest !== undefined) {
+    const body = requestBody(req) ?? emptyBody();
+    const d = await registry.uploads.putMonolithic(name, digest, body, contentLength(req));
+    sendCreated(reply, name, d);
+    return;
+  }
+  const s = await registry.uploads.start(name);
+  sendProgress(reply, 202, name, s.id, s.size);
+}
+
+/** GET /v2/<name>/blobs/uploads/<id> — progress. */
+export async function uploadStatus(registry: Registry, reply: FastifyReply, name: string, id: string): Promise<void> {
+  const s = await registry.uploads.status(name, id);
+  sendProgress(reply, 204, name, s.id, s.size);
+}
+
+/** PATCH /v2/<name>/blobs/uploads/<id> — append a chunk (streamed). */
+export async function patchUpload(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, id: string): Promise<void> {
+  const range = chunkRange(req);
+  const body = requestBody(req) ?? emptyBody();
+  const s = await registry.uploads.append(name, id, body, range, contentLength(req));
+  sendProgress(reply, 202, name, s.id, s.size);
+}
+
+/** PUT /v2/<name>/blobs/uploads/<id>?digest= — complete, with an optional last chunk. */
+export async function completeUpload(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, id: string): Promise<void> {
+  const digest = stringParam((req.query as Record<string, unknown>).digest);
+  if (digest === undefined) throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload');
+  const body = requestBody(req);
+  const d = await registry.uploads.complete(name, id, digest, body, body ? chunkRange(req) : undefined, contentLength(req));
+  sendCreated(reply, name, d);
+}
+
+/** DELETE /v2/<name>/blobs/uploads/<id> — cancel. */
+export async function cancelUpload(registry: Registry, reply: FastifyReply, name: string, id: string): Promise<void> {
+  await registry.uploads.cancel(name, id);
+  emptyReply(reply, 204);
+}
+
+async function* emptyBody(): AsyncGenerator<Buffer> {}

@@ -1,0 +1,58 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ERROR_CODES, RegistryError, type ErrorCode } from '../core/errors.ts';
+
+export interface OciErrorBody {
+  errors: { code: string; message: string; detail?: unknown }[];
+}
+
+export function errorBody(code: ErrorCode | string, message: string, detail?: unknown): OciErrorBody {
+  return { errors: [{ code, message, ...(detail === undefined ? {} : { detail }) }] };
+}
+
+/** Client disconnects and malformed requests are the client's doing, never a 500. */
+function isClientAbort(e: unknown, request: FastifyRequest): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return (
+    request.raw.destroyed ||
+    request.raw.aborted === true ||
+    code === 'ECONNRESET' ||
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    (e as Error | undefined)?.message === 'aborted'
+  );
+}
+
+/**
+ * The one error handler: a RegistryError becomes its registered status and OCI error JSON;
+ * fastify's own 4xx errors keep their status; anything else is a 500, logged with its stack.
+ * HEAD responses carry no body.
+ */
+export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
+  let status: number;
+  let body: OciErrorBody;
+  if (error instanceof RegistryError) {
+    status = error.status;
+    body = errorBody(error.code, error.message, error.detail);
+    for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
+    if (status >= 500) request.log.error({ err: error }, 'registry error');
+  } else if (isClientAbort(error, request)) {
+    request.log.info({ err: { message: error.message } }, 'client aborted the request');
+    status = 400;
+    body = errorBody('BLOB_UPLOAD_INVALID', 'the request body ended early (client aborted)');
+  } else if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    status = error.statusCode;
+    const code: string = status === 413 ? 'SIZE_INVALID' : status === 404 ? 'NOT_FOUND' : 'UNSUPPORTED';
+    body = errorBody(code, error.message);
+  } else {
+    request.log.error({ err: error }, 'unhandled error');
+    status = 500;
+    body = errorBody('UNKNOWN', ERROR_CODES.UNKNOWN.message);
+  }
+  reply.code(status);
+  reply.removeHeader('content-length');
+  if (request.method === 'HEAD') {
+    reply.header('content-length', '0');
+    reply.send();
+    return;
+  }
+  reply.type('application/json; charset=utf-8').send(body);
+}

@@ -1,0 +1,72 @@
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { type Config, parseListen, sqlitePath, storagePath } from './config/schema.ts';
+import { Registry } from './core/registry.ts';
+import { buildApp } from './http/app.ts';
+import { openSqliteStore } from './metadata/sql/sqlite.ts';
+import type { MetadataStore } from './metadata/metadata-store.ts';
+import { FsBlobStore } from './storage/fs.ts';
+import type { BlobStore } from './storage/blob-store.ts';
+
+export interface Berth {
+  app: FastifyInstance;
+  registry: Registry;
+  meta: MetadataStore;
+  store: BlobStore;
+  /** Stops accepting requests, waits for in-flight ones, closes the stores. */
+  close(): Promise<void>;
+}
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return pino({
+    level: config.logLevel,
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'], censor: '[redacted]' },
+  });
+}
+
+/** Composition root: config → stores → core → HTTP app. Does not listen. */
+export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
+  const fsStore = new FsBlobStore(storagePath(config));
+  await fsStore.init();
+  const meta = await openSqliteStore(sqlitePath(config));
+  const registry = new Registry(meta, fsStore);
+  const app = buildApp(registry, {
+    logger: logger === false ? false : logger,
+    readiness: [() => meta.ping(), async () => void (await fsStore.listUploads())],
+  });
+
+  const expireMs = config.uploads.expireAfterSeconds * 1000;
+  const sweep = setInterval(
+    () => {
+      registry.uploads.expire(Date.now() - expireMs).catch((e: unknown) => {
+        if (logger) logger.error({ err: e }, 'expiring stale uploads failed');
+      });
+    },
+    Math.min(expireMs, 3600_000),
+  );
+  sweep.unref();
+
+  let closed = false;
+  return {
+    app,
+    registry,
+    meta,
+    store: fsStore,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(sweep);
+      await app.close();
+      await meta.close();
+    },
+  };
+}
+
+/** Starts Berth and listens; resolves with the bound address. */
+export async function serve(config: Config, logger: Logger): Promise<{ berth: Berth; address: string }> {
+  const berth = await createBerth(config, logger);
+  const { host, port } = parseListen(config.listen);
+  const address = await berth.app.listen({ host, port });
+  logger.warn('access control is not configured in this version: every client has anonymous full access (pull, push, delete)');
+  return { berth, address };
+}

@@ -1,0 +1,112 @@
+import type { ImageName } from '../core/names.ts';
+
+export interface ImageRecord {
+  id: number;
+  name: string;
+  repositoryId: number;
+}
+
+export interface BlobRecord {
+  digest: string;
+  size: number;
+}
+
+export interface UploadRecord {
+  id: string;
+  imageId: number;
+  startedAt: number;
+}
+
+export interface ManifestRecord {
+  id: number;
+  imageId: number;
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  subjectDigest: string | null;
+  size: number;
+  payload: Buffer;
+  annotations: Record<string, string> | null;
+  createdAt: number;
+}
+
+export interface ReferrerRecord {
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  size: number;
+  annotations: Record<string, string> | null;
+}
+
+export type RefKind = 'config' | 'layer' | 'manifest' | 'subject';
+
+export interface SaveManifestInput {
+  imageId: number;
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  subjectDigest: string | null;
+  configDigest: string | null;
+  payload: Buffer;
+  annotations: Record<string, string> | null;
+  refs: { digest: string; kind: RefKind }[];
+  /** Blobs that must be linked to the image, with the size each descriptor claims. */
+  requireBlobs: { digest: string; size: number }[];
+  /** Manifests that must exist in the image, with the size each descriptor claims. */
+  requireManifests: { digest: string; size: number }[];
+  /** Tag to point at the manifest, if pushed by tag. */
+  tag: string | null;
+}
+
+export type SaveManifestResult =
+  | { ok: true }
+  | { ok: false; missing: string[]; sizeMismatch: { digest: string; expected: number; actual: number }[] };
+
+export interface Page {
+  limit: number;
+  after?: string;
+}
+
+/**
+ * Everything but blob bytes, in SQL (DESIGN.md §3). Rows, not OCI meaning: `core` validates.
+ * Every method is atomic; when its promise resolves, the change is durable.
+ * Contract checked by test/suites/metadata-suite.ts against every dialect.
+ */
+export interface MetadataStore {
+  findImage(name: string): Promise<ImageRecord | undefined>;
+  /** Finds or creates the owner, repository and image of `name`. */
+  ensureImage(name: ImageName): Promise<ImageRecord>;
+  /** Image names in lexical order, after `after`. */
+  listImageNames(page: Page): Promise<string[]>;
+
+  findBlob(digest: string): Promise<BlobRecord | undefined>;
+  /** A blob only if linked to the image. */
+  findImageBlob(imageId: number, digest: string): Promise<BlobRecord | undefined>;
+  /** Records a stored blob (idempotent) and links it to the image. */
+  saveBlob(imageId: number, digest: string, size: number): Promise<void>;
+  /** Unlinks a blob from an image; false when it was not linked. */
+  removeImageBlob(imageId: number, digest: string): Promise<boolean>;
+
+  saveUpload(upload: UploadRecord): Promise<void>;
+  findUpload(id: string): Promise<UploadRecord | undefined>;
+  removeUpload(id: string): Promise<void>;
+  listUploadsStartedBefore(time: number): Promise<UploadRecord[]>;
+
+  findManifest(imageId: number, digest: string): Promise<ManifestRecord | undefined>;
+  findTaggedManifest(imageId: number, tag: string): Promise<ManifestRecord | undefined>;
+  /**
+   * In one transaction: checks that every required blob and manifest exists in the image with
+   * the claimed size, then writes the manifest, its refs and the tag. Nothing is written when
+   * a check fails.
+   */
+  saveManifest(input: SaveManifestInput): Promise<SaveManifestResult>;
+  /** Removes a manifest, its refs and every tag pointing at it; false when absent. */
+  removeManifest(imageId: number, digest: string): Promise<boolean>;
+  removeTag(imageId: number, tag: string): Promise<boolean>;
+  listTags(imageId: number, page: Page): Promise<string[]>;
+  listReferrers(imageId: number, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]>;
+
+  /** Whether the store answers (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,112 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** Migrations in code, named so they sort in order. Never edit one that has shipped. */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const id = dialect === 'postgres' ? 'bigserial' : 'integer';
+  const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
+  return {
+    '0001_registry_core': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('owners')
+          .addColumn('id', sql.raw(id), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('repositories')
+          .addColumn('id', sql.raw(id), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('owner_id', 'bigint', (c) => c.notNull().references('owners.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('visibility', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('repositories_owner_name', ['owner_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('images')
+          .addColumn('id', sql.raw(id), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('blobs')
+          .addColumn('digest', 'text', (c) => c.primaryKey())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('image_blobs')
+          .addColumn('image_id', 'bigint', (c) => c.notNull().references('images.id').onDelete('cascade'))
+          .addColumn('digest', 'text', (c) => c.notNull().references('blobs.digest'))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('image_blobs_pk', ['image_id', 'digest'])
+          .execute();
+        await db.schema.createIndex('image_blobs_digest').on('image_blobs').column('digest').execute();
+        await db.schema
+          .createTable('manifests')
+          .addColumn('id', sql.raw(id), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('image_id', 'bigint', (c) => c.notNull().references('images.id').onDelete('cascade'))
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('media_type', 'text', (c) => c.notNull())
+          .addColumn('artifact_type', 'text')
+          .addColumn('subject_digest', 'text')
+          .addColumn('config_digest', 'text')
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('payload', sql.raw(bytes), (c) => c.notNull())
+          .addColumn('annotations', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('manifests_image_digest', ['image_id', 'digest'])
+          .execute();
+        await db.schema.createIndex('manifests_subject').on('manifests').columns(['image_id', 'subject_digest']).execute();
+        await db.schema
+          .createTable('manifest_refs')
+          .addColumn('manifest_id', 'bigint', (c) => c.notNull().references('manifests.id').onDelete('cascade'))
+          .addColumn('child_digest', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('manifest_refs_manifest').on('manifest_refs').column('manifest_id').execute();
+        await db.schema.createIndex('manifest_refs_child').on('manifest_refs').column('child_digest').execute();
+        await db.schema
+          .createTable('tags')
+          .addColumn('image_id', 'bigint', (c) => c.notNull().references('images.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('manifest_id', 'bigint', (c) => c.notNull().references('manifests.id').onDelete('cascade'))
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('tags_pk', ['image_id', 'name'])
+          .execute();
+        await db.schema.createIndex('tags_manifest').on('tags').column('manifest_id').execute();
+        await db.schema
+          .createTable('uploads')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('image_id', 'bigint', (c) => c.notNull().references('images.id').onDelete('cascade'))
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}
+
+export function createMigrator(db: Kysely<any>, dialect: Dialect): Migrator {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  return new Migrator({ db, provider, migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
+}
+
+/** Applies pending migrations; refuses a database migrated by a newer Berth. */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
+  const migrator = createMigrator(db, dialect);
+  const { error, results } = await migrator.migrateToLatest();
+  for (const r of results ?? []) {
+    if (r.status === 'Error') throw new Error(`migration ${r.migrationName} failed`);
+  }
+  if (error) {
+    if (error instanceof Error && /corrupted migrations/.test(error.message)) {
+      throw new Error(`the database was migrated by a newer Berth (${error.message}); upgrade Berth`);
+    }
+    throw error instanceof Error ? error : new Error(String(error));
+  }
+}

@@ -1,0 +1,24 @@
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Database } from './schema.ts';
+import { migrateToLatest } from './migrations.ts';
+import { SqlMetadataStore } from './store.ts';
+
+/**
+ * Opens the embedded SQLite database. WAL mode with synchronous=FULL: every commit is fsynced
+ * before its promise resolves, so an acknowledged write survives a process crash and a power
+ * loss.
+ */
+export async function openSqliteStore(file: string): Promise<SqlMetadataStore> {
+  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+  const sqlite = new SQLite(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await migrateToLatest(db, 'sqlite');
+  return new SqlMetadataStore(db, 'sqlite');
+}

@@ -1,0 +1,298 @@
+import { type Kysely, type Selectable } from 'kysely';
+import type { ImageName } from '../../core/names.ts';
+import type {
+  BlobRecord,
+  ImageRecord,
+  ManifestRecord,
+  MetadataStore,
+  Page,
+  ReferrerRecord,
+  SaveManifestInput,
+  SaveManifestResult,
+  UploadRecord,
+} from '../metadata-store.ts';
+import type { Database } from './schema.ts';
+import type { Dialect } from './migrations.ts';
+
+type ManifestRow = Selectable<Database['manifests']>;
+
+function toManifest(r: ManifestRow): ManifestRecord {
+  return {
+    id: Number(r.id),
+    imageId: Number(r.image_id),
+    digest: r.digest,
+    mediaType: r.media_type,
+    artifactType: r.artifact_type,
+    subjectDigest: r.subject_digest,
+    size: Number(r.size),
+    payload: Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload),
+    annotations: r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : null,
+    createdAt: Number(r.created_at),
+  };
+}
+
+/** The one Kysely implementation of MetadataStore, for SQLite and PostgreSQL. */
+export class SqlMetadataStore implements MetadataStore {
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly dialect: Dialect,
+  ) {}
+
+  async findImage(name: string): Promise<ImageRecord | undefined> {
+    const r = await this.db.selectFrom('images').select(['id', 'name', 'repository_id']).where('name', '=', name).executeTakeFirst();
+    return r && { id: Number(r.id), name: r.name, repositoryId: Number(r.repository_id) };
+  }
+
+  async ensureImage(name: ImageName): Promise<ImageRecord> {
+    const found = await this.findImage(name.full);
+    if (found) return found;
+    const now = Date.now();
+    return this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('owners')
+        .values({ name: name.owner, kind: 'user', created_at: now })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      const owner = await trx.selectFrom('owners').select('id').where('name', '=', name.owner).executeTakeFirstOrThrow();
+      await trx
+        .insertInto('repositories')
+        .values({ owner_id: owner.id, name: name.repository, visibility: 'private', description: '', created_at: now })
+        .onConflict((oc) => oc.columns(['owner_id', 'name']).doNothing())
+        .execute();
+      const repo = await trx
+        .selectFrom('repositories')
+        .select('id')
+        .where('owner_id', '=', owner.id)
+        .where('name', '=', name.repository)
+        .executeTakeFirstOrThrow();
+      await trx
+        .insertInto('images')
+        .values({ repository_id: repo.id, name: name.full, created_at: now })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      const img = await trx.selectFrom('images').select(['id', 'name', 'repository_id']).where('name', '=', name.full).executeTakeFirstOrThrow();
+      return { id: Number(img.id), name: img.name, repositoryId: Number(img.repository_id) };
+    });
+  }
+
+  async listImageNames(page: Page): Promise<string[]> {
+    let q = this.db.selectFrom('images').select('name').orderBy('name').limit(page.limit);
+    if (page.after !== undefined) q = q.where('name', '>', page.after);
+    return (await q.execute()).map((r) => r.name);
+  }
+
+  async findBlob(digest: string): Promise<BlobRecord | undefined> {
+    const r = await this.db.selectFrom('blobs').select(['digest', 'size']).where('digest', '=', digest).executeTakeFirst();
+    return r && { digest: r.digest, size: Number(r.size) };
+  }
+
+  async findImageBlob(imageId: number, digest: string): Promise<BlobRecord | undefined> {
+    const r = await this.db
+      .selectFrom('image_blobs')
+      .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
+      .select(['blobs.digest', 'blobs.size'])
+      .where('image_blobs.image_id', '=', imageId)
+      .where('image_blobs.digest', '=', digest)
+      .executeTakeFirst();
+    return r && { digest: r.digest, size: Number(r.size) };
+  }
+
+  async saveBlob(imageId: number, digest: string, size: number): Promise<void> {
+    const now = Date.now();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('blobs')
+        .values({ digest, size, created_at: now })
+        .onConflict((oc) => oc.column('digest').doNothing())
+        .execute();
+      await trx
+        .insertInto('image_blobs')
+        .values({ image_id: imageId, digest, created_at: now })
+        .onConflict((oc) => oc.columns(['image_id', 'digest']).doNothing())
+        .execute();
+    });
+  }
+
+  async removeImageBlob(imageId: number, digest: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('image_blobs').where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async saveUpload(u: UploadRecord): Promise<void> {
+    await this.db.insertInto('uploads').values({ id: u.id, image_id: u.imageId, started_at: u.startedAt }).execute();
+  }
+
+  async findUpload(id: string): Promise<UploadRecord | undefined> {
+    const r = await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && { id: r.id, imageId: Number(r.image_id), startedAt: Number(r.started_at) };
+  }
+
+  async removeUpload(id: string): Promise<void> {
+    await this.db.deleteFrom('uploads').where('id', '=', id).execute();
+  }
+
+  async listUploadsStartedBefore(time: number): Promise<UploadRecord[]> {
+    const rows = await this.db.selectFrom('uploads').selectAll().where('started_at', '<', time).execute();
+    return rows.map((r) => ({ id: r.id, imageId: Number(r.image_id), startedAt: Number(r.started_at) }));
+  }
+
+  async findManifest(imageId: number, digest: string): Promise<ManifestRecord | undefined> {
+    const r = await this.db.selectFrom('manifests').selectAll().where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
+    return r && toManifest(r);
+  }
+
+  async findTaggedManifest(imageId: number, tag: string): Promise<ManifestRecord | undefined> {
+    const r = await this.db
+      .selectFrom('tags')
+      .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+      .selectAll('manifests')
+      .where('tags.image_id', '=', imageId)
+      .where('tags.name', '=', tag)
+      .executeTakeFirst();
+    return r && toManifest(r);
+  }
+
+  async saveManifest(m: SaveManifestInput): Promise<SaveManifestResult> {
+    const now = Date.now();
+    return this.db.transaction().execute(async (trx): Promise<SaveManifestResult> => {
+      const missing: string[] = [];
+      const sizeMismatch: { digest: string; expected: number; actual: number }[] = [];
+      const blobDigests = [...new Set(m.requireBlobs.map((b) => b.digest))];
+      if (blobDigests.length) {
+        const found = new Map<string, number>();
+        for (const chunk of chunks(blobDigests, 500)) {
+          const rows = await trx
+            .selectFrom('image_blobs')
+            .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
+            .select(['blobs.digest', 'blobs.size'])
+            .where('image_blobs.image_id', '=', m.imageId)
+            .where('image_blobs.digest', 'in', chunk)
+            .execute();
+          for (const r of rows) found.set(r.digest, Number(r.size));
+        }
+        for (const b of m.requireBlobs) {
+          const size = found.get(b.digest);
+          if (size === undefined) missing.push(b.digest);
+          else if (size !== b.size) sizeMismatch.push({ digest: b.digest, expected: b.size, actual: size });
+        }
+      }
+      const manifestDigests = [...new Set(m.requireManifests.map((b) => b.digest))];
+      if (manifestDigests.length) {
+        const found = new Map<string, number>();
+        for (const chunk of chunks(manifestDigests, 500)) {
+          const rows = await trx
+            .selectFrom('manifests')
+            .select(['digest', 'size'])
+            .where('image_id', '=', m.imageId)
+            .where('digest', 'in', chunk)
+            .execute();
+          for (const r of rows) found.set(r.digest, Number(r.size));
+        }
+        for (const b of m.requireManifests) {
+          const size = found.get(b.digest);
+          if (size === undefined) missing.push(b.digest);
+          else if (size !== b.size) sizeMismatch.push({ digest: b.digest, expected: b.size, actual: size });
+        }
+      }
+      if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
+
+      let manifestId: number;
+      const existing = await trx
+        .selectFrom('manifests')
+        .select('id')
+        .where('image_id', '=', m.imageId)
+        .where('digest', '=', m.digest)
+        .executeTakeFirst();
+      if (existing) {
+        manifestId = Number(existing.id);
+      } else {
+        const ins = await trx
+          .insertInto('manifests')
+          .values({
+            image_id: m.imageId,
+            digest: m.digest,
+            media_type: m.mediaType,
+            artifact_type: m.artifactType,
+            subject_digest: m.subjectDigest,
+            config_digest: m.configDigest,
+            size: m.payload.length,
+            payload: m.payload,
+            annotations: m.annotations ? JSON.stringify(m.annotations) : null,
+            created_at: now,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        manifestId = Number(ins.id);
+        if (m.refs.length) {
+          for (const chunk of chunks(m.refs, 200)) {
+            await trx
+              .insertInto('manifest_refs')
+              .values(chunk.map((r) => ({ manifest_id: manifestId, child_digest: r.digest, kind: r.kind })))
+              .execute();
+          }
+        }
+      }
+      if (m.tag !== null) {
+        await trx
+          .insertInto('tags')
+          .values({ image_id: m.imageId, name: m.tag, manifest_id: manifestId, updated_at: now })
+          .onConflict((oc) => oc.columns(['image_id', 'name']).doUpdateSet({ manifest_id: manifestId, updated_at: now }))
+          .execute();
+      }
+      return { ok: true };
+    });
+  }
+
+  async removeManifest(imageId: number, digest: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('manifests').select('id').where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
+      if (!row) return false;
+      await trx.deleteFrom('tags').where('manifest_id', '=', row.id).execute();
+      await trx.deleteFrom('manifest_refs').where('manifest_id', '=', row.id).execute();
+      await trx.deleteFrom('manifests').where('id', '=', row.id).execute();
+      return true;
+    });
+  }
+
+  async removeTag(imageId: number, tag: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('tags').where('image_id', '=', imageId).where('name', '=', tag).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async listTags(imageId: number, page: Page): Promise<string[]> {
+    let q = this.db.selectFrom('tags').select('name').where('image_id', '=', imageId).orderBy('name').limit(page.limit);
+    if (page.after !== undefined) q = q.where('name', '>', page.after);
+    return (await q.execute()).map((r) => r.name);
+  }
+
+  async listReferrers(imageId: number, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]> {
+    let q = this.db
+      .selectFrom('manifests')
+      .select(['digest', 'media_type', 'artifact_type', 'size', 'annotations'])
+      .where('image_id', '=', imageId)
+      .where('subject_digest', '=', subjectDigest)
+      .orderBy('created_at')
+      .orderBy('id');
+    if (artifactType !== undefined) q = q.where('artifact_type', '=', artifactType);
+    const rows = await q.execute();
+    return rows.map((r) => ({
+      digest: r.digest,
+      mediaType: r.media_type,
+      artifactType: r.artifact_type,
+      size: Number(r.size),
+      annotations: r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : null,
+    }));
+  }
+
+  async ping(): Promise<void> {
+    await this.db.selectFrom('berth_migrations' as never).select((eb) => eb.lit(1).as('one')).limit(1).execute();
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
+
+function* chunks<T>(items: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}

@@ -1,0 +1,54 @@
+import type { Readable } from 'node:stream';
+
+/** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Content-addressed bytes, and the temporary data of upload sessions. Knows nothing of OCI
+ * names, manifests or access: `core` decides what a digest means and who may read it.
+ *
+ * Contract (checked by test/suites/storage-suite.ts against every driver):
+ * - Blobs are immutable and keyed by digest (`alg:hex`); `commitUpload` of a digest that is
+ *   already stored succeeds and drops the upload's data (idempotent, dedupe).
+ * - When `commitUpload` resolves, the blob is durable (survives a crash or power loss) and
+ *   complete; before it resolves, nothing is visible under the digest.
+ * - `appendUpload` is all-or-nothing: when the source fails, the upload is left at its size
+ *   before the call.
+ * - Methods reject with `BlobNotFoundError` for a missing blob or upload.
+ */
+export interface BlobStore {
+  /** Size of a stored blob, or undefined when absent. */
+  stat(digest: string): Promise<{ size: number } | undefined>;
+  /** A stream of the blob's bytes, or of the inclusive range. */
+  read(digest: string, range?: ByteRange): Promise<Readable>;
+  /** Removes a blob; resolves also when it was absent. */
+  delete(digest: string): Promise<void>;
+
+  /** Creates empty temporary data for a new upload session. */
+  createUpload(id: string): Promise<void>;
+  /** Current size of an upload's data, or undefined when the upload does not exist. */
+  uploadSize(id: string): Promise<number | undefined>;
+  /**
+   * Appends every chunk of `source` to the upload, which must currently hold exactly `offset`
+   * bytes. Resolves with the new size. On failure the upload is truncated back to `offset`.
+   */
+  appendUpload(id: string, offset: number, source: AsyncIterable<Buffer>): Promise<number>;
+  /** Streams the upload's data so far (used to resume a hash). */
+  readUpload(id: string): Promise<Readable>;
+  /** Makes the upload's data durable as blob `digest` and removes the upload. */
+  commitUpload(id: string, digest: string): Promise<void>;
+  /** Removes an upload's data; resolves also when it was absent. */
+  removeUpload(id: string): Promise<void>;
+  /** Upload ids with data in the store (for cleaning up expired sessions). */
+  listUploads(): Promise<string[]>;
+}
+
+export class BlobNotFoundError extends Error {
+  constructor(what: string) {
+    super(`${what} not found`);
+    this.name = 'BlobNotFoundError';
+  }
+}

@@ -1,0 +1,176 @@
+import { createWriteStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BlobNotFoundError, type BlobStore, type ByteRange } from './blob-store.ts';
+
+const HIGH_WATER_MARK = 1024 * 1024;
+
+/**
+ * The filesystem driver. Layout under `root`:
+ *
+ *   root/
+ *     blobs/<alg>/<first two hex>/<hex>     committed blobs, immutable
+ *     uploads/<upload id>                    data of an open upload session
+ *
+ * Commit = fsync the upload file, rename it into place (atomic on one filesystem), fsync the
+ * directory. A crash leaves either the upload file or the complete blob, never a partial blob.
+ */
+export class FsBlobStore implements BlobStore {
+  private readonly blobsDir: string;
+  private readonly uploadsDir: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.blobsDir = path.join(root, 'blobs');
+    this.uploadsDir = path.join(root, 'uploads');
+  }
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.blobsDir, { recursive: true });
+    await fsp.mkdir(this.uploadsDir, { recursive: true });
+  }
+
+  private blobPath(digest: string): string {
+    const i = digest.indexOf(':');
+    const alg = digest.slice(0, i);
+    const hex = digest.slice(i + 1);
+    if (i <= 0 || !/^[a-z0-9]+$/.test(alg) || !/^[a-f0-9]{2,}$/.test(hex)) throw new Error(`bad digest for storage: ${digest}`);
+    return path.join(this.blobsDir, alg, hex.slice(0, 2), hex);
+  }
+
+  private uploadPath(id: string): string {
+    if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new Error(`bad upload id for storage: ${id}`);
+    return path.join(this.uploadsDir, id);
+  }
+
+  async stat(digest: string): Promise<{ size: number } | undefined> {
+    try {
+      const st = await fsp.stat(this.blobPath(digest));
+      return { size: st.size };
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async read(digest: string, range?: ByteRange): Promise<Readable> {
+    return openRead(this.blobPath(digest), `blob ${digest}`, range);
+  }
+
+  async delete(digest: string): Promise<void> {
+    await fsp.rm(this.blobPath(digest), { force: true });
+  }
+
+  async createUpload(id: string): Promise<void> {
+    const fh = await fsp.open(this.uploadPath(id), 'wx');
+    await fh.close();
+  }
+
+  async uploadSize(id: string): Promise<number | undefined> {
+    try {
+      return (await fsp.stat(this.uploadPath(id))).size;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async appendUpload(id: string, offset: number, source: AsyncIterable<Buffer>): Promise<number> {
+    const file = this.uploadPath(id);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(file, 'r+');
+    } catch (e) {
+      if (isNotFound(e)) throw new BlobNotFoundError(`upload ${id}`);
+      throw e;
+    }
+    try {
+      const { size } = await fh.stat();
+      if (size !== offset) throw new Error(`upload ${id} holds ${size} bytes, expected ${offset}`);
+      const out = createWriteStream('', { fd: fh, start: offset, highWaterMark: HIGH_WATER_MARK, autoClose: false });
+      try {
+        await pipeline(source, out);
+      } catch (e) {
+        await fh.truncate(offset);
+        throw e;
+      }
+      return offset + out.bytesWritten;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async readUpload(id: string): Promise<Readable> {
+    return openRead(this.uploadPath(id), `upload ${id}`);
+  }
+
+  async commitUpload(id: string, digest: string): Promise<void> {
+    const src = this.uploadPath(id);
+    const dst = this.blobPath(digest);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(src, 'r');
+    } catch (e) {
+      if (isNotFound(e)) throw new BlobNotFoundError(`upload ${id}`);
+      throw e;
+    }
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const dir = path.dirname(dst);
+    if (!this.knownDirs.has(dir)) {
+      await fsp.mkdir(dir, { recursive: true });
+      await fsyncDir(path.dirname(dir));
+      this.knownDirs.add(dir);
+    }
+    // rename over an existing identical blob is harmless: same digest, same bytes.
+    await fsp.rename(src, dst);
+    await fsyncDir(dir);
+  }
+
+  async removeUpload(id: string): Promise<void> {
+    await fsp.rm(this.uploadPath(id), { force: true });
+  }
+
+  async listUploads(): Promise<string[]> {
+    try {
+      return await fsp.readdir(this.uploadsDir);
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
+  }
+}
+
+async function openRead(file: string, what: string, range?: ByteRange): Promise<Readable> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, 'r');
+  } catch (e) {
+    if (isNotFound(e)) throw new BlobNotFoundError(what);
+    throw e;
+  }
+  return fh.createReadStream({
+    start: range?.start,
+    end: range?.end,
+    highWaterMark: HIGH_WATER_MARK,
+  }) as unknown as Readable;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
