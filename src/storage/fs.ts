@@ -79,27 +79,17 @@ export class FsBlobStore implements BlobStore {
 
   async appendUpload(id: string, offset: number, source: AsyncIterable<Buffer>): Promise<number> {
     const file = this.uploadPath(id);
-    let fh: fsp.FileHandle;
+    const size = await this.uploadSize(id);
+    if (size === undefined) throw new BlobNotFoundError(`upload ${id}`);
+    if (size !== offset) throw new Error(`upload ${id} holds ${size} bytes, expected ${offset}`);
+    const out = createWriteStream(file, { flags: 'r+', start: offset, highWaterMark: HIGH_WATER_MARK });
     try {
-      fh = await fsp.open(file, 'r+');
+      await pipeline(source, out);
     } catch (e) {
-      if (isNotFound(e)) throw new BlobNotFoundError(`upload ${id}`);
+      await fsp.truncate(file, offset).catch(() => undefined);
       throw e;
     }
-    try {
-      const { size } = await fh.stat();
-      if (size !== offset) throw new Error(`upload ${id} holds ${size} bytes, expected ${offset}`);
-      const out = createWriteStream('', { fd: fh, start: offset, highWaterMark: HIGH_WATER_MARK, autoClose: false });
-      try {
-        await pipeline(source, out);
-      } catch (e) {
-        await fh.truncate(offset);
-        throw e;
-      }
-      return offset + out.bytesWritten;
-    } finally {
-      await fh.close();
-    }
+    return offset + out.bytesWritten;
   }
 
   async readUpload(id: string): Promise<Readable> {

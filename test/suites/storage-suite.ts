@@ -1,0 +1,137 @@
+/**
+ * The BlobStore contract (src/storage/blob-store.ts), run once per driver:
+ *   runStorageSuite('fs', async () => ({ store, cleanup }))
+ * Every test starts from an empty store and checks that nothing is left behind.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { BlobNotFoundError, type BlobStore } from '../../src/storage/blob-store.ts';
+
+export interface StorageFixture {
+  store: BlobStore;
+  cleanup(): Promise<void>;
+}
+
+function sha256(b: Buffer): string {
+  return `sha256:${createHash('sha256').update(b).digest('hex')}`;
+}
+
+async function* chunksOf(b: Buffer, size = 7777): AsyncGenerator<Buffer> {
+  for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+}
+
+async function readAll(s: AsyncIterable<unknown>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of s) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+export function runStorageSuite(driver: string, open: () => Promise<StorageFixture>): void {
+  describe(`BlobStore contract: ${driver}`, () => {
+    const withStore = (name: string, fn: (store: BlobStore) => Promise<void>) =>
+      test(name, async () => {
+        const fx = await open();
+        try {
+          await fn(fx.store);
+        } finally {
+          await fx.cleanup();
+        }
+      });
+
+    withStore('an upload appended in chunks commits to a readable blob', async (store) => {
+      const data = randomBytes(100_000);
+      const digest = sha256(data);
+      await store.createUpload('u1');
+      assert.equal(await store.uploadSize('u1'), 0);
+      let size = await store.appendUpload('u1', 0, chunksOf(data.subarray(0, 40_000)));
+      assert.equal(size, 40_000);
+      size = await store.appendUpload('u1', size, chunksOf(data.subarray(40_000)));
+      assert.equal(size, 100_000);
+      assert.deepEqual(await readAll(await store.readUpload('u1')), data);
+      assert.equal(await store.stat(digest), undefined, 'nothing visible before commit');
+      await store.commitUpload('u1', digest);
+      assert.deepEqual(await store.stat(digest), { size: 100_000 });
+      assert.deepEqual(await readAll(await store.read(digest)), data);
+      assert.equal(await store.uploadSize('u1'), undefined, 'upload gone after commit');
+      assert.deepEqual(await store.listUploads(), []);
+      await store.delete(digest);
+    });
+
+    withStore('ranged reads return exactly the inclusive range', async (store) => {
+      const data = randomBytes(5000);
+      const digest = sha256(data);
+      await store.createUpload('r');
+      await store.appendUpload('r', 0, chunksOf(data));
+      await store.commitUpload('r', digest);
+      assert.deepEqual(await readAll(await store.read(digest, { start: 0, end: 0 })), data.subarray(0, 1));
+      assert.deepEqual(await readAll(await store.read(digest, { start: 100, end: 4999 })), data.subarray(100));
+      assert.deepEqual(await readAll(await store.read(digest, { start: 1234, end: 2345 })), data.subarray(1234, 2346));
+      await store.delete(digest);
+    });
+
+    withStore('a failing source leaves the upload at its previous size', async (store) => {
+      await store.createUpload('f');
+      await store.appendUpload('f', 0, chunksOf(Buffer.from('hello ')));
+      async function* failing(): AsyncGenerator<Buffer> {
+        yield Buffer.from('partial data');
+        throw new Error('client went away');
+      }
+      await assert.rejects(store.appendUpload('f', 6, failing()), /client went away/);
+      assert.equal(await store.uploadSize('f'), 6);
+      assert.deepEqual(await readAll(await store.readUpload('f')), Buffer.from('hello '));
+      await store.removeUpload('f');
+      assert.equal(await store.uploadSize('f'), undefined);
+    });
+
+    withStore('appending at the wrong offset is refused and changes nothing', async (store) => {
+      await store.createUpload('o');
+      await store.appendUpload('o', 0, chunksOf(Buffer.from('abc')));
+      await assert.rejects(store.appendUpload('o', 1, chunksOf(Buffer.from('zzz'))));
+      assert.equal(await store.uploadSize('o'), 3);
+      await store.removeUpload('o');
+    });
+
+    withStore('committing a digest that already exists is idempotent (dedupe)', async (store) => {
+      const data = Buffer.from('same bytes twice');
+      const digest = sha256(data);
+      for (const id of ['d1', 'd2']) {
+        await store.createUpload(id);
+        await store.appendUpload(id, 0, chunksOf(data));
+        await store.commitUpload(id, digest);
+      }
+      assert.deepEqual(await readAll(await store.read(digest)), data);
+      assert.deepEqual(await store.listUploads(), []);
+      await store.delete(digest);
+    });
+
+    withStore('missing blobs and uploads are reported as BlobNotFoundError', async (store) => {
+      const digest = sha256(Buffer.from('never stored'));
+      assert.equal(await store.stat(digest), undefined);
+      await assert.rejects(store.read(digest), BlobNotFoundError);
+      await assert.rejects(store.readUpload('nope'), BlobNotFoundError);
+      await assert.rejects(store.appendUpload('nope', 0, chunksOf(Buffer.from('x'))), BlobNotFoundError);
+      await assert.rejects(store.commitUpload('nope', digest), BlobNotFoundError);
+      await store.delete(digest); // absent: resolves
+      await store.removeUpload('nope'); // absent: resolves
+    });
+
+    withStore('an empty blob can be stored and read', async (store) => {
+      const digest = sha256(Buffer.alloc(0));
+      await store.createUpload('e');
+      await store.commitUpload('e', digest);
+      assert.deepEqual(await store.stat(digest), { size: 0 });
+      await store.delete(digest);
+      assert.equal(await store.stat(digest), undefined);
+    });
+
+    withStore('listUploads lists open uploads only', async (store) => {
+      await store.createUpload('a1');
+      await store.createUpload('a2');
+      assert.deepEqual((await store.listUploads()).sort(), ['a1', 'a2']);
+      await store.removeUpload('a1');
+      await store.removeUpload('a2');
+      assert.deepEqual(await store.listUploads(), []);
+    });
+  });
+}
