@@ -7,7 +7,11 @@ import { z } from 'zod';
 export const ConfigSchema = z
   .object({
     /** host:port or :port to listen on. */
-    listen: z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'listen must be HOST:PORT or :PORT').default(':5000'),
+    listen: z
+      .string()
+      .regex(/^(?:\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'listen must be HOST:PORT or :PORT')
+      .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'listen port must be at most 65535')
+      .default(':5000'),
     /** Folder for the SQLite database and the filesystem blob store. */
     data: z.string().min(1).default('./data'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -72,7 +76,12 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
     } catch (e) {
       throw new ConfigError(`cannot read config file ${opts.file}: ${(e as Error).message}`);
     }
-    const doc: unknown = parseYaml(text);
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (e) {
+      throw new ConfigError(`config file ${opts.file} is not valid YAML: ${(e as Error).message}`);
+    }
     if (doc !== null && doc !== undefined) {
       if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${opts.file} must be a YAML mapping`);
       raw = doc as Record<string, any>;

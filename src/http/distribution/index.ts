@@ -74,11 +74,13 @@ function pathOf(req: FastifyRequest): string | undefined {
 }
 
 export function distributionRoutes(app: FastifyInstance, registry: Registry): void {
-  app.addHook('onSend', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
     if (req.url.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    done();
   });
 
-  const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  // Returns the reply so fastify knows it was sent, even while a stream is still flowing.
+  const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const path = pathOf(req);
     if (path !== undefined) {
       for (const route of ROUTES) {
@@ -90,7 +92,7 @@ export function distributionRoutes(app: FastifyInstance, registry: Registry): vo
           throw new RegistryError('UNSUPPORTED', `${req.method} is not supported on this endpoint`);
         }
         await handler(registry, req, reply, m.slice(1));
-        return;
+        return reply;
       }
     }
     throw new RegistryError('NOT_FOUND', `no such endpoint: ${req.method} ${(req.raw.url ?? '').split('?')[0]!.slice(0, 200)}`);
