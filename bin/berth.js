@@ -1,7 +1,29 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx's loader: no build step between a clone
-// and `npx berth serve`.
-import { register } from 'tsx/esm/api';
+// The `berth` command. Runs the compiled JavaScript in dist/ (built by `npm ci` / `npm run
+// build`) when it is at least as new as every source file; otherwise runs the TypeScript
+// sources through tsx's loader, so a developer's edit is never shadowed by a stale build.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-register();
-await import('../src/cli/index.ts');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const built = path.join(root, 'dist', 'cli', 'index.js');
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+const srcDir = path.join(root, 'src');
+const useBuilt = existsSync(built) && (!existsSync(srcDir) || statSync(built).mtimeMs >= newestMtime(srcDir));
+if (useBuilt) {
+  await import(built);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli/index.ts');
+}
