@@ -36,14 +36,18 @@ export async function createBerth(config: Config, logger: Logger | false = false
   });
 
   const expireMs = config.uploads.expireAfterSeconds * 1000;
-  const sweep = setInterval(
-    () => {
-      registry.uploads.expire(Date.now() - expireMs).catch((e: unknown) => {
+  const expire = () => {
+    registry.uploads.expire(Date.now() - expireMs).then(
+      (n) => {
+        if (logger && n > 0) logger.info({ removed: n }, 'removed expired upload sessions');
+      },
+      (e: unknown) => {
         if (logger) logger.error({ err: e }, 'expiring stale uploads failed');
-      });
-    },
-    Math.min(expireMs, 3600_000),
-  );
+      },
+    );
+  };
+  expire(); // at start-up: also clears data left by a crash
+  const sweep = setInterval(expire, Math.min(expireMs, 3600_000));
   sweep.unref();
 
   let closed = false;

@@ -43,6 +43,8 @@ export function parseContentRange(header: string): ChunkRange {
 export class Uploads {
   private readonly hashes = new Map<string, HashState>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Upload data this process is writing without a session row (monolithic uploads, starts). */
+  private readonly active = new Set<string>();
 
   constructor(
     private readonly meta: MetadataStore,
@@ -54,8 +56,13 @@ export class Uploads {
   async start(name: string): Promise<UploadStatus> {
     const img = await this.images.ensure(name);
     const id = randomUUID();
-    await this.store.createUpload(id);
-    await this.meta.saveUpload({ id, imageId: img.id, startedAt: Date.now() });
+    this.active.add(id);
+    try {
+      await this.store.createUpload(id);
+      await this.meta.saveUpload({ id, imageId: img.id, startedAt: Date.now() });
+    } finally {
+      this.active.delete(id);
+    }
     this.hashes.set(id, { hash: newHash(), size: 0 });
     return { id, size: 0 };
   }
@@ -69,6 +76,7 @@ export class Uploads {
     const d = parseDigest(digest);
     const img = await this.images.ensure(name);
     const id = randomUUID();
+    this.active.add(id);
     await this.store.createUpload(id);
     try {
       const hash = newHash(d.algorithm);
@@ -78,6 +86,7 @@ export class Uploads {
       await this.commit(id, digest, size, img.id);
       return digest;
     } finally {
+      this.active.delete(id);
       await this.store.removeUpload(id);
     }
   }
@@ -154,7 +163,11 @@ export class Uploads {
     });
   }
 
-  /** Removes sessions started before `before` and stray upload data; returns how many. */
+  /**
+   * Removes sessions started before `before`, and upload data that has no session and is not
+   * being written by this process (left by a crash during a monolithic upload). Returns how
+   * many were removed.
+   */
   async expire(before: number): Promise<number> {
     const stale = await this.meta.listUploadsStartedBefore(before);
     for (const u of stale) {
@@ -162,7 +175,13 @@ export class Uploads {
       await this.store.removeUpload(u.id);
       this.hashes.delete(u.id);
     }
-    return stale.length;
+    let orphans = 0;
+    for (const id of await this.store.listUploads()) {
+      if (this.active.has(id) || (await this.meta.findUpload(id))) continue;
+      await this.store.removeUpload(id);
+      orphans++;
+    }
+    return stale.length + orphans;
   }
 
   private async find(name: string, id: string): Promise<UploadRecord> {
