@@ -36,6 +36,8 @@ export interface ParsedManifest {
   /** `artifactType`, or for an image manifest without one, its config media type. */
   artifactType: string | null;
   config: Descriptor | null;
+  /** Every layer descriptor, non-distributable ones included (image manifests only). */
+  layers: Descriptor[];
   /** Blobs that must exist in the image: config and distributable layers. */
   blobs: Descriptor[];
   /** Child manifests (index entries) that must exist in the image. */
@@ -163,6 +165,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
       mediaType,
       artifactType: artifactTypeField ?? config.mediaType,
       config,
+      layers,
       blobs,
       manifests: [],
       subject,
@@ -177,6 +180,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
       mediaType,
       artifactType: artifactTypeField ?? null,
       config: null,
+      layers: [],
       blobs: [],
       manifests,
       subject,

@@ -83,10 +83,7 @@ export class Manifests {
     const img = await this.images.ensure(name);
     const refs: { digest: string; kind: RefKind }[] = [];
     if (parsed.config) refs.push({ digest: parsed.config.digest, kind: 'config' });
-    if (parsed.kind === 'image') {
-      const doc = JSON.parse(payload.toString('utf8')) as { layers: { digest: string }[] };
-      for (const l of doc.layers) refs.push({ digest: l.digest, kind: 'layer' });
-    }
+    for (const l of parsed.layers) refs.push({ digest: l.digest, kind: 'layer' });
     for (const c of parsed.manifests) refs.push({ digest: c.digest, kind: 'manifest' });
     if (parsed.subject) refs.push({ digest: parsed.subject.digest, kind: 'subject' });
 
