@@ -36,7 +36,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
   });
 
   const expireMs = config.uploads.expireAfterSeconds * 1000;
-  const expire = () => {
+  const expire = () =>
     registry.uploads.expire(Date.now() - expireMs).then(
       (n) => {
         if (logger && n > 0) logger.info({ removed: n }, 'removed expired upload sessions');
@@ -45,9 +45,8 @@ export async function createBerth(config: Config, logger: Logger | false = false
         if (logger) logger.error({ err: e }, 'expiring stale uploads failed');
       },
     );
-  };
-  expire(); // at start-up: also clears data left by a crash
-  const sweep = setInterval(expire, Math.min(expireMs, 3600_000));
+  await expire(); // at start-up: also clears data left by a crash
+  const sweep = setInterval(() => void expire(), Math.min(expireMs, 3600_000));
   sweep.unref();
 
   let closed = false;
