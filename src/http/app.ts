@@ -23,6 +23,11 @@ export function buildApp(registry: Registry, opts: AppOptions = {}): FastifyInst
     routerOptions: { ignoreDuplicateSlashes: false },
     keepAliveTimeout: 65_000,
     requestTimeout: 0,
+    // Malformed URLs (bad percent-encoding) get OCI error JSON too, not fastify's own body.
+    frameworkErrors: (error, req, reply) => {
+      if (req.raw.url?.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+      handleError(error, req, reply);
+    },
   }) as unknown as FastifyInstance;
 
   // Bodies are never parsed by fastify: every handler that takes one streams `request.raw`.

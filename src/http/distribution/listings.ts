@@ -26,5 +26,6 @@ export async function listReferrers(registry: Registry, req: FastifyRequest, rep
   const artifactType = stringParam((req.query as Record<string, unknown>).artifactType);
   const index = await registry.manifests.referrers(name, digest, artifactType);
   if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
-  reply.type(OCI_INDEX).send(JSON.stringify(index));
+  // A Buffer, so fastify sends the media type exactly (no "; charset=utf-8" appended).
+  reply.type(OCI_INDEX).send(Buffer.from(JSON.stringify(index)));
 }

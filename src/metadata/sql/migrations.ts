@@ -88,6 +88,56 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_tenancy_and_access': {
+      async up(db: Kysely<any>) {
+        const pk = (c: any) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey());
+        await db.schema
+          .createTable('users')
+          .addColumn('id', sql.raw(id), pk)
+          .addColumn('username', 'text', (c) => c.notNull().unique())
+          .addColumn('owner_id', 'bigint', (c) => c.notNull().references('owners.id').onDelete('cascade'))
+          .addColumn('password_hash', 'text')
+          .addColumn('site_admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('email', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('memberships')
+          .addColumn('id', sql.raw(id), pk)
+          .addColumn('user_id', 'bigint', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('owner_id', 'bigint', (c) => c.references('owners.id').onDelete('cascade'))
+          .addColumn('repository_id', 'bigint', (c) => c.references('repositories.id').onDelete('cascade'))
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('memberships_user').on('memberships').column('user_id').execute();
+        await db.schema.createIndex('memberships_owner').on('memberships').columns(['owner_id', 'user_id']).execute();
+        await db.schema.createIndex('memberships_repository').on('memberships').columns(['repository_id', 'user_id']).execute();
+        await db.schema
+          .createTable('credentials')
+          .addColumn('id', sql.raw(id), pk)
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'bigint', (c) => c.references('users.id').onDelete('cascade'))
+          .addColumn('repository_id', 'bigint', (c) => c.references('repositories.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('prefix', 'text', (c) => c.notNull())
+          .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('download_limit', 'bigint')
+          .addColumn('download_count', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('revoked_at', 'bigint')
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('credentials_user').on('credentials').column('user_id').execute();
+        await db.schema.createIndex('credentials_repository').on('credentials').column('repository_id').execute();
+        await db.schema
+          .createTable('settings')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

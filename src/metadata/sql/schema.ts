@@ -30,4 +30,37 @@ export interface Database {
   manifest_refs: { manifest_id: number; child_digest: string; kind: string };
   tags: { image_id: number; name: string; manifest_id: number; updated_at: number };
   uploads: { id: string; image_id: number; started_at: number };
+  users: {
+    id: Generated<number>;
+    username: string;
+    owner_id: number;
+    password_hash: string | null;
+    site_admin: number;
+    email: string | null;
+    created_at: number;
+  };
+  memberships: {
+    id: Generated<number>;
+    user_id: number;
+    owner_id: number | null;
+    repository_id: number | null;
+    role: string;
+    created_at: number;
+  };
+  credentials: {
+    id: Generated<number>;
+    kind: string;
+    user_id: number | null;
+    repository_id: number | null;
+    name: string;
+    prefix: string;
+    secret_hash: string;
+    expires_at: number | null;
+    download_limit: number | null;
+    download_count: Generated<number>;
+    revoked_at: number | null;
+    last_used_at: number | null;
+    created_at: number;
+  };
+  settings: { key: string; value: string };
 }

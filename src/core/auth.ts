@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import { RegistryError } from './errors.ts';
+import type { Identity } from './access.ts';
+import { API_KEY_PREFIX, ENTITLEMENT_PREFIX, hashSecret, verifyPassword } from './secrets.ts';
+import type { AccessStore, CredentialRecord } from '../metadata/access-store.ts';
+
+const PASSWORD_CACHE_MS = 60_000;
+const TOUCH_INTERVAL_MS = 60_000;
+
+function unauthorized(message = 'invalid username or password'): RegistryError {
+  return new RegistryError('UNAUTHORIZED', message);
+}
+
+/**
+ * Turns credentials into an Identity (DESIGN.md §5):
+ * - username `token` or `OWNER/REPOSITORY` + an entitlement token → read-only on that repository;
+ * - a username + one of that user's API keys;
+ * - a username + password (argon2id). A successful check is remembered for a minute under a
+ *   SHA-256 of the pair, so Basic auth on every request does not pay argon2 each time.
+ * Revoked or expired credentials are refused. Throws UNAUTHORIZED; never says which part was
+ * wrong.
+ */
+export class Authenticator {
+  private readonly passwordCache = new Map<string, { identity: Identity; until: number }>();
+  private readonly touched = new Map<number, number>();
+
+  constructor(private readonly store: AccessStore) {}
+
+  async basic(username: string, password: string): Promise<Identity> {
+    if (!username || !password) throw unauthorized();
+    if (username === 'token' || username.includes('/') || password.startsWith(ENTITLEMENT_PREFIX)) {
+      return this.entitlement(username, password);
+    }
+    if (password.startsWith(API_KEY_PREFIX)) return this.apiKey(username, password);
+    const cacheKey = createHash('sha256').update(`${username}\0${password}`).digest('hex');
+    const hit = this.passwordCache.get(cacheKey);
+    if (hit && hit.until > Date.now()) return hit.identity;
+    const user = await this.store.findUserByName(username);
+    if (!user?.passwordHash) {
+      // Same cost as a real check, so timing does not reveal which usernames exist.
+      await verifyPassword(DUMMY_HASH, password);
+      throw unauthorized();
+    }
+    if (!(await verifyPassword(user.passwordHash, password))) throw unauthorized();
+    const identity: Identity = { kind: 'user', userId: user.id, username: user.username, siteAdmin: user.siteAdmin };
+    if (this.passwordCache.size > 10_000) this.passwordCache.clear();
+    this.passwordCache.set(cacheKey, { identity, until: Date.now() + PASSWORD_CACHE_MS });
+    return identity;
+  }
+
+  /** An API key alone (e.g. `Authorization: Bearer berth_k_…` on the management API). */
+  async apiKeyOnly(secret: string): Promise<Identity> {
+    return this.apiKey(undefined, secret);
+  }
+
+  /** Forgets cached password checks (after a password change). */
+  forgetPasswords(): void {
+    this.passwordCache.clear();
+  }
+
+  private async apiKey(username: string | undefined, secret: string): Promise<Identity> {
+    const cred = await this.store.findCredentialByHash(hashSecret(secret));
+    if (!cred || cred.kind !== 'api_key' || cred.userId === null || !live(cred)) throw unauthorized();
+    const user = await this.store.findUserById(cred.userId);
+    if (!user || (username !== undefined && username !== user.username)) throw unauthorized();
+    this.touch(cred);
+    return { kind: 'user', userId: user.id, username: user.username, siteAdmin: user.siteAdmin, apiKeyId: cred.id };
+  }
+
+  private async entitlement(username: string, secret: string): Promise<Identity> {
+    const cred = await this.store.findCredentialByHash(hashSecret(secret));
+    if (!cred || cred.kind !== 'entitlement' || cred.repositoryId === null || !live(cred)) throw unauthorized();
+    if (username !== 'token') {
+      const repo = await this.store.findRepositoryById(cred.repositoryId);
+      if (!repo || `${repo.owner}/${repo.name}` !== username) throw unauthorized();
+    }
+    if (cred.downloadLimit !== null && cred.downloadCount >= cred.downloadLimit) {
+      throw new RegistryError('DENIED', 'this token has reached its download limit');
+    }
+    this.touch(cred);
+    return { kind: 'entitlement', credentialId: cred.id, repositoryId: cred.repositoryId };
+  }
+
+  /** Records last use, at most once a minute per credential. */
+  private touch(cred: CredentialRecord): void {
+    const now = Date.now();
+    if ((this.touched.get(cred.id) ?? 0) > now - TOUCH_INTERVAL_MS) return;
+    this.touched.set(cred.id, now);
+    void this.store.touchCredential(cred.id, now).catch(() => undefined);
+  }
+}
+
+function live(c: CredentialRecord): boolean {
+  return c.revokedAt === null && (c.expiresAt === null || c.expiresAt > Date.now());
+}
+
+/** An argon2id hash of a random password, verified against when the user does not exist. */
+const DUMMY_HASH = '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0mDLZy/eGyuxkyEOQZJBJTZmFQ4dZkwDMTsnS0Lc8o4';

@@ -1,0 +1,121 @@
+/**
+ * Rows of tenancy and access (DESIGN.md §2, §3, §5): owners, repositories, users, memberships,
+ * credentials and settings. Rows only: `core/access.ts` decides what they mean.
+ * Contract checked by test/suites/metadata-suite.ts against every dialect.
+ */
+export type OwnerKind = 'user' | 'org';
+export type Visibility = 'public' | 'private';
+export type Role = 'read' | 'write' | 'admin' | 'owner';
+export type CredentialKind = 'api_key' | 'entitlement';
+
+export interface OwnerRecord {
+  id: number;
+  name: string;
+  kind: OwnerKind;
+  createdAt: number;
+}
+
+export interface RepositoryRecord {
+  id: number;
+  ownerId: number;
+  owner: string;
+  name: string;
+  visibility: Visibility;
+  description: string;
+  createdAt: number;
+}
+
+export interface UserRecord {
+  id: number;
+  username: string;
+  ownerId: number;
+  passwordHash: string | null;
+  siteAdmin: boolean;
+  email: string | null;
+  createdAt: number;
+}
+
+export interface MembershipRecord {
+  userId: number;
+  username: string;
+  ownerId: number | null;
+  repositoryId: number | null;
+  role: Role;
+  createdAt: number;
+}
+
+export interface CredentialRecord {
+  id: number;
+  kind: CredentialKind;
+  userId: number | null;
+  repositoryId: number | null;
+  name: string;
+  /** The first characters of the secret, to recognise it in lists. */
+  prefix: string;
+  expiresAt: number | null;
+  downloadLimit: number | null;
+  downloadCount: number;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+  createdAt: number;
+}
+
+export interface NewCredential {
+  kind: CredentialKind;
+  userId: number | null;
+  repositoryId: number | null;
+  name: string;
+  prefix: string;
+  /** SHA-256 hex of the secret; the secret itself is never stored. */
+  secretHash: string;
+  expiresAt: number | null;
+  downloadLimit: number | null;
+}
+
+export type MembershipScope = { ownerId: number } | { repositoryId: number };
+
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+}
+
+export interface AccessStore {
+  findOwner(name: string): Promise<OwnerRecord | undefined>;
+  /** Throws ConflictError when the name is taken. */
+  createOwner(name: string, kind: OwnerKind): Promise<OwnerRecord>;
+  listOwners(): Promise<OwnerRecord[]>;
+
+  findRepository(owner: string, name: string): Promise<RepositoryRecord | undefined>;
+  findRepositoryById(id: number): Promise<RepositoryRecord | undefined>;
+  listRepositories(ownerId: number): Promise<RepositoryRecord[]>;
+  /** Throws ConflictError when the repository exists. */
+  createRepository(ownerId: number, name: string, visibility: Visibility, description: string): Promise<RepositoryRecord>;
+  updateRepository(id: number, changes: { visibility?: Visibility; description?: string }): Promise<void>;
+
+  /** Creates the user and its own owner namespace; throws ConflictError when the name is taken. */
+  createUser(u: { username: string; passwordHash: string | null; siteAdmin: boolean; email: string | null }): Promise<UserRecord>;
+  findUserByName(username: string): Promise<UserRecord | undefined>;
+  findUserById(id: number): Promise<UserRecord | undefined>;
+  listUsers(): Promise<UserRecord[]>;
+  countUsers(): Promise<number>;
+
+  /** The roles a user holds in an owner and, if given, one of its repositories. */
+  findRoles(userId: number, ownerId: number, repositoryId: number | null): Promise<Role[]>;
+  setMembership(userId: number, scope: MembershipScope, role: Role): Promise<void>;
+  removeMembership(userId: number, scope: MembershipScope): Promise<boolean>;
+  listMemberships(scope: MembershipScope): Promise<MembershipRecord[]>;
+  /** Ids of repositories the user (or, with null, anyone) may read through visibility or membership. */
+  listReadableRepositoryIds(userId: number | null): Promise<number[]>;
+
+  createCredential(c: NewCredential): Promise<CredentialRecord>;
+  findCredentialByHash(secretHash: string): Promise<CredentialRecord | undefined>;
+  findCredential(id: number): Promise<CredentialRecord | undefined>;
+  listCredentials(filter: { userId: number; kind: CredentialKind } | { repositoryId: number; kind: CredentialKind }): Promise<CredentialRecord[]>;
+  revokeCredential(id: number, at: number): Promise<boolean>;
+  touchCredential(id: number, at: number): Promise<void>;
+  /** Counts one download; false (and no count) when the limit is reached. */
+  countDownload(id: number): Promise<boolean>;
+
+  getSetting(key: string): Promise<string | undefined>;
+  /** Stores the value unless the key exists; returns the value now stored. */
+  putSettingIfAbsent(key: string, value: string): Promise<string>;
+}
