@@ -3,7 +3,9 @@ import { pino, type Logger } from 'pino';
 import { type Config, parseListen, sqlitePath, storagePath } from './config/schema.ts';
 import { Registry } from './core/registry.ts';
 import { buildApp } from './http/app.ts';
-import { openSqliteStore } from './metadata/sql/sqlite.ts';
+import { openSqlite } from './metadata/sql/sqlite.ts';
+import { TokenService } from './core/tokens.ts';
+import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
 import { FsBlobStore } from './storage/fs.ts';
 import type { BlobStore } from './storage/blob-store.ts';
@@ -12,7 +14,10 @@ export interface Berth {
   app: FastifyInstance;
   registry: Registry;
   meta: MetadataStore;
+  accessStore: AccessStore;
   store: BlobStore;
+  /** Set on the first start of an empty database when the admin password was generated. */
+  generatedAdminPassword?: string;
   /** Stops accepting requests, waits for in-flight ones, closes the stores. */
   close(): Promise<void>;
 }
@@ -28,9 +33,12 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
   const fsStore = new FsBlobStore(storagePath(config));
   await fsStore.init();
-  const meta = await openSqliteStore(sqlitePath(config));
-  const registry = new Registry(meta, fsStore);
+  const { meta, access } = await openSqlite(sqlitePath(config));
+  const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
+  const registry = new Registry(meta, fsStore, access, tokens);
+  const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);
   const app = buildApp(registry, {
+    auth: config.auth,
     logger: logger === false ? false : logger,
     readiness: [() => meta.ping(), async () => void (await fsStore.listUploads())],
   });
@@ -54,7 +62,9 @@ export async function createBerth(config: Config, logger: Logger | false = false
     app,
     registry,
     meta,
+    accessStore: access,
     store: fsStore,
+    ...(boot.generatedPassword ? { generatedAdminPassword: boot.generatedPassword } : {}),
     async close() {
       if (closed) return;
       closed = true;
@@ -70,6 +80,5 @@ export async function serve(config: Config, logger: Logger): Promise<{ berth: Be
   const berth = await createBerth(config, logger);
   const { host, port } = parseListen(config.listen);
   const address = await berth.app.listen({ host, port });
-  logger.warn('access control is not configured in this version: every client has anonymous full access (pull, push, delete)');
   return { berth, address };
 }

@@ -29,6 +29,13 @@ program
     const logger = createLogger(config);
     const { berth, address } = await serve(config, logger);
     logger.info({ address, data: config.data }, `Berth listening on ${address}`);
+    if (berth.generatedAdminPassword) {
+      // Printed once, to the terminal only: never through the logger.
+      process.stdout.write(
+        `\nFirst start: created the administrator "admin".\n  username: admin\n  password: ${berth.generatedAdminPassword}\n` +
+          'This password is shown only now. Set BERTH_ADMIN_PASSWORD before the first start to choose it.\n\n',
+      );
+    }
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;

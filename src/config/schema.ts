@@ -38,6 +38,22 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ expireAfterSeconds: 24 * 3600 }),
+    auth: z
+      .object({
+        /** The `service` of the bearer-token flow: the token audience and issuer. */
+        service: z.string().min(1).default('berth'),
+        /** Public base URL (e.g. https://registry.example.com) for the token realm; default: from each request's Host. */
+        publicUrl: z.string().url().optional(),
+        /** Lifetime of bearer tokens, in seconds. */
+        tokenTtlSeconds: z.number().int().min(30).max(86_400).default(300),
+        /** Password of the first administrator, created on an empty database; generated and printed once if unset. */
+        adminPassword: z.string().min(8).optional(),
+        /** Failed logins allowed per source address and per username within the window. */
+        maxLoginFailures: z.number().int().positive().default(10),
+        loginFailureWindowSeconds: z.number().int().positive().default(300),
+      })
+      .strict()
+      .default({ service: 'berth', tokenTtlSeconds: 300, maxLoginFailures: 10, loginFailureWindowSeconds: 300 }),
     /** Seconds to wait for in-flight requests on shutdown. */
     shutdownGraceSeconds: z.number().int().nonnegative().default(30),
   })
@@ -56,6 +72,11 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_STORAGE_PATH: (c, v) => ((c.storage ??= {}).fsPath = v),
   BERTH_UPLOAD_EXPIRE_SECONDS: (c, v) => ((c.uploads ??= {}).expireAfterSeconds = Number(v)),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
+  BERTH_AUTH_SERVICE: (c, v) => ((c.auth ??= {}).service = v),
+  BERTH_PUBLIC_URL: (c, v) => ((c.auth ??= {}).publicUrl = v),
+  BERTH_TOKEN_TTL_SECONDS: (c, v) => ((c.auth ??= {}).tokenTtlSeconds = Number(v)),
+  BERTH_ADMIN_PASSWORD: (c, v) => ((c.auth ??= {}).adminPassword = v),
+  BERTH_MAX_LOGIN_FAILURES: (c, v) => ((c.auth ??= {}).maxLoginFailures = Number(v)),
 };
 
 export class ConfigError extends Error {

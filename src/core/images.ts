@@ -22,11 +22,12 @@ export class Images {
     return img;
   }
 
-  /** The image, created with its owner and repository on first push. */
+  /** The image, created with its repository on first push (the owner must exist). */
   async ensure(name: string): Promise<ImageRecord> {
     const cached = this.cache.get(name);
     if (cached) return cached;
     const img = await this.meta.ensureImage(parseImageName(name));
+    if (!img) throw new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`);
     this.remember(img);
     return img;
   }

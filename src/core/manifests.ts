@@ -130,9 +130,10 @@ export class Manifests {
     return paged(items, limit);
   }
 
-  async listCatalog(limit: number, last?: string): Promise<Page<string>> {
+  /** Image names, only in `repositoryIds` when given (what the caller may read). */
+  async listCatalog(limit: number, last?: string, repositoryIds?: number[]): Promise<Page<string>> {
     if (limit === 0) return { items: [] };
-    const items = await this.meta.listImageNames({ limit: limit + 1, after: last });
+    const items = await this.meta.listImageNames({ limit: limit + 1, after: last, repositoryIds });
     return paged(items, limit);
   }
 

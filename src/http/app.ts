@@ -3,16 +3,19 @@ import type { Registry } from '../core/registry.ts';
 import { RegistryError } from '../core/errors.ts';
 import { errorBody, handleError } from './errors.ts';
 import { distributionRoutes } from './distribution/index.ts';
+import { type AuthOptions, HttpAuth } from './auth.ts';
+import { tokenRoutes } from './token.ts';
 import type { Logger } from 'pino';
 
 export interface AppOptions {
+  auth: AuthOptions;
   logger?: Logger | boolean;
   /** Checks run by /readyz; each rejects when its dependency is not ready. */
   readiness?: (() => Promise<void>)[];
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
-export function buildApp(registry: Registry, opts: AppOptions = {}): FastifyInstance {
+export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance {
   const logger = opts.logger ?? false;
   const app = Fastify({
     ...(typeof logger === 'boolean' ? { logger } : { loggerInstance: logger }),
@@ -50,6 +53,8 @@ export function buildApp(registry: Registry, opts: AppOptions = {}): FastifyInst
     }
   });
 
-  distributionRoutes(app, registry);
+  const auth = new HttpAuth(registry, opts.auth);
+  tokenRoutes(app, registry, auth);
+  distributionRoutes(app, registry, auth);
   return app;
 }

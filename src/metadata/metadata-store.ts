@@ -74,10 +74,13 @@ export interface Page {
  */
 export interface MetadataStore {
   findImage(name: string): Promise<ImageRecord | undefined>;
-  /** Finds or creates the owner, repository and image of `name`. */
-  ensureImage(name: ImageName): Promise<ImageRecord>;
-  /** Image names in lexical order, after `after`. */
-  listImageNames(page: Page): Promise<string[]>;
+  /**
+   * Finds or creates the image of `name`, and its repository (private) if missing. The owner
+   * must exist: undefined when it does not.
+   */
+  ensureImage(name: ImageName): Promise<ImageRecord | undefined>;
+  /** Image names in lexical order, after `after`; only in `repositoryIds` when given. */
+  listImageNames(page: Page & { repositoryIds?: number[] }): Promise<string[]>;
 
   findBlob(digest: string): Promise<BlobRecord | undefined>;
   /** A blob only if linked to the image. */

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
+import type { Action } from '../../core/access.ts';
+import type { HttpAuth } from '../auth.ts';
 import { deleteBlob, getBlob } from './blobs.ts';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';
 import { deleteManifest, getManifest, putManifest } from './manifests.ts';
@@ -8,54 +10,67 @@ import { listCatalog, listReferrers, listTags } from './listings.ts';
 
 type Handler = (registry: Registry, req: FastifyRequest, reply: FastifyReply, m: string[]) => Promise<void>;
 
+/** A method's handler and the action it needs on the image named by the path's first group. */
+interface Endpoint {
+  action?: Action;
+  handler: Handler;
+}
+
 interface Route {
   pattern: RegExp;
-  methods: Partial<Record<string, Handler>>;
+  methods: Partial<Record<string, Endpoint>>;
 }
+
+const pull = (handler: Handler): Endpoint => ({ action: 'pull', handler });
+const push = (handler: Handler): Endpoint => ({ action: 'push', handler });
+const del = (handler: Handler): Endpoint => ({ action: 'delete', handler });
 
 /**
  * The /v2 API. Names contain slashes, so one wildcard route dispatches on the path: the
- * patterns are tried in order and the first match wins (uploads before blobs).
+ * patterns are tried in order and the first match wins (uploads before blobs). Every endpoint
+ * with a name is authorized for its action before its handler runs.
  */
-const ROUTES: Route[] = [
+function routes(auth: HttpAuth): Route[] {
+  return [
   {
     pattern: /^$/,
     methods: {
-      GET: async (_r, _q, reply) => void reply.type('application/json').send('{}'),
-      HEAD: async (_r, _q, reply) => void reply.header('content-length', '0').send(),
+      GET: { handler: async (_r, _q, reply) => void reply.type('application/json').send('{}') },
+      HEAD: { handler: async (_r, _q, reply) => void reply.header('content-length', '0').send() },
     },
   },
-  { pattern: /^_catalog$/, methods: { GET: (r, q, p) => listCatalog(r, q, p) } },
-  { pattern: /^(.+)\/tags\/list$/, methods: { GET: (r, q, p, m) => listTags(r, q, p, m[0]!) } },
+  { pattern: /^_catalog$/, methods: { GET: { handler: (r, q, p) => listCatalog(r, q, p, auth) } } },
+  { pattern: /^(.+)\/tags\/list$/, methods: { GET: pull((r, q, p, m) => listTags(r, q, p, m[0]!)) } },
   {
     pattern: /^(.+)\/manifests\/([^/]+)$/,
     methods: {
-      GET: (r, q, p, m) => getManifest(r, q, p, m[0]!, m[1]!),
-      HEAD: (r, q, p, m) => getManifest(r, q, p, m[0]!, m[1]!),
-      PUT: (r, q, p, m) => putManifest(r, q, p, m[0]!, m[1]!),
-      DELETE: (r, _q, p, m) => deleteManifest(r, p, m[0]!, m[1]!),
+      GET: pull((r, q, p, m) => getManifest(r, q, p, m[0]!, m[1]!, auth)),
+      HEAD: pull((r, q, p, m) => getManifest(r, q, p, m[0]!, m[1]!)),
+      PUT: push((r, q, p, m) => putManifest(r, q, p, m[0]!, m[1]!)),
+      DELETE: del((r, _q, p, m) => deleteManifest(r, p, m[0]!, m[1]!)),
     },
   },
-  { pattern: /^(.+)\/blobs\/uploads\/?$/, methods: { POST: (r, q, p, m) => startUpload(r, q, p, m[0]!) } },
+  { pattern: /^(.+)\/blobs\/uploads\/?$/, methods: { POST: push((r, q, p, m) => startUpload(r, q, p, m[0]!, auth)) } },
   {
     pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/,
     methods: {
-      GET: (r, _q, p, m) => uploadStatus(r, p, m[0]!, m[1]!),
-      PATCH: (r, q, p, m) => patchUpload(r, q, p, m[0]!, m[1]!),
-      PUT: (r, q, p, m) => completeUpload(r, q, p, m[0]!, m[1]!),
-      DELETE: (r, _q, p, m) => cancelUpload(r, p, m[0]!, m[1]!),
+      GET: push((r, _q, p, m) => uploadStatus(r, p, m[0]!, m[1]!)),
+      PATCH: push((r, q, p, m) => patchUpload(r, q, p, m[0]!, m[1]!)),
+      PUT: push((r, q, p, m) => completeUpload(r, q, p, m[0]!, m[1]!)),
+      DELETE: push((r, _q, p, m) => cancelUpload(r, p, m[0]!, m[1]!)),
     },
   },
   {
     pattern: /^(.+)\/blobs\/([^/]+)$/,
     methods: {
-      GET: (r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!),
-      HEAD: (r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!),
-      DELETE: (r, _q, p, m) => deleteBlob(r, p, m[0]!, m[1]!),
+      GET: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!)),
+      HEAD: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!)),
+      DELETE: del((r, _q, p, m) => deleteBlob(r, p, m[0]!, m[1]!)),
     },
   },
-  { pattern: /^(.+)\/referrers\/([^/]+)$/, methods: { GET: (r, q, p, m) => listReferrers(r, q, p, m[0]!, m[1]!) } },
-];
+  { pattern: /^(.+)\/referrers\/([^/]+)$/, methods: { GET: pull((r, q, p, m) => listReferrers(r, q, p, m[0]!, m[1]!)) } },
+  ];
+}
 
 const METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'] as const;
 
@@ -73,25 +88,33 @@ function pathOf(req: FastifyRequest): string | undefined {
   }
 }
 
-export function distributionRoutes(app: FastifyInstance, registry: Registry): void {
+export function distributionRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth): void {
   app.addHook('onRequest', (req, reply, done) => {
     if (req.url.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
     done();
   });
 
   // Returns the reply so fastify knows it was sent, even while a stream is still flowing.
+  const ROUTES = routes(auth);
   const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const path = pathOf(req);
     if (path !== undefined) {
       for (const route of ROUTES) {
         const m = route.pattern.exec(path);
         if (!m) continue;
-        const handler = route.methods[req.method];
-        if (!handler) {
+        const endpoint = route.methods[req.method];
+        if (!endpoint) {
           reply.header('Allow', Object.keys(route.methods).join(', '));
           throw new RegistryError('UNSUPPORTED', `${req.method} is not supported on this endpoint`);
         }
-        await handler(registry, req, reply, m.slice(1));
+        if (endpoint.action) {
+          await auth.authorize(req, m[1]!, endpoint.action);
+        } else {
+          const { identity } = await auth.authenticate(req);
+          // The version check answers 401 to anonymous clients so that they log in (docker login).
+          if (path === '' && identity.kind === 'anonymous') throw auth.unauthorized(req, 'authentication required');
+        }
+        await endpoint.handler(registry, req, reply, m.slice(1));
         return reply;
       }
     }

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { OCI_INDEX } from '../../core/media-types.ts';
+import type { HttpAuth } from '../auth.ts';
 import { parsePageSize, setNextLink, stringParam } from './util.ts';
 
 /** GET /v2/<name>/tags/list?n=&last= */
@@ -12,11 +13,11 @@ export async function listTags(registry: Registry, req: FastifyRequest, reply: F
   reply.type('application/json').send({ name, tags: page.items });
 }
 
-/** GET /v2/_catalog?n=&last= */
-export async function listCatalog(registry: Registry, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+/** GET /v2/_catalog?n=&last= — only images the caller may read. */
+export async function listCatalog(registry: Registry, req: FastifyRequest, reply: FastifyReply, auth: HttpAuth): Promise<void> {
   const q = req.query as Record<string, unknown>;
   const n = parsePageSize(q.n);
-  const page = await registry.manifests.listCatalog(n, stringParam(q.last));
+  const page = await registry.manifests.listCatalog(n, stringParam(q.last), await auth.readableRepositoryIds(req));
   setNextLink(reply, '/v2/_catalog', n, page.next);
   reply.type('application/json').send({ repositories: page.items });
 }

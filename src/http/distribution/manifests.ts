@@ -3,10 +3,20 @@ import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
 import { MAX_MANIFEST_BYTES } from '../../core/manifest.ts';
 import { emptyReply, readSmallBody } from './util.ts';
+import type { HttpAuth } from '../auth.ts';
 
 /** GET and HEAD /v2/<name>/manifests/<reference> */
-export async function getManifest(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, ref: string): Promise<void> {
+export async function getManifest(
+  registry: Registry,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  name: string,
+  ref: string,
+  auth?: HttpAuth,
+): Promise<void> {
   const m = await registry.manifests.get(name, ref);
+  // A pull by an entitlement token counts against its download limit.
+  if (req.method === 'GET' && auth) await auth.countDownload(req);
   const etag = `"${m.digest}"`;
   reply.header('Docker-Content-Digest', m.digest);
   reply.header('ETag', etag);

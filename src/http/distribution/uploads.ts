@@ -3,6 +3,7 @@ import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
 import { type ChunkRange, parseContentRange } from '../../core/uploads.ts';
 import { contentLength, emptyReply, requestBody, stringParam } from './util.ts';
+import type { HttpAuth } from '../auth.ts';
 
 function uploadLocation(name: string, id: string): string {
   return `/v2/${name}/blobs/uploads/${id}`;
@@ -27,12 +28,13 @@ function chunkRange(req: FastifyRequest): ChunkRange | undefined {
 }
 
 /** POST /v2/<name>/blobs/uploads/ — open a session, upload monolithically, or mount. */
-export async function startUpload(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string): Promise<void> {
+export async function startUpload(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, auth: HttpAuth): Promise<void> {
   const q = req.query as Record<string, unknown>;
   const mount = stringParam(q.mount);
   const from = stringParam(q.from);
   const digest = stringParam(q.digest);
-  if (mount !== undefined && from !== undefined) {
+  // A mount from an image the caller may not read falls back to an upload, revealing nothing.
+  if (mount !== undefined && from !== undefined && (await auth.mayPull(req, from))) {
     if (await registry.blobs.mount(name, mount, from)) {
       sendCreated(reply, name, mount);
       return;

@@ -5,13 +5,14 @@ import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.ts';
 import { migrateToLatest } from './migrations.ts';
 import { SqlMetadataStore } from './store.ts';
+import { SqlAccessStore } from './access-store.ts';
 
 /**
  * Opens the embedded SQLite database. WAL mode with synchronous=FULL: every commit is fsynced
  * before its promise resolves, so an acknowledged write survives a process crash and a power
  * loss.
  */
-export async function openSqliteStore(file: string): Promise<SqlMetadataStore> {
+export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore }> {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
@@ -20,5 +21,5 @@ export async function openSqliteStore(file: string): Promise<SqlMetadataStore> {
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrateToLatest(db, 'sqlite');
-  return new SqlMetadataStore(db, 'sqlite');
+  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db) };
 }

@@ -43,17 +43,13 @@ export class SqlMetadataStore implements MetadataStore {
     return r && { id: Number(r.id), name: r.name, repositoryId: Number(r.repository_id) };
   }
 
-  async ensureImage(name: ImageName): Promise<ImageRecord> {
+  async ensureImage(name: ImageName): Promise<ImageRecord | undefined> {
     const found = await this.findImage(name.full);
     if (found) return found;
     const now = Date.now();
     return this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('owners')
-        .values({ name: name.owner, kind: 'user', created_at: now })
-        .onConflict((oc) => oc.column('name').doNothing())
-        .execute();
-      const owner = await trx.selectFrom('owners').select('id').where('name', '=', name.owner).executeTakeFirstOrThrow();
+      const owner = await trx.selectFrom('owners').select('id').where('name', '=', name.owner).executeTakeFirst();
+      if (!owner) return undefined;
       await trx
         .insertInto('repositories')
         .values({ owner_id: owner.id, name: name.repository, visibility: 'private', description: '', created_at: now })
@@ -75,9 +71,13 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async listImageNames(page: Page): Promise<string[]> {
+  async listImageNames(page: Page & { repositoryIds?: number[] }): Promise<string[]> {
     let q = this.db.selectFrom('images').select('name').orderBy('name').limit(page.limit);
     if (page.after !== undefined) q = q.where('name', '>', page.after);
+    if (page.repositoryIds !== undefined) {
+      if (page.repositoryIds.length === 0) return [];
+      q = q.where('repository_id', 'in', page.repositoryIds);
+    }
     return (await q.execute()).map((r) => r.name);
   }
 

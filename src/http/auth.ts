@@ -1,0 +1,183 @@
+import type { FastifyRequest } from 'fastify';
+import type { Action, Identity } from '../core/access.ts';
+import { RegistryError } from '../core/errors.ts';
+import { parseImageName } from '../core/names.ts';
+import { FailureLimiter } from '../core/rate-limit.ts';
+import type { Registry } from '../core/registry.ts';
+import type { VerifiedToken } from '../core/tokens.ts';
+
+/** What authentication established for one request. */
+export interface RequestAuth {
+  identity: Identity;
+  /** Set when the request carried a bearer token: its grants decide, not the database. */
+  token?: VerifiedToken;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    berthAuth?: RequestAuth;
+  }
+}
+
+export interface AuthOptions {
+  service: string;
+  publicUrl?: string;
+  maxLoginFailures: number;
+  loginFailureWindowSeconds: number;
+}
+
+const ANONYMOUS: RequestAuth = { identity: { kind: 'anonymous' } };
+
+/** Parses `Authorization: Basic …`; undefined when it is not Basic. */
+export function parseBasic(header: string): { username: string; password: string } | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(header);
+  if (!m) return undefined;
+  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const i = text.indexOf(':');
+  if (i < 0) return { username: text, password: '' };
+  return { username: text.slice(0, i), password: text.slice(i + 1) };
+}
+
+/**
+ * Authentication (who is asking) and authorization (may they do this to that repository) for
+ * the HTTP layer, over core's Authenticator, TokenService and Access. One decision per request.
+ */
+export class HttpAuth {
+  private readonly limiter: FailureLimiter;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly opts: AuthOptions,
+  ) {
+    this.limiter = new FailureLimiter(opts.maxLoginFailures, opts.loginFailureWindowSeconds * 1000);
+  }
+
+  get service(): string {
+    return this.opts.service;
+  }
+
+  realm(req: FastifyRequest): string {
+    const base = this.opts.publicUrl ?? `${req.protocol}://${req.host}`;
+    return `${base.replace(/\/$/, '')}/v2/token`;
+  }
+
+  /** The `WWW-Authenticate` value sending clients to the token endpoint. */
+  challenge(req: FastifyRequest, scope?: string, error?: string): string {
+    let v = `Bearer realm="${this.realm(req)}",service="${this.opts.service}"`;
+    if (scope) v += `,scope="${scope}"`;
+    if (error) v += `,error="${error}"`;
+    return v;
+  }
+
+  unauthorized(req: FastifyRequest, message: string, scope?: string, error?: string): RegistryError {
+    return new RegistryError('UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': this.challenge(req, scope, error) } });
+  }
+
+  /**
+   * Establishes the identity from Basic credentials or a bearer token (JWT or API key).
+   * Bad credentials → 401; too many failures from the source or for the username → 429.
+   */
+  async authenticate(req: FastifyRequest, opts: { apiKeyBearer?: boolean } = {}): Promise<RequestAuth> {
+    if (req.berthAuth) return req.berthAuth;
+    const header = req.headers.authorization;
+    let auth: RequestAuth = ANONYMOUS;
+    if (header) {
+      const basic = parseBasic(header);
+      if (basic) {
+        auth = { identity: await this.checkBasic(req, basic.username, basic.password) };
+      } else {
+        const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+        if (!m) throw this.unauthorized(req, 'unsupported Authorization scheme: use Basic or Bearer');
+        const token = m[1]!;
+        if (opts.apiKeyBearer && token.startsWith('berth_')) {
+          auth = { identity: await this.guard(req, undefined, () => this.registry.authenticator.apiKeyOnly(token)) };
+        } else {
+          const verified = await this.registry.tokens.verify(token);
+          if (!verified) throw this.unauthorized(req, 'invalid or expired token', undefined, 'invalid_token');
+          auth = { identity: verified.identity, token: verified };
+        }
+      }
+    }
+    req.berthAuth = auth;
+    return auth;
+  }
+
+  /** Checks Basic credentials under the failed-login limits. */
+  async checkBasic(req: FastifyRequest, username: string, password: string): Promise<Identity> {
+    return this.guard(req, username, () => this.registry.authenticator.basic(username, password));
+  }
+
+  private async guard(req: FastifyRequest, username: string | undefined, check: () => Promise<Identity>): Promise<Identity> {
+    const keys = [`ip:${req.ip}`, ...(username ? [`user:${username}`] : [])];
+    const wait = Math.max(...keys.map((k) => this.limiter.retryAfter(k)));
+    if (wait > 0) {
+      throw new RegistryError('TOOMANYREQUESTS', `too many failed logins: try again in ${wait} s`, {
+        headers: { 'Retry-After': String(wait) },
+      });
+    }
+    try {
+      return await check();
+    } catch (e) {
+      if (e instanceof RegistryError && e.code === 'UNAUTHORIZED') {
+        for (const k of keys) this.limiter.fail(k);
+        req.log.info({ username }, 'failed login');
+        throw this.unauthorized(req, e.message);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Authorizes `action` on image `name` (OWNER/REPOSITORY/IMAGE). Outcomes, so that nothing
+   * reveals a private repository to someone who may not read it:
+   * - allowed → resolves;
+   * - anonymous and not allowed → 401 with a challenge for the scope (the client may log in);
+   * - a bearer token that was not issued for this name → 401 challenge (fetch another token);
+   * - may read but not do this → 403 DENIED;
+   * - may not read (or it does not exist) → 404 NAME_UNKNOWN.
+   */
+  async authorize(req: FastifyRequest, name: string, action: Action): Promise<void> {
+    const parsed = parseImageName(name);
+    const auth = await this.authenticate(req);
+    const scope = `repository:${name}:${action === 'pull' ? 'pull' : action === 'delete' ? 'delete' : 'pull,push'}`;
+    let actions: Set<Action>;
+    if (auth.token) {
+      const granted = auth.token.grants.get(name);
+      if (!granted) throw this.unauthorized(req, 'token does not cover this repository', scope, 'insufficient_scope');
+      actions = granted;
+    } else {
+      actions = (await this.registry.access.check(auth.identity, parsed.owner, parsed.repository)).actions;
+    }
+    if (actions.has(action)) return;
+    if (auth.identity.kind === 'anonymous') throw this.unauthorized(req, 'authentication required', scope);
+    if (actions.has('pull')) throw new RegistryError('DENIED', `requested access to ${name} is denied: ${action} not allowed`);
+    throw new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`);
+  }
+
+  /** Whether the request may pull `name` (for cross-repository mounts); never throws for access. */
+  async mayPull(req: FastifyRequest, name: string): Promise<boolean> {
+    try {
+      await this.authorize(req, name, 'pull');
+      return true;
+    } catch (e) {
+      if (e instanceof RegistryError) return false;
+      throw e;
+    }
+  }
+
+  /** Repository ids the request may read, for the catalog. */
+  async readableRepositoryIds(req: FastifyRequest): Promise<number[] | undefined> {
+    const auth = await this.authenticate(req);
+    const ids = await this.registry.access.readableRepositoryIds(auth.identity);
+    return ids === 'all' ? undefined : [...ids];
+  }
+
+  /** Counts a pull by an entitlement token against its download limit. */
+  async countDownload(req: FastifyRequest): Promise<void> {
+    const identity = req.berthAuth?.identity;
+    if (identity?.kind !== 'entitlement') return;
+    if (!(await this.registry.accessStore.countDownload(identity.credentialId))) {
+      throw new RegistryError('DENIED', 'this token has reached its download limit');
+    }
+  }
+}

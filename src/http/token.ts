@@ -1,0 +1,86 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Action, Identity } from '../core/access.ts';
+import { RegistryError } from '../core/errors.ts';
+import { parseImageName } from '../core/names.ts';
+import type { Registry } from '../core/registry.ts';
+import { type AccessGrant, parseScope, scopeActions } from '../core/tokens.ts';
+import type { HttpAuth } from './auth.ts';
+import { readSmallBody } from './distribution/util.ts';
+
+function list(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
+  return [];
+}
+
+/**
+ * The Docker bearer-token endpoint (distribution's token spec): `GET /v2/token?service=&scope=…`
+ * with Basic credentials or none, and the OAuth2 password grant on `POST /v2/token`. The token
+ * grants, for each requested scope, the requested actions the identity holds — possibly none.
+ */
+export function tokenRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth): void {
+  async function grantsFor(identity: Identity, scopes: string[]): Promise<AccessGrant[]> {
+    const access: AccessGrant[] = [];
+    for (const raw of scopes) {
+      for (const part of raw.split(' ').filter(Boolean)) {
+        const scope = parseScope(part);
+        if (!scope) continue;
+        if (scope.type === 'registry') {
+          if (scope.name === 'catalog') access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
+          continue;
+        }
+        let held = new Set<Action>();
+        try {
+          const name = parseImageName(scope.name);
+          held = (await registry.access.check(identity, name.owner, name.repository)).actions;
+        } catch (e) {
+          if (!(e instanceof RegistryError)) throw e;
+        }
+        const granted = scopeActions(scope.actions).filter((a) => held.has(a));
+        const existing = access.find((g) => g.type === 'repository' && g.name === scope.name);
+        if (existing) existing.actions = [...new Set([...existing.actions, ...granted])];
+        else access.push({ type: 'repository', name: scope.name, actions: granted });
+      }
+    }
+    return access;
+  }
+
+  async function respond(req: FastifyRequest, reply: FastifyReply, service: string | undefined, scopes: string[], identity: Identity) {
+    if (service !== undefined && service !== auth.service) {
+      throw new RegistryError('DENIED', `this registry issues tokens for service "${auth.service}", not "${service.slice(0, 100)}"`, { status: 400 });
+    }
+    const access = await grantsFor(identity, scopes);
+    const t = await registry.tokens.issue(identity, access);
+    reply.header('Cache-Control', 'no-store');
+    return {
+      token: t.token,
+      access_token: t.token,
+      expires_in: t.expiresIn,
+      issued_at: t.issuedAt.toISOString(),
+    };
+  }
+
+  app.get('/v2/token', async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    const { identity } = await auth.authenticate(req);
+    if (identity.kind === 'anonymous' && req.headers.authorization) {
+      throw auth.unauthorized(req, 'unsupported credentials');
+    }
+    return respond(req, reply, list(q.service)[0], list(q.scope), identity);
+  });
+
+  app.post('/v2/token', async (req, reply) => {
+    const body = await readSmallBody(req, 64 * 1024, () => new RegistryError('UNSUPPORTED', 'token request too large', { status: 413 }));
+    const form = new URLSearchParams(body.toString('utf8'));
+    const grant = form.get('grant_type');
+    let identity: Identity;
+    if (grant === 'password') {
+      identity = await auth.checkBasic(req, form.get('username') ?? '', form.get('password') ?? '');
+    } else if (grant === null || grant === '') {
+      identity = (await auth.authenticate(req)).identity;
+    } else {
+      throw new RegistryError('UNSUPPORTED', `grant_type "${grant.slice(0, 40)}" is not supported; use password`, { status: 400 });
+    }
+    return respond(req, reply, form.get('service') ?? undefined, form.getAll('scope'), identity);
+  });
+}
