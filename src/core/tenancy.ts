@@ -69,6 +69,7 @@ export class Tenancy {
   }
 
   private requireSiteAdmin(actor: Identity): void {
+    this.requireUser(actor);
     if (actor.kind !== 'user' || !actor.siteAdmin) throw forbidden('only a site administrator may do this');
   }
 

@@ -5,6 +5,7 @@ import { errorBody, handleError } from './errors.ts';
 import { distributionRoutes } from './distribution/index.ts';
 import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
+import { apiRoutes } from './api/index.ts';
 import type { Logger } from 'pino';
 
 export interface AppOptions {
@@ -56,5 +57,6 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   const auth = new HttpAuth(registry, opts.auth);
   tokenRoutes(app, registry, auth);
   distributionRoutes(app, registry, auth);
+  apiRoutes(app, registry, auth);
   return app;
 }

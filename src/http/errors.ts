@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, RegistryError, type ErrorCode } from '../core/errors.ts';
+import { ApiError } from '../core/tenancy.ts';
 
 export interface OciErrorBody {
   errors: { code: string; message: string; detail?: unknown }[];
@@ -34,6 +35,9 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     body = errorBody(error.code, error.message, error.detail);
     for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
     if (status >= 500) request.log.error({ err: error }, 'registry error');
+  } else if (error instanceof ApiError) {
+    status = error.status;
+    body = errorBody(error.code, error.message);
   } else if (isClientAbort(error, request)) {
     request.log.info({ err: { message: error.message } }, 'client aborted the request');
     status = 400;
