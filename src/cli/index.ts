@@ -1,9 +1,16 @@
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/schema.ts';
 import { createLogger, serve } from '../main.ts';
+import { adminCommands } from './admin.ts';
+import { ApiClientError } from './client.ts';
 
 const program = new Command();
-program.name('berth').description('Berth: an OCI artifact and Docker container registry');
+program
+  .name('berth')
+  .description('Berth: an OCI artifact and Docker container registry')
+  .option('-s, --server <url>', 'Berth server for management commands (default $BERTH_URL, the login file, or http://localhost:5000)')
+  .option('--json', 'print JSON instead of tables');
+adminCommands(program);
 
 program
   .command('serve')
@@ -59,6 +66,7 @@ program
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  process.stderr.write(`berth: ${(e as Error).stack ?? String(e)}\n`);
+  const known = e instanceof ApiClientError || (e instanceof Error && !(e instanceof TypeError));
+  process.stderr.write(`berth: ${known ? (e as Error).message : ((e as Error).stack ?? String(e))}\n`);
   process.exit(1);
 });

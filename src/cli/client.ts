@@ -1,0 +1,85 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+
+/** Where `berth login` keeps the server URL and API key (mode 0600). */
+export function loginFile(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME || path.join(homedir(), '.config');
+  return path.join(base, 'berth', 'login.json');
+}
+
+export interface Login {
+  server: string;
+  apiKey?: string;
+  username?: string;
+}
+
+export function readLogin(env: NodeJS.ProcessEnv = process.env): Login | undefined {
+  try {
+    return JSON.parse(readFileSync(loginFile(env), 'utf8')) as Login;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeLogin(login: Login, env: NodeJS.ProcessEnv = process.env): string {
+  const file = loginFile(env);
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(file, JSON.stringify(login, null, 2) + '\n', { mode: 0o600 });
+  return file;
+}
+
+export class ApiClientError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The management API client of the CLI. Credentials, in order: --server / BERTH_URL and
+ * BERTH_API_KEY from the environment, else the login file; or explicit Basic credentials.
+ */
+export class ApiClient {
+  constructor(
+    readonly server: string,
+    private readonly authorization: string | undefined,
+  ) {}
+
+  static fromEnv(opts: { server?: string } = {}, env: NodeJS.ProcessEnv = process.env): ApiClient {
+    const login = readLogin(env);
+    const server = (opts.server ?? env.BERTH_URL ?? login?.server ?? 'http://localhost:5000').replace(/\/$/, '');
+    const key = env.BERTH_API_KEY ?? login?.apiKey;
+    return new ApiClient(server, key ? `Bearer ${key}` : undefined);
+  }
+
+  static basic(server: string, username: string, password: string): ApiClient {
+    return new ApiClient(server.replace(/\/$/, ''), `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`);
+  }
+
+  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.authorization) headers.authorization = this.authorization;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${this.server}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      throw new ApiClientError(0, `cannot reach ${this.server}: ${(e as Error).cause ? String((e as Error & { cause: unknown }).cause) : (e as Error).message}`);
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let message = text || res.statusText;
+      try {
+        const doc = JSON.parse(text) as { errors?: { code: string; message: string }[] };
+        if (doc.errors?.[0]) message = `${doc.errors[0].message} (${doc.errors[0].code})`;
+      } catch {
+        /* not JSON */
+      }
+      throw new ApiClientError(res.status, `${method} ${path}: ${res.status} ${message}`);
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+}
