@@ -1,14 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openSqliteStore } from '../../src/metadata/sql/sqlite.ts';
+import { openSqlite } from '../../src/metadata/sql/sqlite.ts';
 import { runMetadataSuite } from '../suites/metadata-suite.ts';
 
 runMetadataSuite('sqlite', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-sqlite-'));
-  const meta = await openSqliteStore(path.join(dir, 'berth.db'));
+  const { meta, access } = await openSqlite(path.join(dir, 'berth.db'));
   return {
     meta,
+    access,
     async cleanup() {
       await meta.close();
       await rm(dir, { recursive: true, force: true });
