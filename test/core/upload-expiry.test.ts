@@ -16,6 +16,7 @@ test('expire removes idle sessions and data orphaned by a crash, and keeps fresh
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-expiry-'));
   const berth = await createBerth(loadConfig({ env: {}, overrides: { data: dir } }));
   try {
+    await berth.accessStore.createOwner('acme', 'org');
     const { uploads } = berth.registry;
     const old = await uploads.start('acme/prod/app');
     await uploads.append('acme/prod/app', old.id, once(Buffer.from('half a layer')));
@@ -49,6 +50,7 @@ test('a chunked upload survives a restart: the hash is recomputed from the store
   let id: string;
   {
     const berth = await createBerth(config);
+    await berth.accessStore.createOwner('acme', 'org');
     const s = await berth.registry.uploads.start('acme/prod/app');
     id = s.id;
     await berth.registry.uploads.append('acme/prod/app', id, once(data.subarray(0, 12)));
