@@ -4,6 +4,7 @@ import { type Config, parseListen, sqlitePath, storagePath } from './config/sche
 import { Registry } from './core/registry.ts';
 import { buildApp } from './http/app.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
+import { openPostgres } from './metadata/sql/postgres.ts';
 import { TokenService } from './core/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
@@ -29,11 +30,20 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
   });
 }
 
+/** Opens the configured metadata store (SQLite by default, or PostgreSQL). */
+export async function openMetadata(config: Config, opts: { migrate?: boolean; check?: boolean } = {}) {
+  const migrate = opts.migrate ?? config.metadata.migrate;
+  if (config.metadata.driver === 'postgres') {
+    return openPostgres({ url: config.metadata.postgresUrl!, poolSize: config.metadata.poolSize, migrate, check: opts.check });
+  }
+  return openSqlite(sqlitePath(config));
+}
+
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
 export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
   const fsStore = new FsBlobStore(storagePath(config));
   await fsStore.init();
-  const { meta, access } = await openSqlite(sqlitePath(config));
+  const { meta, access } = await openMetadata(config);
   const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
   const registry = new Registry(meta, fsStore, access, tokens);
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/schema.ts';
-import { createLogger, serve } from '../main.ts';
+import { createLogger, openMetadata, serve } from '../main.ts';
+import { migrateToLatest, migrationStatus } from '../metadata/sql/migrations.ts';
 import { adminCommands } from './admin.ts';
 import { ApiClientError } from './client.ts';
 
@@ -63,6 +64,29 @@ program
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations (PostgreSQL deployments run this before rolling out a new version)')
+  .option('-c, --config <file>', 'YAML config file')
+  .option('--status', 'only show applied and pending migrations')
+  .action(async (opts: { config?: string; status?: boolean }) => {
+    const config = loadConfig({ file: opts.config });
+    const dialect = config.metadata.driver;
+    const { db } = await openMetadata(config, { migrate: false, check: false });
+    try {
+      if (opts.status) {
+        const st = await migrationStatus(db, dialect);
+        process.stdout.write(JSON.stringify(st, null, 2) + '\n');
+        if (st.unknown.length) process.exitCode = 3;
+        return;
+      }
+      const applied = await migrateToLatest(db, dialect);
+      process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'the database is up to date\n');
+    } finally {
+      await db.destroy();
+    }
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

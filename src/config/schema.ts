@@ -17,12 +17,19 @@ export const ConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     metadata: z
       .object({
-        driver: z.enum(['sqlite']).default('sqlite'),
+        driver: z.enum(['sqlite', 'postgres']).default('sqlite'),
         /** SQLite file; defaults to <data>/berth.db. */
         sqlitePath: z.string().optional(),
+        /** PostgreSQL connection URL (driver postgres), e.g. postgres://berth@db:5432/berth. */
+        postgresUrl: z.string().optional(),
+        /** Connections per process (driver postgres). */
+        poolSize: z.number().int().positive().default(10),
+        /** Apply pending migrations at start-up; when false, run `berth migrate` first. */
+        migrate: z.boolean().default(true),
       })
       .strict()
-      .default({ driver: 'sqlite' }),
+      .refine((m) => m.driver !== 'postgres' || !!m.postgresUrl, { message: 'metadata.postgresUrl is required with driver postgres' })
+      .default({ driver: 'sqlite', poolSize: 10, migrate: true }),
     storage: z
       .object({
         driver: z.enum(['fs']).default('fs'),
@@ -68,6 +75,9 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_LOG_LEVEL: (c, v) => (c.logLevel = v),
   BERTH_METADATA_DRIVER: (c, v) => ((c.metadata ??= {}).driver = v),
   BERTH_SQLITE_PATH: (c, v) => ((c.metadata ??= {}).sqlitePath = v),
+  BERTH_POSTGRES_URL: (c, v) => ((c.metadata ??= {}).postgresUrl = v),
+  BERTH_POSTGRES_POOL_SIZE: (c, v) => ((c.metadata ??= {}).poolSize = Number(v)),
+  BERTH_MIGRATE: (c, v) => ((c.metadata ??= {}).migrate = v === 'true' || v === '1'),
   BERTH_STORAGE_DRIVER: (c, v) => ((c.storage ??= {}).driver = v),
   BERTH_STORAGE_PATH: (c, v) => ((c.storage ??= {}).fsPath = v),
   BERTH_UPLOAD_EXPIRE_SECONDS: (c, v) => ((c.uploads ??= {}).expireAfterSeconds = Number(v)),

@@ -91,6 +91,10 @@ export class HttpAuth {
         const token = m[1]!;
         if (opts.apiKeyBearer && token.startsWith('berth_')) {
           auth = { identity: await this.guard(req, undefined, () => this.registry.authenticator.apiKeyOnly(token)) };
+        } else if (opts.apiKeyBearer) {
+          // A registry token grants only its scopes on /v2: it must not act as its holder's
+          // account on the management API (minting API keys, users, …).
+          throw this.unauthorized(req, 'use an API key (berth_k_…) or Basic credentials, not a registry token', undefined, 'invalid_token');
         } else {
           const verified = await this.registry.tokens.verify(token);
           if (!verified) throw this.unauthorized(req, 'invalid or expired token', undefined, 'invalid_token');
@@ -150,6 +154,11 @@ export class HttpAuth {
     }
     if (actions.has(action)) return;
     if (auth.identity.kind === 'anonymous') throw this.unauthorized(req, 'authentication required', scope);
+    // A token asked for `delete` alone does not say whether its holder may read: ask the access
+    // decision, so that a reader gets the same 403 with a token as with Basic credentials.
+    if (auth.token && !actions.has('pull')) {
+      actions = (await this.registry.access.check(auth.identity, parsed.owner, parsed.repository)).actions;
+    }
     if (actions.has('pull')) throw new RegistryError('DENIED', `requested access to ${name} is denied: ${action} not allowed`);
     throw new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`);
   }

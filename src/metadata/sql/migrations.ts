@@ -146,17 +146,49 @@ export function createMigrator(db: Kysely<any>, dialect: Dialect): Migrator {
   return new Migrator({ db, provider, migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
 }
 
+export interface MigrationStatus {
+  applied: string[];
+  pending: string[];
+  /** Applied by a newer Berth: this version must not run against the database. */
+  unknown: string[];
+}
+
+export async function migrationStatus(db: Kysely<any>, dialect: Dialect): Promise<MigrationStatus> {
+  const known = Object.keys(migrations(dialect)).sort();
+  let applied: string[] = [];
+  try {
+    const rows = await db.selectFrom('berth_migrations').select('name').execute();
+    applied = rows.map((r: { name: string }) => r.name).sort();
+  } catch {
+    applied = []; // no table yet: an empty database
+  }
+  const done = new Set(applied);
+  return {
+    applied,
+    pending: known.filter((m) => !done.has(m)),
+    unknown: applied.filter((m) => !known.includes(m)),
+  };
+}
+
+function newerError(unknown: string[]): Error {
+  return new Error(`the database was migrated by a newer Berth (${unknown.join(', ')}): upgrade Berth before running it against this database`);
+}
+
 /** Applies pending migrations; refuses a database migrated by a newer Berth. */
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
-  const migrator = createMigrator(db, dialect);
-  const { error, results } = await migrator.migrateToLatest();
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+  const before = await migrationStatus(db, dialect);
+  if (before.unknown.length) throw newerError(before.unknown);
+  const { error, results } = await createMigrator(db, dialect).migrateToLatest();
   for (const r of results ?? []) {
-    if (r.status === 'Error') throw new Error(`migration ${r.migrationName} failed`);
+    if (r.status === 'Error') throw new Error(`migration ${r.migrationName} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
-  if (error) {
-    if (error instanceof Error && /corrupted migrations/.test(error.message)) {
-      throw new Error(`the database was migrated by a newer Berth (${error.message}); upgrade Berth`);
-    }
-    throw error instanceof Error ? error : new Error(String(error));
-  }
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** For start-up without migrating: the schema must be exactly this version's. */
+export async function requireCurrentSchema(db: Kysely<any>, dialect: Dialect): Promise<void> {
+  const st = await migrationStatus(db, dialect);
+  if (st.unknown.length) throw newerError(st.unknown);
+  if (st.pending.length) throw new Error(`the database needs migrations ${st.pending.join(', ')}: run \`berth migrate\` first`);
 }

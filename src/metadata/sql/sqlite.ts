@@ -12,7 +12,7 @@ import { SqlAccessStore } from './access-store.ts';
  * before its promise resolves, so an acknowledged write survives a process crash and a power
  * loss.
  */
-export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore }> {
+export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; db: Kysely<Database> }> {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
@@ -20,6 +20,11 @@ export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  await migrateToLatest(db, 'sqlite');
-  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db) };
+  try {
+    await migrateToLatest(db, 'sqlite');
+  } catch (e) {
+    await db.destroy();
+    throw e;
+  }
+  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db), db };
 }

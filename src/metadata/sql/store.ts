@@ -196,41 +196,42 @@ export class SqlMetadataStore implements MetadataStore {
       }
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
 
+      // Insert unless present; a concurrent writer of the same digest (another node) wins
+      // harmlessly: the content is the same by definition.
       let manifestId: number;
-      const existing = await trx
-        .selectFrom('manifests')
-        .select('id')
-        .where('image_id', '=', m.imageId)
-        .where('digest', '=', m.digest)
+      const ins = await trx
+        .insertInto('manifests')
+        .values({
+          image_id: m.imageId,
+          digest: m.digest,
+          media_type: m.mediaType,
+          artifact_type: m.artifactType,
+          subject_digest: m.subjectDigest,
+          config_digest: m.configDigest,
+          size: m.payload.length,
+          payload: m.payload,
+          annotations: m.annotations ? JSON.stringify(m.annotations) : null,
+          created_at: now,
+        })
+        .onConflict((oc) => oc.columns(['image_id', 'digest']).doNothing())
+        .returning('id')
         .executeTakeFirst();
-      if (existing) {
-        manifestId = Number(existing.id);
-      } else {
-        const ins = await trx
-          .insertInto('manifests')
-          .values({
-            image_id: m.imageId,
-            digest: m.digest,
-            media_type: m.mediaType,
-            artifact_type: m.artifactType,
-            subject_digest: m.subjectDigest,
-            config_digest: m.configDigest,
-            size: m.payload.length,
-            payload: m.payload,
-            annotations: m.annotations ? JSON.stringify(m.annotations) : null,
-            created_at: now,
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
+      if (ins) {
         manifestId = Number(ins.id);
-        if (m.refs.length) {
-          for (const chunk of chunks(m.refs, 200)) {
-            await trx
-              .insertInto('manifest_refs')
-              .values(chunk.map((r) => ({ manifest_id: manifestId, child_digest: r.digest, kind: r.kind })))
-              .execute();
-          }
+        for (const chunk of chunks(m.refs, 200)) {
+          await trx
+            .insertInto('manifest_refs')
+            .values(chunk.map((r) => ({ manifest_id: manifestId, child_digest: r.digest, kind: r.kind })))
+            .execute();
         }
+      } else {
+        const existing = await trx
+          .selectFrom('manifests')
+          .select('id')
+          .where('image_id', '=', m.imageId)
+          .where('digest', '=', m.digest)
+          .executeTakeFirstOrThrow();
+        manifestId = Number(existing.id);
       }
       if (m.tag !== null) {
         await trx
