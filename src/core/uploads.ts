@@ -202,10 +202,14 @@ export class Uploads {
   }
 
   private async appendChunk(id: string, size: number, body: AsyncIterable<Buffer>, expected: number | undefined): Promise<number> {
-    const state = await this.hashState(id, size);
+    // The running hash continues only if this process saw every byte so far; otherwise the
+    // digest is recomputed from the stored bytes at completion.
+    const cached = this.hashes.get(id);
+    const state = cached && cached.size === size ? cached : undefined;
+    if (!state) this.hashes.delete(id);
     try {
-      const newSize = await this.store.appendUpload(id, size, hashing(body, state.hash, expected));
-      state.size = newSize;
+      const newSize = await this.store.appendUpload(id, size, hashing(body, state?.hash, expected));
+      if (state) state.size = newSize;
       return newSize;
     } catch (e) {
       // The store rolled the bytes back, but the hash has seen them: drop it.
@@ -215,18 +219,16 @@ export class Uploads {
     }
   }
 
-  private async hashState(id: string, size: number): Promise<HashState> {
-    const cached = this.hashes.get(id);
-    if (cached && cached.size === size) return cached;
-    const state = { hash: await this.rehash(id, 'sha256'), size };
-    this.hashes.set(id, state);
-    return state;
-  }
-
   private async finalDigest(id: string, size: number, algorithm: Algorithm): Promise<string> {
-    if (algorithm === 'sha256') {
-      const state = await this.hashState(id, size);
-      return `sha256:${state.hash.copy().digest('hex')}`;
+    const cached = this.hashes.get(id);
+    if (algorithm === 'sha256' && cached && cached.size === size) {
+      return `sha256:${cached.hash.copy().digest('hex')}`;
+    }
+    try {
+      await this.store.sealUpload(id);
+    } catch (e) {
+      if (e instanceof BlobNotFoundError) throw uploadUnknown(id);
+      throw e;
     }
     return `${algorithm}:${(await this.rehash(id, algorithm)).digest('hex')}`;
   }
@@ -266,15 +268,15 @@ export class Uploads {
   }
 }
 
-/** Feeds each chunk to `hash` on its way to storage; enforces an expected length. */
-async function* hashing(source: AsyncIterable<Buffer>, hash: Hash, expected: number | undefined): AsyncGenerator<Buffer> {
+/** Feeds each chunk to `hash` (if any) on its way to storage; enforces an expected length. */
+async function* hashing(source: AsyncIterable<Buffer>, hash: Hash | undefined, expected: number | undefined): AsyncGenerator<Buffer> {
   let n = 0;
   for await (const chunk of source) {
     n += chunk.length;
     if (expected !== undefined && n > expected) {
       throw new RegistryError('SIZE_INVALID', `received more than the declared ${expected} bytes`);
     }
-    hash.update(chunk);
+    hash?.update(chunk);
     yield chunk;
   }
   if (expected !== undefined && n !== expected) {

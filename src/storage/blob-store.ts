@@ -36,7 +36,12 @@ export interface BlobStore {
    * bytes. Resolves with the new size. On failure the upload is truncated back to `offset`.
    */
   appendUpload(id: string, offset: number, source: AsyncIterable<Buffer>): Promise<number>;
-  /** Streams the upload's data so far (used to resume a hash). */
+  /**
+   * Ends appends to an upload and makes its data readable with `readUpload` (S3: completes
+   * the multipart upload). Idempotent; fs: nothing to do.
+   */
+  sealUpload(id: string): Promise<void>;
+  /** Streams the upload's data (after `sealUpload`; fs: any time). Used to recompute a hash. */
   readUpload(id: string): Promise<Readable>;
   /** Makes the upload's data durable as blob `digest` and removes the upload. */
   commitUpload(id: string, digest: string): Promise<void>;
@@ -44,6 +49,8 @@ export interface BlobStore {
   removeUpload(id: string): Promise<void>;
   /** Upload ids with data in the store (for cleaning up expired sessions). */
   listUploads(): Promise<string[]>;
+  /** A time-limited URL a client may fetch the blob from directly, when the driver offers one. */
+  presignedUrl?(digest: string, expiresInSeconds: number): Promise<string>;
 }
 
 export class BlobNotFoundError extends Error {

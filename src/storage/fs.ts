@@ -92,6 +92,10 @@ export class FsBlobStore implements BlobStore {
     return offset + out.bytesWritten;
   }
 
+  async sealUpload(id: string): Promise<void> {
+    if ((await this.uploadSize(id)) === undefined) throw new BlobNotFoundError(`upload ${id}`);
+  }
+
   async readUpload(id: string): Promise<Readable> {
     return openRead(this.uploadPath(id), `upload ${id}`);
   }
