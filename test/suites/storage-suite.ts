@@ -34,9 +34,11 @@ export function runStorageSuite(driver: string, open: () => Promise<StorageFixtu
         const fx = await open();
         try {
           await fn(fx.store);
-        } finally {
-          await fx.cleanup();
+        } catch (e) {
+          await fx.cleanup().catch(() => undefined); // report the test's own failure, not leftovers
+          throw e;
         }
+        await fx.cleanup();
       });
 
     withStore('an upload appended in chunks commits to a readable blob', async (store) => {
@@ -48,8 +50,11 @@ export function runStorageSuite(driver: string, open: () => Promise<StorageFixtu
       assert.equal(size, 40_000);
       size = await store.appendUpload('u1', size, chunksOf(data.subarray(40_000)));
       assert.equal(size, 100_000);
-      assert.deepEqual(await readAll(await store.readUpload('u1')), data);
+      assert.equal(await store.uploadSize('u1'), 100_000);
       assert.equal(await store.stat(digest), undefined, 'nothing visible before commit');
+      await store.sealUpload('u1');
+      await store.sealUpload('u1'); // idempotent
+      assert.deepEqual(await readAll(await store.readUpload('u1')), data);
       await store.commitUpload('u1', digest);
       assert.deepEqual(await store.stat(digest), { size: 100_000 });
       assert.deepEqual(await readAll(await store.read(digest)), data);
@@ -79,7 +84,9 @@ export function runStorageSuite(driver: string, open: () => Promise<StorageFixtu
       }
       await assert.rejects(store.appendUpload('f', 6, failing()), /client went away/);
       assert.equal(await store.uploadSize('f'), 6);
-      assert.deepEqual(await readAll(await store.readUpload('f')), Buffer.from('hello '));
+      assert.equal(await store.appendUpload('f', 6, chunksOf(Buffer.from('world'))), 11, 'the upload goes on after a failed chunk');
+      await store.sealUpload('f');
+      assert.deepEqual(await readAll(await store.readUpload('f')), Buffer.from('hello world'));
       await store.removeUpload('f');
       assert.equal(await store.uploadSize('f'), undefined);
     });
@@ -123,6 +130,23 @@ export function runStorageSuite(driver: string, open: () => Promise<StorageFixtu
       assert.deepEqual(await store.stat(digest), { size: 0 });
       await store.delete(digest);
       assert.equal(await store.stat(digest), undefined);
+    });
+
+    withStore('uploads larger than a part span several parts and a tail', async (store) => {
+      const data = randomBytes(12 * 1024 * 1024 + 12345);
+      const digest = sha256(data);
+      await store.createUpload('big');
+      let size = 0;
+      for (let i = 0; i < data.length; i += 3 * 1024 * 1024 + 7) {
+        size = await store.appendUpload('big', size, chunksOf(data.subarray(i, i + 3 * 1024 * 1024 + 7), 64 * 1024));
+      }
+      assert.equal(size, data.length);
+      await store.commitUpload('big', digest);
+      assert.deepEqual(await store.stat(digest), { size: data.length });
+      const back = await readAll(await store.read(digest));
+      assert.equal(sha256(back), digest);
+      assert.deepEqual(await readAll(await store.read(digest, { start: 5 * 1024 * 1024 - 2, end: 5 * 1024 * 1024 + 2 })), data.subarray(5 * 1024 * 1024 - 2, 5 * 1024 * 1024 + 3));
+      await store.delete(digest);
     });
 
     withStore('listUploads lists open uploads only', async (store) => {
