@@ -9,6 +9,9 @@ import { TokenService } from './core/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
 import { FsBlobStore } from './storage/fs.ts';
+import { S3BlobStore } from './storage/s3.ts';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
 
 export interface Berth {
@@ -30,6 +33,19 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
   });
 }
 
+/** Opens the configured blob store (a folder by default, or S3). */
+export async function openBlobStore(config: Config): Promise<BlobStore> {
+  if (config.storage.driver === 's3') {
+    const s3 = config.storage.s3!;
+    const spoolDir = path.join(config.data, 'spool');
+    await mkdir(spoolDir, { recursive: true });
+    return new S3BlobStore({ ...s3, spoolDir });
+  }
+  const store = new FsBlobStore(storagePath(config));
+  await store.init();
+  return store;
+}
+
 /** Opens the configured metadata store (SQLite by default, or PostgreSQL). */
 export async function openMetadata(config: Config, opts: { migrate?: boolean; check?: boolean } = {}) {
   const migrate = opts.migrate ?? config.metadata.migrate;
@@ -41,16 +57,18 @@ export async function openMetadata(config: Config, opts: { migrate?: boolean; ch
 
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
 export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
-  const fsStore = new FsBlobStore(storagePath(config));
-  await fsStore.init();
+  const blobStore = await openBlobStore(config);
   const { meta, access } = await openMetadata(config);
   const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
-  const registry = new Registry(meta, fsStore, access, tokens);
+  const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
+  const registry = new Registry(meta, blobStore, access, tokens, {
+    ...(s3?.redirect ? { redirectSeconds: s3.redirectExpiresSeconds } : {}),
+  });
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);
   const app = buildApp(registry, {
     auth: config.auth,
     logger: logger === false ? false : logger,
-    readiness: [() => meta.ping(), async () => void (await fsStore.listUploads())],
+    readiness: [() => meta.ping(), async () => void (await blobStore.listUploads())],
   });
 
   const expireMs = config.uploads.expireAfterSeconds * 1000;
@@ -73,7 +91,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
     registry,
     meta,
     accessStore: access,
-    store: fsStore,
+    store: blobStore,
     ...(boot.generatedPassword ? { generatedAdminPassword: boot.generatedPassword } : {}),
     async close() {
       if (closed) return;

@@ -4,6 +4,7 @@ import { createLogger, openMetadata, serve } from '../main.ts';
 import { migrateToLatest, migrationStatus } from '../metadata/sql/migrations.ts';
 import { adminCommands } from './admin.ts';
 import { ApiClientError } from './client.ts';
+import { pushCommands } from './push.ts';
 
 const program = new Command();
 program
@@ -12,6 +13,7 @@ program
   .option('-s, --server <url>', 'Berth server for management commands (default $BERTH_URL, the login file, or http://localhost:5000)')
   .option('--json', 'print JSON instead of tables');
 adminCommands(program);
+pushCommands(program);
 
 program
   .command('serve')

@@ -32,11 +32,31 @@ export const ConfigSchema = z
       .default({ driver: 'sqlite', poolSize: 10, migrate: true }),
     storage: z
       .object({
-        driver: z.enum(['fs']).default('fs'),
+        driver: z.enum(['fs', 's3']).default('fs'),
         /** Blob folder; defaults to <data>/storage. */
         fsPath: z.string().optional(),
+        s3: z
+          .object({
+            bucket: z.string().min(1),
+            prefix: z.string().default(''),
+            region: z.string().default('us-east-1'),
+            /** For S3-compatible services (MinIO, Ceph, …); path-style addressing is then used. */
+            endpoint: z.string().url().optional(),
+            forcePathStyle: z.boolean().optional(),
+            /** Static credentials; otherwise the AWS SDK's default chain (env, profile, instance role). */
+            accessKeyId: z.string().optional(),
+            secretAccessKey: z.string().optional(),
+            /** Multipart part size in bytes (min 5 MiB). */
+            partSize: z.number().int().min(5 * 1024 * 1024).default(8 * 1024 * 1024),
+            /** Answer blob GETs with a 307 to a presigned URL instead of streaming them. */
+            redirect: z.boolean().default(false),
+            redirectExpiresSeconds: z.number().int().min(10).max(604_800).default(900),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
+      .refine((st) => st.driver !== 's3' || !!st.s3, { message: 'storage.s3 (at least bucket) is required with driver s3' })
       .default({ driver: 'fs' }),
     uploads: z
       .object({
@@ -80,6 +100,13 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_MIGRATE: (c, v) => ((c.metadata ??= {}).migrate = v === 'true' || v === '1'),
   BERTH_STORAGE_DRIVER: (c, v) => ((c.storage ??= {}).driver = v),
   BERTH_STORAGE_PATH: (c, v) => ((c.storage ??= {}).fsPath = v),
+  BERTH_S3_BUCKET: (c, v) => (((c.storage ??= {}).s3 ??= {}).bucket = v),
+  BERTH_S3_PREFIX: (c, v) => (((c.storage ??= {}).s3 ??= {}).prefix = v),
+  BERTH_S3_REGION: (c, v) => (((c.storage ??= {}).s3 ??= {}).region = v),
+  BERTH_S3_ENDPOINT: (c, v) => (((c.storage ??= {}).s3 ??= {}).endpoint = v),
+  BERTH_S3_ACCESS_KEY_ID: (c, v) => (((c.storage ??= {}).s3 ??= {}).accessKeyId = v),
+  BERTH_S3_SECRET_ACCESS_KEY: (c, v) => (((c.storage ??= {}).s3 ??= {}).secretAccessKey = v),
+  BERTH_S3_REDIRECT: (c, v) => (((c.storage ??= {}).s3 ??= {}).redirect = v === 'true' || v === '1'),
   BERTH_UPLOAD_EXPIRE_SECONDS: (c, v) => ((c.uploads ??= {}).expireAfterSeconds = Number(v)),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
   BERTH_AUTH_SERVICE: (c, v) => ((c.auth ??= {}).service = v),

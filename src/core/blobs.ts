@@ -18,7 +18,15 @@ export class Blobs {
     private readonly meta: MetadataStore,
     private readonly store: BlobStore,
     private readonly images: Images,
+    /** When set and the store can presign, blob GETs may be redirected for this long. */
+    private readonly redirectSeconds?: number,
   ) {}
+
+  /** A URL the client may fetch the blob from directly, when redirects are configured. */
+  async directUrl(digest: string): Promise<string | undefined> {
+    if (!this.redirectSeconds || !this.store.presignedUrl) return undefined;
+    return this.store.presignedUrl(digest, this.redirectSeconds);
+  }
 
   /** The blob (or manifest) `digest` as linked to image `name`, or BLOB_UNKNOWN. */
   async stat(name: string, digest: string): Promise<BlobInfo> {

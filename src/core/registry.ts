@@ -25,9 +25,10 @@ export class Registry {
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
+    opts: { redirectSeconds?: number } = {},
   ) {
     this.images = new Images(meta);
-    this.blobs = new Blobs(meta, store, this.images);
+    this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
     this.uploads = new Uploads(meta, store, this.images);
     this.manifests = new Manifests(meta, this.images);
     this.access = new Access(accessStore);

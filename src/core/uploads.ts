@@ -43,6 +43,7 @@ export function parseContentRange(header: string): ChunkRange {
 export class Uploads {
   private readonly hashes = new Map<string, HashState>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly commits = new Map<string, Promise<void>>();
   /** Upload data this process is writing without a session row (monolithic uploads, starts). */
   private readonly active = new Set<string>();
 
@@ -247,12 +248,38 @@ export class Uploads {
   }
 
   private async commit(id: string, digest: string, size: number, imageId: number): Promise<void> {
-    if (await this.store.stat(digest)) {
-      await this.store.removeUpload(id); // already stored once: dedupe
-    } else {
-      await this.store.commitUpload(id, digest);
+    // One commit per digest at a time in this process: the others find it stored.
+    const running = this.commits.get(digest);
+    if (running) await running.catch(() => undefined);
+    const attempt = this.storeOnce(id, digest);
+    this.commits.set(digest, attempt);
+    try {
+      await attempt;
+    } finally {
+      if (this.commits.get(digest) === attempt) this.commits.delete(digest);
     }
     await this.meta.saveBlob(imageId, digest, size);
+  }
+
+  private async storeOnce(id: string, digest: string): Promise<void> {
+    if (await this.store.stat(digest)) {
+      await this.store.removeUpload(id); // already stored once: dedupe
+      return;
+    }
+    try {
+      await this.store.commitUpload(id, digest);
+    } catch (e) {
+      // A concurrent writer of the same digest on another node may have won the race:
+      // content-addressed, so its blob is ours.
+      for (let i = 0; i < 3; i++) {
+        await new Promise((r) => setTimeout(r, 50 * (i + 1)));
+        if (await this.store.stat(digest)) {
+          await this.store.removeUpload(id);
+          return;
+        }
+      }
+      throw e;
+    }
   }
 
   private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {

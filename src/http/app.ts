@@ -6,6 +6,7 @@ import { distributionRoutes } from './distribution/index.ts';
 import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
 import { apiRoutes } from './api/index.ts';
+import { importRoutes } from './api/import.ts';
 import type { Logger } from 'pino';
 
 export interface AppOptions {
@@ -58,5 +59,6 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   tokenRoutes(app, registry, auth);
   distributionRoutes(app, registry, auth);
   apiRoutes(app, registry, auth);
+  importRoutes(app, registry, auth);
   return app;
 }

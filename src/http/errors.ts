@@ -10,16 +10,13 @@ export function errorBody(code: ErrorCode | string, message: string, detail?: un
   return { errors: [{ code, message, ...(detail === undefined ? {} : { detail }) }] };
 }
 
-/** Client disconnects and malformed requests are the client's doing, never a 500. */
-function isClientAbort(e: unknown, request: FastifyRequest): boolean {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return (
-    request.raw.destroyed ||
-    request.raw.aborted === true ||
-    code === 'ECONNRESET' ||
-    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
-    (e as Error | undefined)?.message === 'aborted'
-  );
+/**
+ * A client that went away mid-request is the client's doing, never a 500. Judged by the
+ * request's own state only: a reset from a dependency (database, S3) is a server error.
+ */
+function isClientAbort(_e: unknown, request: FastifyRequest): boolean {
+  // `destroyed` alone says nothing: a request read to the end is destroyed too.
+  return request.raw.aborted === true || request.raw.readableAborted === true;
 }
 
 /**

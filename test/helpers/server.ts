@@ -160,7 +160,8 @@ async function startOnce(opts: StartBerthOptions): Promise<BerthServer> {
 
   const args = via === 'flags' ? ['serve', '--listen', address, '--data', dataDir] : ['serve'];
   args.push(...(opts.extraArgs ?? []));
-  const admin: Credentials = { username: 'admin', password: randomBytes(18).toString('base64url') };
+  // A password given in opts.env (e.g. several nodes sharing one database) is the admin's.
+  const admin: Credentials = { username: 'admin', password: opts.env?.BERTH_ADMIN_PASSWORD ?? randomBytes(18).toString('base64url') };
   const env: Record<string, string> = { ...(process.env as Record<string, string>) };
   for (const k of Object.keys(env)) if (k.startsWith('BERTH_')) delete env[k];
   delete env.NODE_OPTIONS; // e.g. `--import tsx` from the test runner would load the loader into the server too

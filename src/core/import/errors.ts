@@ -23,6 +23,8 @@ export type ImportErrorCode =
   | 'REGISTRY'
   /** Credentials missing or refused. */
   | 'AUTH'
+  /** Larger than the server accepts. */
+  | 'TOO_LARGE'
   /** Stopped by the caller. */
   | 'ABORTED';
 

@@ -51,6 +51,14 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     reply.send();
     return;
   }
+  if (!blob.manifest && !range) {
+    const url = await registry.blobs.directUrl(digest);
+    if (url) {
+      reply.removeHeader('Content-Length');
+      reply.code(307).header('Location', url).header('Cache-Control', 'no-store').header('content-length', '0').send();
+      return;
+    }
+  }
   if (blob.manifest) {
     const p = blob.manifest.payload;
     reply.send(range ? p.subarray(range.start, range.end + 1) : p);

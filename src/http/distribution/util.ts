@@ -25,13 +25,16 @@ export function setNextLink(reply: FastifyReply, path: string, n: number, last: 
   reply.header('Link', `<${path}?${qs}>; rel="next"`);
 }
 
-/** The request body as chunks, or undefined when the request has none. */
+/**
+ * The request body as chunks, or undefined when the request has none. Stopping early (our
+ * own error, e.g. SIZE_INVALID or a storage failure) leaves the request stream alive, so that
+ * the error response still reaches the client instead of a reset connection.
+ */
 export function requestBody(request: FastifyRequest): AsyncIterable<Buffer> | undefined {
   const h = request.headers;
-  if (h['transfer-encoding'] !== undefined) return request.raw;
   const len = h['content-length'];
-  if (len === undefined || len === '0') return undefined;
-  return request.raw;
+  if (h['transfer-encoding'] === undefined && (len === undefined || len === '0')) return undefined;
+  return request.raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
 }
 
 export function contentLength(request: FastifyRequest): number | undefined {

@@ -1,0 +1,436 @@
+/**
+ * A small OCI Distribution client, enough to push an import and pull an image back, against
+ * Berth or any OCI registry:
+ *
+ * - auth as registries negotiate it: a first request without credentials; a 401 with
+ *   `WWW-Authenticate: Bearer realm=…,service=…,scope=…` → `GET realm?service=&scope=` with
+ *   Basic credentials (or none, anonymous) → `{token}` used as `Authorization: Bearer`, kept per
+ *   repository until it expires; a 401 with a `Basic` challenge → Basic credentials;
+ * - blobs: HEAD to skip what the registry has; `POST …/blobs/uploads/` then one `PUT
+ *   <location>?digest=` whose body streams from the file with an exact Content-Length (no
+ *   chunking, nothing held in memory); cross-repository mounts;
+ * - manifests: PUT by digest or tag with their exact bytes; GET with every manifest type in Accept.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { digestOf, looksLikeDigest, parseDigest } from '../digest.ts';
+import { baseMediaType, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../media-types.ts';
+import { ImportError } from './errors.ts';
+import type { TargetRegistry } from './importer.ts';
+
+export interface RegistryClientOptions {
+  /** Base URL: `https://registry.example.com` or `http://localhost:5000`. */
+  url: string;
+  username?: string;
+  password?: string;
+  /** Skip TLS certificate verification. */
+  insecure?: boolean;
+  /** `push` (default) asks tokens for `pull,push`; `pull` for `pull`. */
+  mode?: 'push' | 'pull';
+  userAgent?: string;
+  /** Socket idle timeout in ms (default 5 minutes). */
+  timeoutMs?: number;
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: string;
+}
+
+/** What an export reads from: a registry's manifests and blobs. */
+export interface SourceRegistry {
+  readonly location: string;
+  getManifest(name: string, reference: string, signal?: AbortSignal): Promise<FetchedManifest>;
+  openBlob(name: string, digest: string, signal?: AbortSignal): Promise<Readable>;
+}
+
+interface Challenge {
+  scheme: 'bearer' | 'basic';
+  params: Record<string, string>;
+}
+
+interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  res: http.IncomingMessage;
+}
+
+type Body = Buffer | (() => Promise<AsyncIterable<Buffer>>);
+
+interface RequestOptions {
+  headers?: Record<string, string>;
+  body?: Body;
+  /** Image name the request is about: selects the token scope. */
+  name?: string;
+  signal?: AbortSignal;
+  /** Follow redirects (GET of blobs from registries that redirect to object storage). */
+  redirects?: boolean;
+}
+
+export const MANIFEST_ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].join(', ');
+
+/** Parses `Bearer realm="…",service="…",scope="…"` (or `Basic realm="…"`). */
+export function parseChallenge(header: string | undefined): Challenge | undefined {
+  if (!header) return undefined;
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (!m) return undefined;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== 'bearer' && scheme !== 'basic') return undefined;
+  const params: Record<string, string> = {};
+  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?\s*/g;
+  let p: RegExpExecArray | null;
+  while ((p = re.exec(m[2]!)) !== null) {
+    if (p[0] === '') break;
+    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : (p[3] ?? '');
+  }
+  return { scheme, params };
+}
+
+async function readBody(res: http.IncomingMessage, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > limit) {
+      res.destroy();
+      throw new ImportError('REGISTRY', `response body over ${limit} bytes`);
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts, n);
+}
+
+/** `401 UNAUTHORIZED: authentication required` from an OCI error body, else the status text. */
+function errorText(status: number, body: Buffer): string {
+  const text = body.toString('utf8');
+  try {
+    const doc = JSON.parse(text) as { errors?: { code?: string; message?: string }[]; error?: string; message?: string };
+    const e = doc.errors?.[0];
+    if (e) return `${status} ${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`.trim();
+    if (doc.error || doc.message) return `${status} ${doc.error ?? doc.message}`;
+  } catch {
+    /* not JSON */
+  }
+  const plain = text.trim().slice(0, 200);
+  return `${status} ${http.STATUS_CODES[status] ?? ''}${plain ? `: ${plain}` : ''}`.trim();
+}
+
+export class RegistryClient implements TargetRegistry, SourceRegistry {
+  readonly location: string;
+  private readonly base: URL;
+  private readonly agent: http.Agent;
+  private readonly basic: string | undefined;
+  private readonly actions: string;
+  private challenge: Challenge | undefined;
+  private pinged: Promise<void> | undefined;
+  private readonly tokens = new Map<string, { token: string; until: number }>();
+  /** Upload sessions a failed mount opened, used by the next putBlob of that blob. */
+  private readonly sessions = new Map<string, string>();
+
+  constructor(private readonly opts: RegistryClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(opts.url);
+    } catch {
+      throw new ImportError('BAD_NAME', `invalid registry URL "${opts.url}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ImportError('BAD_NAME', `registry URL must be http:// or https://, got "${opts.url}"`);
+    }
+    this.base = new URL(url.origin + url.pathname.replace(/\/+$/, ''));
+    this.location = this.base.toString().replace(/\/$/, '');
+    const agentOpts = { keepAlive: true, maxSockets: 32 };
+    this.agent = url.protocol === 'https:' ? new https.Agent({ ...agentOpts, rejectUnauthorized: !opts.insecure }) : new http.Agent(agentOpts);
+    this.basic =
+      opts.username !== undefined && opts.password !== undefined
+        ? `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`
+        : undefined;
+    this.actions = (opts.mode ?? 'push') === 'push' ? 'pull,push' : 'pull';
+  }
+
+  /** Closes idle keep-alive sockets. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private url(p: string): URL {
+    return new URL(`${this.base.pathname.replace(/\/$/, '')}${p}`, this.base);
+  }
+
+  /** One HTTP exchange, no auth logic. The body may stream; `res` is unread. */
+  private exchange(method: string, url: URL, headers: Record<string, string>, body: Body | undefined, signal?: AbortSignal): Promise<RawResponse> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new ImportError('ABORTED', 'import aborted'));
+        return;
+      }
+      const mod = url.protocol === 'https:' ? https : http;
+      const h: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'berth-import', ...headers };
+      if (Buffer.isBuffer(body)) h['content-length'] = String(body.length);
+      else if (!body && method !== 'GET' && method !== 'HEAD') h['content-length'] ??= '0';
+      const req = mod.request(url, { method, headers: h, agent: this.agent, timeout: this.opts.timeoutMs ?? 300_000 });
+      let settled = false;
+      const fail = (e: unknown) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        req.destroy();
+        reject(e);
+      };
+      const onAbort = () => fail(new ImportError('ABORTED', 'import aborted'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('timeout', () => fail(Object.assign(new Error(`no answer from ${this.location} for ${(this.opts.timeoutMs ?? 300_000) / 1000} s`), { code: 'ETIMEDOUT' })));
+      req.on('error', (e) => fail(e));
+      req.on('response', (res) => {
+        if (settled) {
+          res.resume();
+          return;
+        }
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, res });
+      });
+      if (body === undefined) {
+        req.end();
+      } else if (Buffer.isBuffer(body)) {
+        req.end(body);
+      } else {
+        body().then(
+          (iterable) =>
+            pipeline(Readable.from(iterable, { objectMode: false }), req).catch((e: unknown) => {
+              // our own check (digest, size) failed: that is the error, whatever the socket says
+              if (e instanceof ImportError) fail(e);
+              else if (!settled) fail(e);
+            }),
+          fail,
+        );
+      }
+    });
+  }
+
+  /** Learns how the registry authenticates (GET /v2/), once. */
+  private ping(signal?: AbortSignal): Promise<void> {
+    this.pinged ??= (async () => {
+      let r: RawResponse;
+      try {
+        r = await this.exchange('GET', this.url('/v2/'), {}, undefined, signal);
+      } catch (e) {
+        this.pinged = undefined;
+        if (e instanceof ImportError) throw e;
+        const err = e as NodeJS.ErrnoException;
+        throw new ImportError('REGISTRY', `cannot reach ${this.location}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '));
+      }
+      const body = await readBody(r.res, 1024 * 1024).catch(() => Buffer.alloc(0));
+      if (r.status === 401) {
+        this.challenge = parseChallenge(headerOf(r.headers['www-authenticate']));
+        if (!this.challenge) throw new ImportError('AUTH', `${this.location} answers 401 without a Bearer or Basic challenge`);
+      } else if (r.status === 404) {
+        this.pinged = undefined;
+        throw new ImportError('REGISTRY', `${this.location} is not an OCI registry (GET /v2/ → 404)`, 404);
+      } else if (r.status >= 500) {
+        this.pinged = undefined;
+        throw new ImportError('REGISTRY', `${this.location}: GET /v2/ → ${errorText(r.status, body)}`, r.status);
+      }
+    })();
+    return this.pinged;
+  }
+
+  private scopeFor(name: string | undefined, challenge: Challenge): string | undefined {
+    if (name) return `repository:${name}:${this.actions}`;
+    return challenge.params.scope;
+  }
+
+  private async token(challenge: Challenge, name: string | undefined, fresh: boolean, signal?: AbortSignal): Promise<string> {
+    const scope = this.scopeFor(name, challenge) ?? '';
+    const cached = this.tokens.get(scope);
+    if (!fresh && cached && cached.until > Date.now()) return cached.token;
+    const realm = challenge.params.realm;
+    if (!realm) throw new ImportError('AUTH', `${this.location}: the Bearer challenge has no realm`);
+    let url: URL;
+    try {
+      url = new URL(realm, this.base);
+    } catch {
+      throw new ImportError('AUTH', `${this.location}: the Bearer challenge's realm "${realm}" is not a URL`);
+    }
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    if (scope) url.searchParams.append('scope', scope);
+    const headers: Record<string, string> = {};
+    if (this.basic) headers.authorization = this.basic;
+    let r: RawResponse;
+    try {
+      r = await this.exchange('GET', url, headers, undefined, signal);
+    } catch (e) {
+      if (e instanceof ImportError) throw e;
+      throw new ImportError('AUTH', `cannot get a token from ${url.origin}${url.pathname}: ${(e as Error).message}`);
+    }
+    const body = await readBody(r.res, 1024 * 1024);
+    if (r.status === 401 || r.status === 403) {
+      throw new ImportError(
+        'AUTH',
+        this.basic
+          ? `${this.location} refused the credentials of "${this.opts.username}": ${errorText(r.status, body)}`
+          : `${this.location} requires credentials: give --username and --password, set BERTH_API_KEY, or run berth login`,
+        r.status,
+      );
+    }
+    if (r.status !== 200) throw new ImportError('AUTH', `token request to ${url.origin}${url.pathname} failed: ${errorText(r.status, body)}`, r.status);
+    let doc: { token?: string; access_token?: string; expires_in?: number };
+    try {
+      doc = JSON.parse(body.toString('utf8')) as typeof doc;
+    } catch {
+      throw new ImportError('AUTH', `token response from ${url.origin}${url.pathname} is not JSON`);
+    }
+    const token = doc.token ?? doc.access_token;
+    if (!token) throw new ImportError('AUTH', `token response from ${url.origin}${url.pathname} has no token`);
+    const ttl = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : 60;
+    this.tokens.set(scope, { token, until: Date.now() + Math.max(ttl - 15, ttl / 2) * 1000 });
+    return token;
+  }
+
+  private async authorization(name: string | undefined, fresh: boolean, signal?: AbortSignal): Promise<string | undefined> {
+    const ch = this.challenge;
+    if (!ch) return undefined;
+    if (ch.scheme === 'basic') {
+      if (!this.basic) throw new ImportError('AUTH', `${this.location} requires credentials: give --username and --password, set BERTH_API_KEY, or run berth login`);
+      return this.basic;
+    }
+    return `Bearer ${await this.token(ch, name, fresh, signal)}`;
+  }
+
+  /** A request with the auth dance: a 401 fetches a (fresh) token or switches to Basic, once. */
+  private async request(method: string, url: URL, opts: RequestOptions = {}): Promise<RawResponse> {
+    await this.ping(opts.signal);
+    let fresh = false;
+    for (let round = 0; ; round++) {
+      const headers = { ...(opts.headers ?? {}) };
+      const auth = await this.authorization(opts.name, fresh, opts.signal);
+      if (auth) headers.authorization = auth;
+      let r = await this.exchange(method, url, headers, opts.body, opts.signal);
+      for (let hops = 0; opts.redirects && [301, 302, 303, 307, 308].includes(r.status) && hops < 5; hops++) {
+        const loc = headerOf(r.headers.location);
+        r.res.resume();
+        if (!loc) break;
+        const next = new URL(loc, url);
+        const h = { ...(opts.headers ?? {}) };
+        // credentials go only to the registry itself, never to the storage it redirects to
+        if (next.origin === this.base.origin && auth) h.authorization = auth;
+        r = await this.exchange('GET', next, h, undefined, opts.signal);
+      }
+      if (r.status !== 401 || round >= 2) return r;
+      const body = await readBody(r.res, 1024 * 1024).catch(() => Buffer.alloc(0));
+      const ch = parseChallenge(headerOf(r.headers['www-authenticate']));
+      if (!ch) throw new ImportError('AUTH', `${method} ${url.pathname}: ${errorText(401, body)}`, 401);
+      const wasBasic = this.challenge?.scheme === 'basic';
+      if (ch.scheme === 'basic' && wasBasic) {
+        throw new ImportError('AUTH', `${this.location} refused the credentials${this.opts.username ? ` of "${this.opts.username}"` : ''}: ${errorText(401, body)}`, 401);
+      }
+      if (ch.scheme === 'bearer' && fresh) {
+        throw new ImportError('AUTH', `${method} ${url.pathname}: not allowed with the token ${this.location} issued: ${errorText(401, body)}`, 401);
+      }
+      this.challenge = ch;
+      fresh = ch.scheme === 'bearer';
+    }
+  }
+
+  private async fail(r: RawResponse, doing: string): Promise<never> {
+    const body = await readBody(r.res, 1024 * 1024).catch(() => Buffer.alloc(0));
+    const code = r.status === 401 ? 'AUTH' : 'REGISTRY';
+    throw new ImportError(code, `${doing}: ${errorText(r.status, body)}`, r.status);
+  }
+
+  async hasBlob(name: string, digest: string, signal?: AbortSignal): Promise<boolean> {
+    const r = await this.request('HEAD', this.url(`/v2/${name}/blobs/${digest}`), { name, signal });
+    r.res.resume();
+    if (r.status === 200) return true;
+    if (r.status === 404) return false;
+    return this.fail(r, `HEAD ${name} blob ${digest}`);
+  }
+
+  async mountBlob(name: string, digest: string, from: string, signal?: AbortSignal): Promise<boolean> {
+    const url = this.url(`/v2/${name}/blobs/uploads/`);
+    url.searchParams.set('mount', digest);
+    url.searchParams.set('from', from);
+    const r = await this.request('POST', url, { name, signal });
+    r.res.resume();
+    if (r.status === 201) return true;
+    if (r.status === 202) {
+      const loc = headerOf(r.headers.location);
+      if (loc) this.sessions.set(`${name}\0${digest}`, loc);
+      return false;
+    }
+    return this.fail(r, `mounting ${digest} into ${name} from ${from}`);
+  }
+
+  async putBlob(name: string, digest: string, size: number, open: () => Promise<AsyncIterable<Buffer>>, signal?: AbortSignal): Promise<void> {
+    let loc = this.sessions.get(`${name}\0${digest}`);
+    this.sessions.delete(`${name}\0${digest}`);
+    if (!loc) {
+      const r = await this.request('POST', this.url(`/v2/${name}/blobs/uploads/`), { name, signal });
+      if (r.status !== 202) return this.fail(r, `starting the upload of ${digest} to ${name}`);
+      r.res.resume();
+      loc = headerOf(r.headers.location);
+      if (!loc) throw new ImportError('REGISTRY', `starting the upload of ${digest} to ${name}: 202 without a Location`);
+    }
+    const url = new URL(loc, this.base);
+    url.searchParams.set('digest', digest);
+    const r = await this.request('PUT', url, {
+      name,
+      signal,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      body: open,
+    });
+    if (r.status !== 201 && r.status !== 204) return this.fail(r, `uploading ${digest} (${size} bytes) to ${name}`);
+    r.res.resume();
+  }
+
+  async putManifest(name: string, reference: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<string> {
+    const r = await this.request('PUT', this.url(`/v2/${name}/manifests/${reference}`), {
+      name,
+      signal,
+      headers: { 'content-type': mediaType },
+      body: bytes,
+    });
+    if (r.status !== 201 && r.status !== 200 && r.status !== 204) return this.fail(r, `PUT ${name}:${reference}`);
+    r.res.resume();
+    return headerOf(r.headers['docker-content-digest']) ?? digestOf(bytes);
+  }
+
+  async getManifest(name: string, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    const r = await this.request('GET', this.url(`/v2/${name}/manifests/${reference}`), { name, signal, headers: { accept: MANIFEST_ACCEPT } });
+    if (r.status !== 200) return this.fail(r, `GET ${name}${looksLikeDigest(reference) ? '@' : ':'}${reference}`);
+    const bytes = await readBody(r.res, 4 * 1024 * 1024 + 1);
+    let mediaType = baseMediaType(headerOf(r.headers['content-type']));
+    if (!mediaType || mediaType === 'application/json' || mediaType === 'application/octet-stream') {
+      try {
+        mediaType = String((JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType ?? OCI_MANIFEST);
+      } catch {
+        throw new ImportError('REGISTRY', `${name}:${reference}: the manifest is not JSON`);
+      }
+    }
+    let digest: string;
+    if (looksLikeDigest(reference)) {
+      digest = digestOf(bytes, parseDigest(reference).algorithm);
+      if (digest !== reference) throw new ImportError('DIGEST_MISMATCH', `${name}@${reference}: the registry sent a manifest that hashes to ${digest}`);
+    } else {
+      const header = headerOf(r.headers['docker-content-digest']);
+      digest = header && header.includes(':') ? digestOf(bytes, parseDigest(header).algorithm) : digestOf(bytes);
+      if (header && header !== digest) {
+        throw new ImportError('DIGEST_MISMATCH', `${name}:${reference}: the manifest hashes to ${digest} but the registry says ${header}`);
+      }
+    }
+    return { bytes, mediaType, digest };
+  }
+
+  async openBlob(name: string, digest: string, signal?: AbortSignal): Promise<Readable> {
+    const r = await this.request('GET', this.url(`/v2/${name}/blobs/${digest}`), { name, signal, redirects: true });
+    if (r.status !== 200) return this.fail(r, `GET ${name} blob ${digest}`);
+    return r.res;
+  }
+}
+
+function headerOf(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}

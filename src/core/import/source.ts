@@ -1,0 +1,175 @@
+/**
+ * Where an import reads from: a tar file (docker-archive, Docker 25+ `docker save`, oci-archive;
+ * gzip'd ones are decompressed to a temporary file first) or an OCI image layout folder. Both
+ * give random access by member name; layer bytes are streamed from the file, never held.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { ImportError } from './errors.ts';
+import { TarIndex, safeMemberName } from './tar.ts';
+
+export interface ImportSource {
+  /** For messages: the file or folder name. */
+  readonly label: string;
+  readonly kind: 'tar' | 'dir';
+  /** Size of the regular file `name`, or undefined when there is none. */
+  size(name: string): Promise<number | undefined>;
+  /** Reads a small member whole; MISSING_FILE when absent; BAD_ARCHIVE over `limit` bytes. */
+  read(name: string, limit: number): Promise<Buffer>;
+  /** Streams a member (check `size` first). */
+  open(name: string): Promise<Readable>;
+  /** The first `n` bytes of a member (fewer when it is shorter). */
+  head(name: string, n: number): Promise<Buffer>;
+  /** Removes temporary files (a decompressed copy). */
+  close(): Promise<void>;
+}
+
+export interface OpenSourceOptions {
+  /** Where a gzip'd archive is decompressed (default: the OS temp folder). */
+  tempDir?: string;
+  /** Told when a gzip'd input is being decompressed. */
+  onDecompress?: () => void;
+}
+
+const missing = (label: string, name: string) => new ImportError('MISSING_FILE', `${label}: "${name}" not found`);
+
+class TarSource implements ImportSource {
+  readonly kind = 'tar';
+  constructor(
+    readonly label: string,
+    private readonly index: TarIndex,
+    private readonly cleanup: () => Promise<void>,
+  ) {}
+
+  async size(name: string): Promise<number | undefined> {
+    return this.index.find(safeMemberName(name, this.label))?.size;
+  }
+
+  async read(name: string, limit: number): Promise<Buffer> {
+    const e = this.index.find(safeMemberName(name, this.label));
+    if (!e) throw missing(this.label, name);
+    if (e.size > limit) throw new ImportError('BAD_ARCHIVE', `${this.label}: "${name}" is ${e.size} bytes, more than the ${limit} allowed for it`);
+    return this.index.read(e);
+  }
+
+  async open(name: string): Promise<Readable> {
+    const e = this.index.find(safeMemberName(name, this.label));
+    if (!e) throw missing(this.label, name);
+    return this.index.stream(e);
+  }
+
+  async head(name: string, n: number): Promise<Buffer> {
+    const e = this.index.find(safeMemberName(name, this.label));
+    if (!e) throw missing(this.label, name);
+    return this.index.read({ ...e, size: Math.min(n, e.size) });
+  }
+
+  close(): Promise<void> {
+    return this.cleanup();
+  }
+}
+
+class DirSource implements ImportSource {
+  readonly kind = 'dir';
+  constructor(
+    readonly label: string,
+    private readonly dir: string,
+  ) {}
+
+  private file(name: string): string {
+    return path.join(this.dir, safeMemberName(name, this.label));
+  }
+
+  async size(name: string): Promise<number | undefined> {
+    try {
+      const st = await fsp.stat(this.file(name));
+      return st.isFile() ? st.size : undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw e;
+    }
+  }
+
+  async read(name: string, limit: number): Promise<Buffer> {
+    const size = await this.size(name);
+    if (size === undefined) throw missing(this.label, name);
+    if (size > limit) throw new ImportError('BAD_ARCHIVE', `${this.label}: "${name}" is ${size} bytes, more than the ${limit} allowed for it`);
+    return fsp.readFile(this.file(name));
+  }
+
+  async open(name: string): Promise<Readable> {
+    return createReadStream(this.file(name), { highWaterMark: 1024 * 1024 });
+  }
+
+  async head(name: string, n: number): Promise<Buffer> {
+    const fh = await fsp.open(this.file(name), 'r');
+    try {
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await fh.read(buf, 0, n, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function magic(file: string): Promise<Buffer> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(buf, 0, 4, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Opens `input`: a folder (OCI layout) or a tar file, plain or gzip'd. */
+export async function openSource(input: string, opts: OpenSourceOptions = {}): Promise<ImportSource> {
+  let st;
+  try {
+    st = await fsp.stat(input);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ImportError('MISSING_FILE', `${input}: no such file or folder`);
+    throw e;
+  }
+  const label = path.basename(input) || input;
+  if (st.isDirectory()) return new DirSource(label, input);
+  if (!st.isFile()) throw new ImportError('BAD_ARCHIVE', `${input} is neither a file nor a folder`);
+  const head = await magic(input);
+  if (head[0] === 0x1f && head[1] === 0x8b) {
+    opts.onDecompress?.();
+    const dir = opts.tempDir ?? os.tmpdir();
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = path.join(dir, `berth-import-${randomUUID()}.tar`);
+    const remove = () => fsp.rm(tmp, { force: true });
+    try {
+      await pipeline(createReadStream(input, { highWaterMark: 1024 * 1024 }), createGunzip(), createWriteStream(tmp));
+    } catch (e) {
+      await remove();
+      throw new ImportError('TRUNCATED', `${label}: cannot decompress the gzip'd archive: ${(e as Error).message}`);
+    }
+    try {
+      return new TarSource(label, await TarIndex.open(tmp).catch((e: unknown) => {
+        if (e instanceof ImportError) throw new ImportError(e.code, e.message.replace(path.basename(tmp), `${label} (decompressed)`));
+        throw e;
+      }), remove);
+    } catch (e) {
+      await remove();
+      throw e;
+    }
+  }
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
+    throw new ImportError('UNSUPPORTED', `${label} is zstd-compressed: decompress it first (zstd -d)`);
+  }
+  const index = await TarIndex.open(input);
+  return new TarSource(label, index, async () => {});
+}

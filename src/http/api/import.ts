@@ -1,0 +1,94 @@
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Identity } from '../../core/access.ts';
+import { ImportError, ImportJobs, parseDestination } from '../../core/import/index.ts';
+import type { Registry } from '../../core/registry.ts';
+import { ApiError } from '../../core/tenancy.ts';
+import type { HttpAuth } from '../auth.ts';
+import { contentLength, requestBody, stringParam } from '../distribution/util.ts';
+
+/**
+ * Where uploads are spooled: `<fs storage root>/imports` (the storage root is `<data>/storage`
+ * by default), so an archive lands on the disk that will hold its blobs; the OS temp folder for
+ * a store without a root folder.
+ */
+function spoolDir(registry: Registry): string {
+  const root = (registry.store as { root?: unknown }).root;
+  return typeof root === 'string' ? path.join(root, 'imports') : path.join(os.tmpdir(), 'berth-imports');
+}
+
+function who(identity: Identity): { key: string; all: boolean } | undefined {
+  if (identity.kind !== 'user') return undefined;
+  return { key: `user:${identity.userId}`, all: identity.siteAdmin };
+}
+
+function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  reply.header('Cache-Control', 'no-store');
+  reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify(body));
+  return reply;
+}
+
+/**
+ * The server side of `berth push` (docs/import.md):
+ * - `POST /api/v1/repos/:owner/:repo/import?image=&tag=` — the body is the archive (docker
+ *   save, Docker 25+ save, oci-archive; gzip'd or not), streamed to a spool file; needs `push`
+ *   on the repository; answers 202 with the job (`id`, `Location: /api/v1/imports/<id>`);
+ * - `GET /api/v1/imports/:id` — the job's state, progress and errors (its starter or a site admin);
+ * - `GET /api/v1/imports` — the caller's jobs.
+ */
+export function importRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth): void {
+  const jobs = new ImportJobs(registry, spoolDir(registry), {
+    onInternalError: (e, id) => app.log.error({ err: e, importJob: id }, 'import job failed'),
+  });
+  app.addHook('onClose', async () => jobs.close());
+
+  app.post('/api/v1/repos/:owner/:repo/import', async (req: FastifyRequest, reply: FastifyReply) => {
+    const { identity } = await auth.authenticate(req, { apiKeyBearer: true });
+    const { owner, repo } = req.params as { owner: string; repo: string };
+    const q = req.query as Record<string, unknown>;
+    const image = stringParam(q.image) || undefined;
+    const tag = stringParam(q.tag) || undefined;
+    if (tag !== undefined && image === undefined) throw new ApiError(400, 'NAME_INVALID', 'a tag needs an image: give ?image=&tag=');
+    let dest;
+    try {
+      dest = parseDestination(`${owner}/${repo}${image !== undefined ? `/${image}` : ''}${tag !== undefined ? `:${tag}` : ''}`);
+    } catch (e) {
+      if (e instanceof ImportError) throw new ApiError(400, 'NAME_INVALID', e.message);
+      throw e;
+    }
+    // Access is decided per repository; without ?image= the names come from the archive, all
+    // inside this repository, so any image name asks the same question.
+    await auth.authorize(req, `${owner}/${repo}/${image ?? 'import'}`, 'push');
+    const caller = who(identity);
+    if (!caller) throw new ApiError(403, 'DENIED', 'only users may import');
+    const body = requestBody(req);
+    if (!body) throw new ApiError(400, 'INVALID', 'send the archive as the request body (e.g. curl --data-binary @image.tar)');
+    let spooled;
+    try {
+      spooled = await jobs.spool(body, contentLength(req));
+    } catch (e) {
+      if (e instanceof ImportError) throw new ApiError(e.code === 'TOO_LARGE' ? 413 : 400, e.code, e.message);
+      throw e;
+    }
+    const job = jobs.start(caller.key, dest, spooled);
+    reply.header('Location', `/api/v1/imports/${job.id}`);
+    return send(reply, 202, job);
+  });
+
+  app.get('/api/v1/imports/:id', async (req: FastifyRequest, reply: FastifyReply) => {
+    const { identity } = await auth.authenticate(req, { apiKeyBearer: true });
+    if (identity.kind === 'anonymous') throw auth.unauthorized(req, 'authentication required');
+    const caller = who(identity);
+    const job = caller ? jobs.get((req.params as { id: string }).id, caller.key, caller.all) : undefined;
+    if (!job) throw new ApiError(404, 'NOT_FOUND', 'import job not found');
+    return send(reply, 200, job);
+  });
+
+  app.get('/api/v1/imports', async (req: FastifyRequest, reply: FastifyReply) => {
+    const { identity } = await auth.authenticate(req, { apiKeyBearer: true });
+    if (identity.kind === 'anonymous') throw auth.unauthorized(req, 'authentication required');
+    const caller = who(identity);
+    return send(reply, 200, caller ? jobs.list(caller.key, caller.all) : []);
+  });
+}
