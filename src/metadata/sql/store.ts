@@ -157,43 +157,30 @@ export class SqlMetadataStore implements MetadataStore {
     return this.db.transaction().execute(async (trx): Promise<SaveManifestResult> => {
       const missing: string[] = [];
       const sizeMismatch: { digest: string; expected: number; actual: number }[] = [];
-      const blobDigests = [...new Set(m.requireBlobs.map((b) => b.digest))];
-      if (blobDigests.length) {
+      /** Compares required digests and sizes with what `lookup` finds, in chunks of 500. */
+      const check = async (required: { digest: string; size: number }[], lookup: (chunk: string[]) => Promise<{ digest: string; size: number }[]>) => {
         const found = new Map<string, number>();
-        for (const chunk of chunks(blobDigests, 500)) {
-          const rows = await trx
-            .selectFrom('image_blobs')
-            .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
-            .select(['blobs.digest', 'blobs.size'])
-            .where('image_blobs.image_id', '=', m.imageId)
-            .where('image_blobs.digest', 'in', chunk)
-            .execute();
-          for (const r of rows) found.set(r.digest, Number(r.size));
+        for (const chunk of chunks([...new Set(required.map((b) => b.digest))], 500)) {
+          for (const r of await lookup(chunk)) found.set(r.digest, Number(r.size));
         }
-        for (const b of m.requireBlobs) {
+        for (const b of required) {
           const size = found.get(b.digest);
           if (size === undefined) missing.push(b.digest);
           else if (size !== b.size) sizeMismatch.push({ digest: b.digest, expected: b.size, actual: size });
         }
-      }
-      const manifestDigests = [...new Set(m.requireManifests.map((b) => b.digest))];
-      if (manifestDigests.length) {
-        const found = new Map<string, number>();
-        for (const chunk of chunks(manifestDigests, 500)) {
-          const rows = await trx
-            .selectFrom('manifests')
-            .select(['digest', 'size'])
-            .where('image_id', '=', m.imageId)
-            .where('digest', 'in', chunk)
-            .execute();
-          for (const r of rows) found.set(r.digest, Number(r.size));
-        }
-        for (const b of m.requireManifests) {
-          const size = found.get(b.digest);
-          if (size === undefined) missing.push(b.digest);
-          else if (size !== b.size) sizeMismatch.push({ digest: b.digest, expected: b.size, actual: size });
-        }
-      }
+      };
+      await check(m.requireBlobs, (chunk) =>
+        trx
+          .selectFrom('image_blobs')
+          .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
+          .select(['blobs.digest', 'blobs.size'])
+          .where('image_blobs.image_id', '=', m.imageId)
+          .where('image_blobs.digest', 'in', chunk)
+          .execute(),
+      );
+      await check(m.requireManifests, (chunk) =>
+        trx.selectFrom('manifests').select(['digest', 'size']).where('image_id', '=', m.imageId).where('digest', 'in', chunk).execute(),
+      );
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
 
       // Insert unless present; a concurrent writer of the same digest (another node) wins
