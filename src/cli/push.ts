@@ -222,9 +222,13 @@ interface PushOptions extends RegistryOptions {
   concurrency: string;
 }
 
-/** Aborts on SIGINT/SIGTERM (nothing is tagged), then exits 130. */
+/** Aborts on SIGINT/SIGTERM (nothing is tagged), then exits 130. A closed stdout (`| head`) ends quietly. */
 export function interruptible(): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
+  const onPipe = (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+  };
+  process.stdout.on('error', onPipe);
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
     controller.abort();
@@ -234,6 +238,7 @@ export function interruptible(): { signal: AbortSignal; dispose: () => void } {
   return {
     signal: controller.signal,
     dispose: () => {
+      process.stdout.off('error', onPipe);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     },
@@ -295,7 +300,12 @@ export function pushCommands(program: Command): void {
         progress.event(e as TransferEvent);
       };
       try {
-        const result = await importArchive(file, dest, client, { concurrency, onEvent, signal: stop.signal });
+        const result = await importArchive(file, dest, client, {
+          concurrency,
+          onEvent,
+          signal: stop.signal,
+          progressIntervalMs: Progress.mode({ json: globals.json, quiet: opts.quiet }) === 'tty' ? 100 : 250,
+        });
         progress.stop();
         if (!globals.json) {
           for (const img of result.images) {
@@ -304,7 +314,7 @@ export function pushCommands(program: Command): void {
           }
           if (!opts.quiet) {
             process.stderr.write(
-              `done: ${result.uploaded.blobs} blobs uploaded (${human(result.uploaded.bytes)}), ${result.skipped.blobs} already there (${human(result.skipped.bytes)})\n`,
+              `done: ${result.uploaded.blobs} blobs uploaded (${human(result.uploaded.bytes)}), ${result.skipped.blobs} already there or mounted (${human(result.skipped.bytes)})\n`,
             );
           }
         }

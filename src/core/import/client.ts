@@ -65,6 +65,8 @@ interface RequestOptions {
   body?: Body;
   /** Image name the request is about: selects the token scope. */
   name?: string;
+  /** More images the request reads (a mount's `from`): asked `pull` on in the same token. */
+  alsoPull?: string[];
   signal?: AbortSignal;
   /** Follow redirects (GET of blobs from registries that redirect to object storage). */
   redirects?: boolean;
@@ -238,13 +240,14 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
     return this.pinged;
   }
 
-  private scopeFor(name: string | undefined, challenge: Challenge): string | undefined {
-    if (name) return `repository:${name}:${this.actions}`;
-    return challenge.params.scope;
+  private scopesFor(name: string | undefined, alsoPull: string[], challenge: Challenge): string[] {
+    if (!name) return challenge.params.scope ? [challenge.params.scope] : [];
+    return [`repository:${name}:${this.actions}`, ...alsoPull.filter((n) => n !== name).map((n) => `repository:${n}:pull`)];
   }
 
-  private async token(challenge: Challenge, name: string | undefined, fresh: boolean, signal?: AbortSignal): Promise<string> {
-    const scope = this.scopeFor(name, challenge) ?? '';
+  private async token(challenge: Challenge, name: string | undefined, alsoPull: string[], fresh: boolean, signal?: AbortSignal): Promise<string> {
+    const scopes = this.scopesFor(name, alsoPull, challenge);
+    const scope = scopes.join(' ');
     const cached = this.tokens.get(scope);
     if (!fresh && cached && cached.until > Date.now()) return cached.token;
     const realm = challenge.params.realm;
@@ -256,7 +259,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
       throw new ImportError('AUTH', `${this.location}: the Bearer challenge's realm "${realm}" is not a URL`);
     }
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    if (scope) url.searchParams.append('scope', scope);
+    for (const sc of scopes) url.searchParams.append('scope', sc);
     const headers: Record<string, string> = {};
     if (this.basic) headers.authorization = this.basic;
     let r: RawResponse;
@@ -290,14 +293,14 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
     return token;
   }
 
-  private async authorization(name: string | undefined, fresh: boolean, signal?: AbortSignal): Promise<string | undefined> {
+  private async authorization(name: string | undefined, alsoPull: string[], fresh: boolean, signal?: AbortSignal): Promise<string | undefined> {
     const ch = this.challenge;
     if (!ch) return undefined;
     if (ch.scheme === 'basic') {
       if (!this.basic) throw new ImportError('AUTH', `${this.location} requires credentials: give --username and --password, set BERTH_API_KEY, or run berth login`);
       return this.basic;
     }
-    return `Bearer ${await this.token(ch, name, fresh, signal)}`;
+    return `Bearer ${await this.token(ch, name, alsoPull, fresh, signal)}`;
   }
 
   /** A request with the auth dance: a 401 fetches a (fresh) token or switches to Basic, once. */
@@ -306,7 +309,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
     let fresh = false;
     for (let round = 0; ; round++) {
       const headers = { ...(opts.headers ?? {}) };
-      const auth = await this.authorization(opts.name, fresh, opts.signal);
+      const auth = await this.authorization(opts.name, opts.alsoPull ?? [], fresh, opts.signal);
       if (auth) headers.authorization = auth;
       let r = await this.exchange(method, url, headers, opts.body, opts.signal);
       for (let hops = 0; opts.redirects && [301, 302, 303, 307, 308].includes(r.status) && hops < 5; hops++) {
@@ -328,7 +331,14 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
         throw new ImportError('AUTH', `${this.location} refused the credentials${this.opts.username ? ` of "${this.opts.username}"` : ''}: ${errorText(401, body)}`, 401);
       }
       if (ch.scheme === 'bearer' && fresh) {
-        throw new ImportError('AUTH', `${method} ${url.pathname}: not allowed with the token ${this.location} issued: ${errorText(401, body)}`, 401);
+        if (!this.basic) {
+          throw new ImportError('AUTH', `${this.location} requires credentials for ${opts.name ?? url.pathname}: give --username and --password, set BERTH_API_KEY, or run berth login`, 401);
+        }
+        throw new ImportError(
+          'AUTH',
+          `${this.location} did not grant "${this.opts.username}" ${this.actions} on ${opts.name ?? url.pathname} (${method} ${url.pathname}: ${errorText(401, body)})`,
+          401,
+        );
       }
       this.challenge = ch;
       fresh = ch.scheme === 'bearer';
@@ -353,7 +363,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
     const url = this.url(`/v2/${name}/blobs/uploads/`);
     url.searchParams.set('mount', digest);
     url.searchParams.set('from', from);
-    const r = await this.request('POST', url, { name, signal });
+    const r = await this.request('POST', url, { name, alsoPull: [from], signal });
     r.res.resume();
     if (r.status === 201) return true;
     if (r.status === 202) {

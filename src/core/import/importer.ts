@@ -74,6 +74,7 @@ export interface ImportResult {
 /** Reads `input` and pushes it to `target` under `dest`. */
 export async function importArchive(input: string, dest: Destination, target: TargetRegistry, opts: ImportOptions = {}): Promise<ImportResult> {
   const emit = opts.onEvent ?? (() => {});
+  if (opts.signal?.aborted) throw new ImportError('ABORTED', 'import aborted');
   const sourceOpts: OpenSourceOptions = {
     ...(opts.tempDir ? { tempDir: opts.tempDir } : {}),
     onDecompress: () => emit({ type: 'warning', message: `${input} is gzip'd: decompressing it to a temporary file first` }),
@@ -219,8 +220,10 @@ export async function pushContent(
   });
   // Largest first: the long uploads start early, the small ones fill in around them.
   blobs.sort((a, b) => b.size - a.size);
-  const totalBytes = blobs.reduce((s, b) => s + b.size, 0);
-  emit({ type: 'plan', format: content.format, images: targets, blobs: blobs.length, bytes: totalBytes });
+  // Counted per image: a blob two images need is one upload and one mount (or two uploads).
+  const totalBlobs = blobs.reduce((s, b) => s + needs.get(b.digest)!.length, 0);
+  const totalBytes = blobs.reduce((s, b) => s + b.size * needs.get(b.digest)!.length, 0);
+  emit({ type: 'plan', format: content.format, images: targets, blobs: totalBlobs, bytes: totalBytes });
 
   const uploaded = { blobs: 0, bytes: 0 };
   const skipped = { blobs: 0, bytes: 0 };
@@ -240,6 +243,8 @@ export async function pushContent(
       }
       if (landedIn !== undefined && target.mountBlob && (await target.mountBlob(name, blob.digest, landedIn, signal))) {
         emit({ type: 'blob', state: 'mounted', name, ...base });
+        skipped.blobs++;
+        skipped.bytes += blob.size;
         continue;
       }
       emit({ type: 'blob', state: 'start', name, ...base });

@@ -21,7 +21,7 @@ import { type ImportEvent, importArchive } from './importer.ts';
 import { LocalTarget } from './local.ts';
 import type { Destination } from './names.ts';
 
-export type ImportJobState = 'running' | 'done' | 'failed';
+export type ImportJobState = 'queued' | 'running' | 'done' | 'failed';
 
 /** What GET /api/v1/imports/:id answers. */
 export interface ImportJobView {
@@ -62,6 +62,8 @@ export interface ImportJobsOptions {
   retainMs?: number;
   /** Parallel blob writes per job (default 3). */
   concurrency?: number;
+  /** Jobs importing at once; later ones wait, `queued` (default 2). */
+  maxRunning?: number;
   /** Largest archive accepted, in bytes (default: no limit but the disk). */
   maxBytes?: number;
   /** Told of failures that are not the archive's fault (for the server log). */
@@ -74,6 +76,8 @@ export class ImportJobs {
   private readonly jobs = new Map<string, Job>();
   private readonly retainMs: number;
   private swept: Promise<void> | undefined;
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(
     private readonly registry: Registry,
@@ -138,7 +142,7 @@ export class ImportJobs {
     const id = randomUUID();
     const view: ImportJobView = {
       id,
-      state: 'running',
+      state: 'queued',
       repository: `${dest.owner}/${dest.repository}`,
       image: dest.image ?? null,
       tag: dest.tag ?? null,
@@ -159,6 +163,9 @@ export class ImportJobs {
 
   private async run(job: Job, dest: Destination, file: string): Promise<void> {
     const v = job.view;
+    if (this.running >= (this.opts.maxRunning ?? 2)) await new Promise<void>((r) => this.waiting.push(r));
+    this.running++;
+    v.state = 'running';
     const onEvent = (e: ImportEvent) => {
       const p = v.progress;
       switch (e.type) {
@@ -213,6 +220,8 @@ export class ImportJobs {
         this.opts.onInternalError?.(e, v.id);
       }
     } finally {
+      this.running--;
+      this.waiting.shift()?.();
       job.inFlight.clear();
       job.finished = Date.now();
       v.finishedAt = new Date(job.finished).toISOString();

@@ -146,7 +146,6 @@ export class TarIndex {
       const header = Buffer.alloc(BLOCK);
       let pos = 0;
       let pax: Record<string, string> = {};
-      let globalPax: Record<string, string> = {};
       let longName: string | undefined;
       let longLink: string | undefined;
       const readMeta = async (offset: number, size: number, what: string): Promise<Buffer> => {
@@ -193,15 +192,16 @@ export class TarIndex {
 
         if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
           const data = await readMeta(dataOffset, size, `${typeflag === 'x' || typeflag === 'g' ? 'pax' : 'GNU long name'} header`);
+          // global pax records (`g`, e.g. git archive's commit id) carry nothing an import needs
           if (typeflag === 'x') pax = { ...pax, ...parsePax(data, label) };
-          else if (typeflag === 'g') globalPax = { ...globalPax, ...parsePax(data, label) };
+          else if (typeflag === 'g') parsePax(data, label);
           else if (typeflag === 'L') longName = field(data, 0, data.length);
           else longLink = field(data, 0, data.length);
           pos = dataOffset + padded(size);
           continue;
         }
 
-        const ext = { ...globalPax, ...pax };
+        const ext = pax;
         if (ext.path !== undefined) rawName = ext.path;
         else if (longName !== undefined) rawName = longName;
         let linkname = field(header, 157, 100);

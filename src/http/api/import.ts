@@ -9,13 +9,16 @@ import type { HttpAuth } from '../auth.ts';
 import { contentLength, requestBody, stringParam } from '../distribution/util.ts';
 
 /**
- * Where uploads are spooled: `<fs storage root>/imports` (the storage root is `<data>/storage`
- * by default), so an archive lands on the disk that will hold its blobs; the OS temp folder for
- * a store without a root folder.
+ * Where uploads are spooled, under the data folder: `<fs storage root>/imports` (the storage
+ * root is `<data>/storage` by default), or, with S3 storage, `<its spool folder>/imports`
+ * (`<data>/spool`); the OS temp folder for a store with neither. (AppOptions has no data folder
+ * to pass here; the stores' own folders are the closest thing.)
  */
 function spoolDir(registry: Registry): string {
-  const root = (registry.store as { root?: unknown }).root;
-  return typeof root === 'string' ? path.join(root, 'imports') : path.join(os.tmpdir(), 'berth-imports');
+  const store = registry.store as unknown as { root?: unknown; spoolDir?: unknown };
+  if (typeof store.root === 'string') return path.join(store.root, 'imports');
+  if (typeof store.spoolDir === 'string') return path.join(store.spoolDir, 'imports');
+  return path.join(os.tmpdir(), 'berth-imports');
 }
 
 function who(identity: Identity): { key: string; all: boolean } | undefined {
