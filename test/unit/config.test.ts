@@ -164,7 +164,7 @@ describe('loadConfig: invalid values', () => {
     ['listen with a space', { env: { BERTH_LISTEN: 'local host:5000' } }, [/listen/]],
     ['unknown log level', { env: { BERTH_LOG_LEVEL: 'loud' } }, [/logLevel/]],
     ['unknown metadata driver', { env: { BERTH_METADATA_DRIVER: 'mysql' } }, [/metadata\.driver/]],
-    ['unknown storage driver', { env: { BERTH_STORAGE_DRIVER: 's3' } }, [/storage\.driver/]],
+    ['unknown storage driver', { env: { BERTH_STORAGE_DRIVER: 'gcs' } }, [/storage\.driver/]],
     ['non-numeric expiry', { env: { BERTH_UPLOAD_EXPIRE_SECONDS: 'soon' } }, [/uploads\.expireAfterSeconds/]],
     ['zero expiry', { env: { BERTH_UPLOAD_EXPIRE_SECONDS: '0' } }, [/uploads\.expireAfterSeconds/]],
     ['negative grace', { env: { BERTH_SHUTDOWN_GRACE_SECONDS: '-1' } }, [/shutdownGraceSeconds/]],
