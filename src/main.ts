@@ -22,6 +22,8 @@ export interface Berth {
   store: BlobStore;
   /** Set on the first start of an empty database when the admin password was generated. */
   generatedAdminPassword?: string;
+  /** Deletes events past `events.retentionDays` now (also run hourly); returns how many. */
+  pruneEvents(): Promise<number>;
   /** Stops accepting requests, waits for in-flight ones, closes the stores. */
   close(): Promise<void>;
 }
@@ -58,18 +60,33 @@ export async function openMetadata(config: Config, opts: { migrate?: boolean; ch
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
 export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
   const blobStore = await openBlobStore(config);
-  const { meta, access } = await openMetadata(config);
+  const { meta, access, events } = await openMetadata(config);
   const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
+  const log = logger === false ? undefined : logger;
   const registry = new Registry(meta, blobStore, access, tokens, {
     ...(s3?.redirect ? { redirectSeconds: s3.redirectExpiresSeconds } : {}),
+    events: {
+      store: events,
+      bus: {
+        enabled: config.events.enabled,
+        queueSize: config.events.queueSize,
+        batchSize: config.events.batchSize,
+        flushIntervalMs: config.events.flushIntervalMs,
+        onError: (e, lost) => log?.error({ err: e, lost }, 'writing events failed'),
+      },
+      webhooks: { ...config.webhooks, onError: (e) => log?.error({ err: e }, 'webhook delivery worker failed') },
+    },
   });
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);
   const app = buildApp(registry, {
     auth: config.auth,
     logger: logger === false ? false : logger,
     readiness: [() => meta.ping(), async () => void (await blobStore.listUploads())],
+    trustProxy: config.events.trustedProxies,
+    metrics: config.metrics.enabled,
   });
+  registry.webhooks.start();
 
   const expireMs = config.uploads.expireAfterSeconds * 1000;
   const expire = () =>
@@ -85,6 +102,20 @@ export async function createBerth(config: Config, logger: Logger | false = false
   const sweep = setInterval(() => void expire(), Math.min(expireMs, 3600_000));
   sweep.unref();
 
+  // Retention: events (and finished webhook deliveries) older than events.retentionDays.
+  const retentionMs = config.events.retentionDays * 86_400_000;
+  const pruneEvents = async (): Promise<number> => {
+    let removed = 0;
+    for (let n = -1; n !== 0; removed += n) n = await events.deleteEventsBefore(Date.now() - retentionMs, 5000);
+    if (log && removed > 0) log.info({ removed }, 'removed events past retention');
+    return removed;
+  };
+  const prune = () => void pruneEvents().catch((e: unknown) => log?.error({ err: e }, 'removing old events failed'));
+  const firstPrune = setTimeout(prune, 10_000);
+  firstPrune.unref();
+  const pruneTimer = setInterval(prune, 3600_000);
+  pruneTimer.unref();
+
   let closed = false;
   return {
     app,
@@ -93,11 +124,16 @@ export async function createBerth(config: Config, logger: Logger | false = false
     accessStore: access,
     store: blobStore,
     ...(boot.generatedPassword ? { generatedAdminPassword: boot.generatedPassword } : {}),
+    pruneEvents,
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(sweep);
+      clearTimeout(firstPrune);
+      clearInterval(pruneTimer);
       await app.close();
+      await registry.events.close(); // writes what in-flight requests emitted
+      await registry.webhooks.stop();
       await meta.close();
     },
   };

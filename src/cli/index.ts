@@ -5,6 +5,7 @@ import { migrateToLatest, migrationStatus } from '../metadata/sql/migrations.ts'
 import { adminCommands } from './admin.ts';
 import { ApiClientError } from './client.ts';
 import { pushCommands } from './push.ts';
+import { webhookCommands } from './webhook.ts';
 
 const program = new Command();
 program
@@ -14,6 +15,7 @@ program
   .option('--json', 'print JSON instead of tables');
 adminCommands(program);
 pushCommands(program);
+webhookCommands(program);
 
 program
   .command('serve')

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -81,10 +82,67 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ service: 'berth', tokenTtlSeconds: 300, maxLoginFailures: 10, loginFailureWindowSeconds: 300 }),
+    /** The event stream: audit log, analytics, webhooks (docs/events.md). */
+    events: z
+      .object({
+        /** Record events at all (off: no audit log, analytics or webhooks from requests). */
+        enabled: z.boolean().default(true),
+        /** Events older than this many days are deleted by a periodic sweep. */
+        retentionDays: z.number().int().positive().default(90),
+        /** Events waiting to be written; beyond this, new events are dropped and counted. */
+        queueSize: z.number().int().positive().default(20_000),
+        /** Events written per transaction, at most. */
+        batchSize: z.number().int().positive().max(5_000).default(500),
+        /** A partial batch is written after at most this many milliseconds. */
+        flushIntervalMs: z.number().int().positive().max(60_000).default(200),
+        /**
+         * Proxies (IPs or CIDRs, or `loopback`, `linklocal`, `uniquelocal`) whose
+         * `X-Forwarded-For` / `-Proto` / `-Host` are believed: the client IP is then the first
+         * address not in this list. Empty: the peer address is the client.
+         */
+        trustedProxies: z.array(z.string().refine(isProxySpec, 'must be an IP address, a CIDR, or loopback | linklocal | uniquelocal')).default([]),
+      })
+      .strict()
+      .default({ enabled: true, retentionDays: 90, queueSize: 20_000, batchSize: 500, flushIntervalMs: 200, trustedProxies: [] }),
+    /** Repository webhooks: delivery attempts and backoff. */
+    webhooks: z
+      .object({
+        /** Attempts per delivery, the first included. */
+        maxAttempts: z.number().int().min(1).max(20).default(5),
+        /** Wait before the second attempt; doubled before each next one (1 s, 2 s, 4 s, …). */
+        backoffBaseMs: z.number().int().min(1).default(1000),
+        /** Time allowed for the receiver to answer. */
+        timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        /** How often each node looks for due deliveries (its own are sent at once). */
+        pollIntervalMs: z.number().int().min(10).default(1000),
+        /** Deliveries in flight per node. */
+        concurrency: z.number().int().min(1).max(64).default(4),
+      })
+      .strict()
+      .default({ maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 }),
+    metrics: z
+      .object({
+        /** Serve Prometheus metrics on GET /metrics. */
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .default({ enabled: true }),
     /** Seconds to wait for in-flight requests on shutdown. */
     shutdownGraceSeconds: z.number().int().nonnegative().default(30),
   })
   .strict();
+
+/** An IP, a CIDR, or one of proxy-addr's names for address ranges. */
+function isProxySpec(s: string): boolean {
+  if (s === 'loopback' || s === 'linklocal' || s === 'uniquelocal') return true;
+  const slash = s.indexOf('/');
+  const ip = slash === -1 ? s : s.slice(0, slash);
+  const version = isIP(ip);
+  if (version === 0) return false;
+  if (slash === -1) return true;
+  const bits = s.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
+}
 
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -114,6 +172,13 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_TOKEN_TTL_SECONDS: (c, v) => ((c.auth ??= {}).tokenTtlSeconds = Number(v)),
   BERTH_ADMIN_PASSWORD: (c, v) => ((c.auth ??= {}).adminPassword = v),
   BERTH_MAX_LOGIN_FAILURES: (c, v) => ((c.auth ??= {}).maxLoginFailures = Number(v)),
+  BERTH_EVENTS_ENABLED: (c, v) => ((c.events ??= {}).enabled = v === 'true' || v === '1'),
+  BERTH_EVENTS_RETENTION_DAYS: (c, v) => ((c.events ??= {}).retentionDays = Number(v)),
+  BERTH_EVENTS_QUEUE_SIZE: (c, v) => ((c.events ??= {}).queueSize = Number(v)),
+  BERTH_TRUSTED_PROXIES: (c, v) => ((c.events ??= {}).trustedProxies = v.split(',').map((x) => x.trim()).filter(Boolean)),
+  BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
+  BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
+  BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),
 };
 
 export class ConfigError extends Error {

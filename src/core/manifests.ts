@@ -22,6 +22,8 @@ export function parseReference(ref: string): Reference {
 export interface PutManifestResult {
   digest: string;
   subject: string | null;
+  /** Pushed by tag over an existing tag: the digest the tag pointed at before (may equal `digest`). */
+  previousDigest?: string;
 }
 
 export interface Page<T> {
@@ -112,7 +114,11 @@ export class Manifests {
         detail: { sizeMismatch: result.sizeMismatch },
       });
     }
-    return { digest, subject: parsed.subject?.digest ?? null };
+    return {
+      digest,
+      subject: parsed.subject?.digest ?? null,
+      ...(result.previousTagDigest !== undefined ? { previousDigest: result.previousTagDigest } : {}),
+    };
   }
 
   /** By digest: removes the manifest and its tags. By tag: removes only the tag. */

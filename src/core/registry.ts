@@ -1,4 +1,7 @@
 import { Access } from './access.ts';
+import { AuditLog } from './audit.ts';
+import { EventBus, type EventBusOptions } from './events.ts';
+import { type WebhookOptions, Webhooks } from './webhooks.ts';
 import { Authenticator } from './auth.ts';
 import { Blobs } from './blobs.ts';
 import { Images } from './images.ts';
@@ -8,7 +11,15 @@ import type { TokenService } from './tokens.ts';
 import { Uploads } from './uploads.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
+import type { EventStore } from '../metadata/event-store.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
+
+/** The event stream's store and settings; without them events are off and their APIs answer 503. */
+export interface EventsSetup {
+  store: EventStore;
+  bus: Omit<EventBusOptions, 'deliveriesFor' | 'onDeliveries'>;
+  webhooks: WebhookOptions;
+}
 
 /** The registry's domain logic, composed over the stores. */
 export class Registry {
@@ -19,13 +30,17 @@ export class Registry {
   readonly access: Access;
   readonly authenticator: Authenticator;
   readonly tenancy: Tenancy;
+  /** The event stream (docs/events.md): the HTTP layer emits, a background writer records. */
+  readonly events: EventBus;
+  readonly webhooks: Webhooks;
+  readonly audit: AuditLog;
 
   constructor(
     readonly meta: MetadataStore,
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
-    opts: { redirectSeconds?: number } = {},
+    opts: { redirectSeconds?: number; events?: EventsSetup } = {},
   ) {
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
@@ -34,5 +49,13 @@ export class Registry {
     this.access = new Access(accessStore);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
+    const ev = opts.events;
+    this.webhooks = new Webhooks(ev?.store, this.access, ev?.webhooks ?? { maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 });
+    this.events = new EventBus(ev?.store, {
+      ...(ev?.bus ?? { enabled: false, queueSize: 1, batchSize: 1, flushIntervalMs: 1000 }),
+      deliveriesFor: (events) => this.webhooks.deliveriesFor(events),
+      onDeliveries: () => this.webhooks.kick(),
+    });
+    this.audit = new AuditLog(ev?.store, this.access, accessStore);
   }
 }

@@ -7,6 +7,8 @@ import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
 import { apiRoutes } from './api/index.ts';
 import { importRoutes } from './api/import.ts';
+import { observeRequests } from './events.ts';
+import { Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
 
 export interface AppOptions {
@@ -14,6 +16,10 @@ export interface AppOptions {
   logger?: Logger | boolean;
   /** Checks run by /readyz; each rejects when its dependency is not ready. */
   readiness?: (() => Promise<void>)[];
+  /** Proxies whose X-Forwarded-* headers are believed (fastify's trustProxy): request.ip is then the client's. */
+  trustProxy?: string[];
+  /** Serve Prometheus metrics on GET /metrics (default true). */
+  metrics?: boolean;
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
@@ -28,6 +34,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     routerOptions: { ignoreDuplicateSlashes: false },
     keepAliveTimeout: 65_000,
     requestTimeout: 0,
+    ...(opts.trustProxy?.length ? { trustProxy: opts.trustProxy } : {}),
     // Malformed URLs (bad percent-encoding) get OCI error JSON too, not fastify's own body.
     frameworkErrors: (error, req, reply) => {
       if (req.raw.url?.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
@@ -54,6 +61,10 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
       return errorBody('UNAVAILABLE', `not ready: ${(e as Error).message}`);
     }
   });
+
+  const metrics = opts.metrics === false ? undefined : new Metrics(registry);
+  observeRequests(app, registry, metrics);
+  if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   const auth = new HttpAuth(registry, opts.auth);
   tokenRoutes(app, registry, auth);

@@ -5,6 +5,7 @@ import { parseImageName } from '../core/names.ts';
 import { FailureLimiter } from '../core/rate-limit.ts';
 import type { Registry } from '../core/registry.ts';
 import type { VerifiedToken } from '../core/tokens.ts';
+import { noteLogin } from './events.ts';
 
 /** What authentication established for one request. */
 export interface RequestAuth {
@@ -90,7 +91,7 @@ export class HttpAuth {
         if (!m) throw this.unauthorized(req, 'unsupported Authorization scheme: use Basic or Bearer');
         const token = m[1]!;
         if (opts.apiKeyBearer && token.startsWith('berth_')) {
-          auth = { identity: await this.guard(req, undefined, () => this.registry.authenticator.apiKeyOnly(token)) };
+          auth = { identity: await this.guard(req, undefined, () => this.registry.authenticator.apiKeyOnly(token), true) };
         } else if (opts.apiKeyBearer) {
           // A registry token grants only its scopes on /v2: it must not act as its holder's
           // account on the management API (minting API keys, users, …).
@@ -108,19 +109,25 @@ export class HttpAuth {
 
   /** Checks Basic credentials under the failed-login limits. */
   async checkBasic(req: FastifyRequest, username: string, password: string): Promise<Identity> {
-    return this.guard(req, username, () => this.registry.authenticator.basic(username, password));
+    const token = username === 'token' || username.includes('/') || password.startsWith('berth_');
+    return this.guard(req, username, () => this.registry.authenticator.basic(username, password), token);
   }
 
-  private async guard(req: FastifyRequest, username: string | undefined, check: () => Promise<Identity>): Promise<Identity> {
+  /** Checks credentials under the failed-login limits; the attempt is noted for the event stream. */
+  private async guard(req: FastifyRequest, username: string | undefined, check: () => Promise<Identity>, token: boolean): Promise<Identity> {
     const keys = [`ip:${req.ip}`, ...(username ? [`user:${username}`] : [])];
     const wait = Math.max(...keys.map((k) => this.limiter.retryAfter(k)));
+    const via = req.url.startsWith('/v2/token') ? 'token_endpoint' : username === undefined ? 'bearer' : 'basic';
+    noteLogin(req, { ok: false, token, via, ...(username ? { username } : {}) });
     if (wait > 0) {
       throw new RegistryError('TOOMANYREQUESTS', `too many failed logins: try again in ${wait} s`, {
         headers: { 'Retry-After': String(wait) },
       });
     }
     try {
-      return await check();
+      const identity = await check();
+      noteLogin(req, { ok: true, identity, token, via });
+      return identity;
     } catch (e) {
       if (e instanceof RegistryError && e.code === 'UNAUTHORIZED') {
         for (const k of keys) this.limiter.fail(k);

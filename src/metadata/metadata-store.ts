@@ -59,7 +59,8 @@ export interface SaveManifestInput {
 }
 
 export type SaveManifestResult =
-  | { ok: true }
+  /** `previousTagDigest`: what the tag pointed at before, when it existed. */
+  | { ok: true; previousTagDigest?: string }
   | { ok: false; missing: string[]; sizeMismatch: { digest: string; expected: number; actual: number }[] };
 
 export interface Page {
@@ -108,6 +109,9 @@ export interface MetadataStore {
   removeTag(imageId: number, tag: string): Promise<boolean>;
   listTags(imageId: number, page: Page): Promise<string[]>;
   listReferrers(imageId: number, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]>;
+
+  /** Sum of the sizes of all blobs (storage used, for metrics). */
+  totalBlobBytes(): Promise<number>;
 
   /** Whether the store answers (for /readyz). */
   ping(): Promise<void>;

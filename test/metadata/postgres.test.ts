@@ -12,10 +12,11 @@ export const POSTGRES_URL = process.env.BERTH_TEST_POSTGRES_URL ?? 'postgres://p
 
 runMetadataSuite('postgres', async () => {
   const schema = `berth_t_${randomBytes(6).toString('hex')}`;
-  const { meta, access } = await openPostgres({ url: POSTGRES_URL, schema, poolSize: 4 });
+  const { meta, access, events } = await openPostgres({ url: POSTGRES_URL, schema, poolSize: 4 });
   return {
     meta,
     access,
+    events,
     async cleanup() {
       await meta.close();
       const c = new pg.Client({ connectionString: POSTGRES_URL });

@@ -6,10 +6,11 @@ import { runMetadataSuite } from '../suites/metadata-suite.ts';
 
 runMetadataSuite('sqlite', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-sqlite-'));
-  const { meta, access } = await openSqlite(path.join(dir, 'berth.db'));
+  const { meta, access, events } = await openSqlite(path.join(dir, 'berth.db'));
   return {
     meta,
     access,
+    events,
     async cleanup() {
       await meta.close();
       await rm(dir, { recursive: true, force: true });

@@ -8,11 +8,33 @@ import { describe, test } from 'node:test';
 import { parseImageName } from '../../src/core/names.ts';
 import type { ImageRecord, MetadataStore, SaveManifestInput } from '../../src/metadata/metadata-store.ts';
 import { type AccessStore, ConflictError } from '../../src/metadata/access-store.ts';
+import type { EventStore, NewEvent } from '../../src/metadata/event-store.ts';
 
 export interface MetadataFixture {
   meta: MetadataStore;
   access: AccessStore;
+  events: EventStore;
   cleanup(): Promise<void>;
+}
+
+function ev(time: number, extra: Partial<NewEvent> = {}): NewEvent {
+  return {
+    time,
+    action: 'pull',
+    actorKind: 'user',
+    actor: 'alice',
+    credentialId: null,
+    repository: 'acme/prod',
+    image: 'acme/prod/app',
+    reference: 'latest',
+    digest: d('m'),
+    clientIp: '10.0.0.1',
+    userAgent: 'test',
+    bytes: 100,
+    status: 200,
+    detail: null,
+    ...extra,
+  };
 }
 
 function d(s: string): string {
@@ -252,6 +274,202 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal(await access.getSetting('k'), undefined);
       assert.equal(await access.putSettingIfAbsent('k', 'first'), 'first');
       assert.equal(await access.putSettingIfAbsent('k', 'second'), 'first');
+    });
+
+    /** Fresh stores with the owners of withStores, for the event store's contract. */
+    const withEvents = (name: string, fn: (events: EventStore, access: AccessStore, meta: MetadataStore) => Promise<void>) =>
+      test(name, async () => {
+        const fx = await open();
+        try {
+          for (const o of ['o', 'acme', 'other']) await fx.access.createOwner(o, 'org');
+          await fn(fx.events, fx.access, fx.meta);
+        } finally {
+          await fx.cleanup();
+        }
+      });
+
+    withMeta('a tag push reports what the tag pointed at before; storage used sums blob sizes once', async (meta) => {
+      const img = await image(meta, 'o/r/a');
+      assert.equal(await meta.totalBlobBytes(), 0);
+      await meta.saveBlob(img.id, d('x'), 10);
+      await meta.saveBlob(img.id, d('y'), 32);
+      await meta.saveBlob((await image(meta, 'o/r/b')).id, d('x'), 10); // deduplicated
+      assert.equal(await meta.totalBlobBytes(), 42);
+      const first = await meta.saveManifest(manifestInput(img.id, 'one', { tag: 'v1' }));
+      assert.deepEqual(first, { ok: true }, 'a new tag had nothing before');
+      const moved = await meta.saveManifest(manifestInput(img.id, 'two', { tag: 'v1' }));
+      assert.deepEqual(moved, { ok: true, previousTagDigest: d('one') });
+      const same = await meta.saveManifest(manifestInput(img.id, 'two', { tag: 'v1' }));
+      assert.deepEqual(same, { ok: true, previousTagDigest: d('two') });
+      assert.deepEqual(await meta.saveManifest(manifestInput(img.id, 'three')), { ok: true }, 'by digest: no tag');
+    });
+
+    withEvents('events: filters, newest first, keyset pagination through equal times, JSON detail', async (events) => {
+      const batch = [
+        ev(1000, { action: 'push', detail: { a: 1 } }),
+        ev(2000),
+        ev(2000, { actor: 'bob', repository: 'acme/dev', image: 'acme/dev/app' }),
+        ev(2000, { action: 'login', repository: null, image: null, reference: null, digest: null, bytes: null, clientIp: null, userAgent: null }),
+        ev(3000, { actorKind: 'entitlement', actor: 'token:7', credentialId: 7 }),
+      ];
+      await events.recordEvents(batch.map((event) => ({ event })));
+      const all = await events.listEvents({}, { limit: 10 });
+      assert.equal(all.length, 5);
+      assert.deepEqual(all.map((e) => e.time), [3000, 2000, 2000, 2000, 1000]);
+      const ids = all.map((e) => e.id);
+      assert.deepEqual([...ids].sort((a, b) => b - a), ids, 'ties on time: higher id first');
+      const push = all.find((e) => e.action === 'push')!;
+      assert.deepEqual(push.detail, { a: 1 });
+      const login = all.find((e) => e.action === 'login')!;
+      assert.equal(login.repository, null);
+      assert.equal(login.bytes, null);
+      assert.equal(all.find((e) => e.actor === 'token:7')!.credentialId, 7);
+
+      // pages of 2 through the ties: every event exactly once
+      const seen: number[] = [];
+      let before: { time: number; id: number } | undefined;
+      for (;;) {
+        const page = await events.listEvents({}, { limit: 2, ...(before ? { before } : {}) });
+        seen.push(...page.map((e) => e.id));
+        if (page.length < 2) break;
+        before = { time: page[1]!.time, id: page[1]!.id };
+      }
+      assert.deepEqual(seen, ids);
+
+      assert.equal((await events.listEvents({ repositories: ['acme/prod'] }, { limit: 10 })).length, 3);
+      assert.equal((await events.listEvents({ repositories: ['acme/prod', 'acme/dev'] }, { limit: 10 })).length, 4);
+      assert.deepEqual(await events.listEvents({ repositories: [] }, { limit: 10 }), []);
+      assert.deepEqual((await events.listEvents({ actor: 'bob' }, { limit: 10 })).map((e) => e.repository), ['acme/dev']);
+      assert.equal((await events.listEvents({ actions: ['pull', 'push'] }, { limit: 10 })).length, 4);
+      assert.deepEqual((await events.listEvents({ since: 2000, until: 3000 }, { limit: 10 })).map((e) => e.time), [2000, 2000, 2000]);
+
+      assert.equal(await events.deleteEventsBefore(2000, 100), 1);
+      assert.equal(await events.deleteEventsBefore(2000, 100), 0);
+      assert.equal(await events.deleteEventsBefore(2500, 2), 2, 'at most limit per call');
+      assert.equal((await events.listEvents({}, { limit: 10 })).length, 2);
+    });
+
+    withEvents('events: a large batch in one call', async (events) => {
+      await events.recordEvents(Array.from({ length: 1234 }, (_, i) => ({ event: ev(10_000 + i, { reference: `t${i}` }) })));
+      const rows = await events.listEvents({}, { limit: 2000 });
+      assert.equal(rows.length, 1234);
+      assert.equal(rows[0]!.reference, 't1233');
+    });
+
+    withEvents('webhooks: created, listed active with their repository, updated, deleted with their deliveries', async (events, access) => {
+      const acme = (await access.findOwner('acme'))!;
+      const repo = await access.createRepository(acme.id, 'prod', 'private', '');
+      const other = await access.createRepository(acme.id, 'dev', 'private', '');
+      const h = await events.createWebhook({ repositoryId: repo.id, url: 'http://x/h', secret: 's3cret', events: ['push', 'delete'], active: true, createdBy: 'alice' });
+      const off = await events.createWebhook({ repositoryId: other.id, url: 'http://x/o', secret: 's', events: ['pull'], active: false, createdBy: 'alice' });
+      assert.deepEqual((await events.findWebhook(h.id))?.events, ['push', 'delete']);
+      assert.equal((await events.findWebhook(h.id))?.secret, 's3cret', 'the secret is kept: it signs deliveries');
+      assert.deepEqual((await events.listWebhooks(repo.id)).map((w) => w.id), [h.id]);
+      assert.deepEqual((await events.listActiveWebhooks()).map((w) => [w.id, w.repository]), [[h.id, 'acme/prod']]);
+      await events.updateWebhook(off.id, { active: true, events: ['pull', 'push'], url: 'http://x/o2' });
+      const changed = (await events.findWebhook(off.id))!;
+      assert.deepEqual([changed.active, changed.events, changed.url], [true, ['pull', 'push'], 'http://x/o2']);
+      assert.equal((await events.listActiveWebhooks()).length, 2);
+
+      await events.createDelivery({ id: 'd-1', webhookId: h.id, event: 'ping', payload: '{}', nextAttemptAt: 0, eventId: null });
+      assert.equal(await events.deleteWebhook(h.id), true);
+      assert.equal(await events.deleteWebhook(h.id), false);
+      assert.equal(await events.findDelivery('d-1'), undefined);
+    });
+
+    withEvents('webhook deliveries: created with their event, claimed once, retried, finished', async (events, access) => {
+      const acme = (await access.findOwner('acme'))!;
+      const repo = await access.createRepository(acme.id, 'prod', 'private', '');
+      const h = await events.createWebhook({ repositoryId: repo.id, url: 'http://x/h', secret: 's', events: ['push'], active: true, createdBy: 'a' });
+      let eventId = 0;
+      await events.recordEvents([
+        { event: ev(1000) },
+        {
+          event: ev(1001, { action: 'push' }),
+          deliveries: (id) => {
+            eventId = id;
+            return [{ id: 'dlv-1', webhookId: h.id, event: 'push', payload: `{"eventId":${id}}`, nextAttemptAt: 1001 }];
+          },
+        },
+        { event: ev(1002) },
+      ]);
+      const pushed = (await events.listEvents({ actions: ['push'] }, { limit: 1 }))[0]!;
+      assert.equal(eventId, pushed.id, 'the delivery gets the id of its own event');
+      const d0 = (await events.findDelivery('dlv-1'))!;
+      assert.deepEqual([d0.status, d0.attempts, d0.eventId, d0.payload], ['pending', 0, pushed.id, `{"eventId":${pushed.id}}`]);
+
+      assert.deepEqual(await events.claimDeliveries(1000, 5000, 10), [], 'not due yet');
+      const [a, b] = await Promise.all([events.claimDeliveries(2000, 5000, 10), events.claimDeliveries(2000, 5000, 10)]);
+      assert.equal(a.length + b.length, 1, 'claimed by exactly one');
+      const claimed = [...a, ...b][0]!;
+      assert.deepEqual([claimed.url, claimed.secret, claimed.active, claimed.attempts], ['http://x/h', 's', true, 1]);
+      assert.deepEqual(await events.claimDeliveries(3000, 9000, 10), [], 'held until lockUntil');
+      await events.finishAttempt('dlv-1', { status: 'pending', responseStatus: 500, error: 'HTTP 500', nextAttemptAt: 4000, at: 3000 });
+      assert.deepEqual(await events.claimDeliveries(3500, 9000, 10), [], 'released, but not due before nextAttemptAt');
+      const again = await events.claimDeliveries(4000, 9000, 10, ['dlv-1']);
+      assert.equal(again[0]?.attempts, 2);
+      await events.finishAttempt('dlv-1', { status: 'delivered', responseStatus: 204, error: null, nextAttemptAt: 4000, at: 4100 });
+      const done = (await events.findDelivery('dlv-1'))!;
+      assert.deepEqual([done.status, done.attempts, done.responseStatus, done.error, done.deliveredAt, done.lastAttemptAt], ['delivered', 2, 204, null, 4100, 4100]);
+      assert.deepEqual(await events.claimDeliveries(99_999, 999_999, 10), [], 'delivered is never claimed again');
+      assert.deepEqual((await events.listDeliveries(h.id, 10)).map((x) => x.id), ['dlv-1']);
+      assert.deepEqual(await events.claimDeliveries(99_999, 999_999, 10, []), []);
+    });
+
+    withEvents('pull statistics: per day, tag, credential, actor, client, image; only successful pulls in range', async (events, access) => {
+      const acme = (await access.findOwner('acme'))!;
+      const repo = await access.createRepository(acme.id, 'prod', 'private', '');
+      const u = await access.createUser({ username: 'cust', passwordHash: null, siteAdmin: false, email: null });
+      const tok = await access.createCredential({ kind: 'entitlement', userId: u.id, repositoryId: repo.id, name: 'customer-a', prefix: 'p', secretHash: 'h', expiresAt: null, downloadLimit: null });
+      const day = 86_400_000;
+      const t0 = 20_000 * day; // a UTC midnight
+      const rows: NewEvent[] = [
+        ev(t0 + 1, { reference: 'v1', bytes: 10 }),
+        ev(t0 + 2, { reference: 'v1', bytes: 10, clientIp: '10.0.0.2' }),
+        ev(t0 + day + 5, { reference: 'v2', bytes: 20, actorKind: 'entitlement', actor: `token:${tok.id}`, credentialId: tok.id, clientIp: '10.0.0.3' }),
+        ev(t0 + day + 6, { reference: d('m'), bytes: 20, image: 'acme/prod/other', actorKind: 'entitlement', actor: `token:${tok.id}`, credentialId: tok.id, clientIp: '10.0.0.3' }),
+        ev(t0 + day + 7, { reference: 'v2', status: 304, bytes: 0, actorKind: 'api_key', actor: 'alice', credentialId: 99_999 }),
+        // not counted: a failure, a push, another repository, out of range
+        ev(t0 + 3, { status: 404 }),
+        ev(t0 + 4, { action: 'push' }),
+        ev(t0 + 5, { repository: 'acme/dev', image: 'acme/dev/app' }),
+        ev(t0 + 3 * day, {}),
+      ];
+      await events.recordEvents(rows.map((event) => ({ event })));
+      const s = await events.pullStats('acme/prod', t0, t0 + 2 * day, 100);
+      assert.equal(s.pulls, 5);
+      assert.equal(s.bytes, 60);
+      assert.equal(s.uniqueClients, 3);
+      assert.equal(s.uniqueActors, 2, 'alice (password and API key) and the token');
+      assert.deepEqual(s.perDay, [
+        { day: t0, pulls: 2, bytes: 20, uniqueClients: 2 },
+        { day: t0 + day, pulls: 3, bytes: 40, uniqueClients: 2 },
+      ]);
+      assert.deepEqual(s.perTag, [
+        { image: 'acme/prod/app', tag: 'v1', pulls: 2 },
+        { image: 'acme/prod/app', tag: 'v2', pulls: 2 },
+      ]);
+      assert.deepEqual(
+        s.perCredential.map((c) => [c.credentialId, c.kind, c.name, c.actor, c.pulls]),
+        [
+          [tok.id, 'entitlement', 'customer-a', `token:${tok.id}`, 2],
+          [99_999, null, null, 'alice', 1],
+        ],
+      );
+      assert.deepEqual(s.perActor, [
+        { actorKind: 'user', actor: 'alice', pulls: 2 },
+        { actorKind: 'entitlement', actor: `token:${tok.id}`, pulls: 2 },
+        { actorKind: 'api_key', actor: 'alice', pulls: 1 },
+      ]);
+      assert.deepEqual(s.perClient.map((c) => [c.clientIp, c.pulls]), [['10.0.0.1', 2], ['10.0.0.3', 2], ['10.0.0.2', 1]]);
+      assert.deepEqual(s.topImages, [
+        { image: 'acme/prod/app', pulls: 4, bytes: 40 },
+        { image: 'acme/prod/other', pulls: 1, bytes: 20 },
+      ]);
+      const top1 = await events.pullStats('acme/prod', t0, t0 + 2 * day, 1);
+      assert.equal(top1.perClient.length, 1);
+      const none = await events.pullStats('acme/none', t0, t0 + 2 * day, 10);
+      assert.deepEqual([none.pulls, none.bytes, none.uniqueClients, none.perDay], [0, 0, 0, []]);
     });
 
     withMeta('the catalog can be restricted to repositories', async (meta) => {

@@ -6,6 +6,8 @@ import { ApiError } from '../../core/tenancy.ts';
 import type { CredentialRecord, MembershipRecord, OwnerRecord, RepositoryRecord, UserRecord } from '../../metadata/access-store.ts';
 import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
+import { eventApiRoutes } from './events.ts';
+import { RawResponse } from './raw.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
 const Visibility = z.enum(['public', 'private']);
@@ -67,13 +69,16 @@ export const present = {
   }),
 };
 
-interface ApiRoute {
+export interface ApiRoute {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   url: string;
   summary: string;
   body?: z.ZodType;
+  /** Query parameters, for the OpenAPI document. */
+  query?: { name: string; description: string }[];
   status?: number;
-  handler: (ctx: { identity: Identity; params: Record<string, string>; body: any; req: FastifyRequest }) => Promise<unknown>;
+  /** Returns the JSON body, or a RawResponse to send as is. */
+  handler: (ctx: { identity: Identity; params: Record<string, string>; query: Record<string, unknown>; body: any; req: FastifyRequest }) => Promise<unknown>;
 }
 
 async function jsonBody(req: FastifyRequest, schema: z.ZodType): Promise<unknown> {
@@ -269,6 +274,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
       status: 204,
       handler: async ({ identity, params }) => t.revokeApiKey(identity, id(params)),
     },
+    ...eventApiRoutes(registry),
   ];
 
   for (const r of routes) {
@@ -278,8 +284,12 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         const { identity } = await auth.authenticate(req, { apiKeyBearer: true });
         const body = r.body ? await jsonBody(req, r.body) : undefined;
-        const result = await r.handler({ identity, params: req.params as Record<string, string>, body, req });
+        const result = await r.handler({ identity, params: req.params as Record<string, string>, query: req.query as Record<string, unknown>, body, req });
         reply.header('Cache-Control', 'no-store');
+        if (result instanceof RawResponse) {
+          reply.headers(result.headers).code(result.status).type(result.contentType).send(result.body);
+          return reply;
+        }
         if (r.status === 204) {
           reply.code(204).send();
           return reply;
@@ -298,7 +308,10 @@ function buildOpenApi(routes: ApiRoute[]): string {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const path = r.url.replace(/:([a-zA-Z]+)/g, '{$1}');
-    const params = [...r.url.matchAll(/:([a-zA-Z]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const params = [
+      ...[...r.url.matchAll(/:([a-zA-Z]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
+      ...(r.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, description: q.description, schema: { type: 'string' } })),
+    ];
     paths[path] ??= {};
     paths[path]![r.method.toLowerCase()] = {
       summary: r.summary,

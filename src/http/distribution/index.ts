@@ -7,6 +7,7 @@ import { deleteBlob, getBlob } from './blobs.ts';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';
 import { deleteManifest, getManifest, putManifest } from './manifests.ts';
 import { listCatalog, listReferrers, listTags } from './listings.ts';
+import type { PendingEvent } from '../events.ts';
 
 type Handler = (registry: Registry, req: FastifyRequest, reply: FastifyReply, m: string[]) => Promise<void>;
 
@@ -14,10 +15,14 @@ type Handler = (registry: Registry, req: FastifyRequest, reply: FastifyReply, m:
 interface Endpoint {
   action?: Action;
   handler: Handler;
+  /** The event the request makes (docs/events.md), noted before authorization so refusals are recorded too. */
+  event?: (m: string[]) => PendingEvent;
 }
 
 interface Route {
   pattern: RegExp;
+  /** The route's label in metrics. */
+  label: string;
   methods: Partial<Record<string, Endpoint>>;
 }
 
@@ -34,25 +39,36 @@ function routes(auth: HttpAuth): Route[] {
   return [
   {
     pattern: /^$/,
+    label: '/v2/',
     methods: {
       GET: { handler: async (_r, _q, reply) => void reply.type('application/json').send('{}') },
       HEAD: { handler: async (_r, _q, reply) => void reply.header('content-length', '0').send() },
     },
   },
-  { pattern: /^_catalog$/, methods: { GET: { handler: (r, q, p) => listCatalog(r, q, p, auth) } } },
-  { pattern: /^(.+)\/tags\/list$/, methods: { GET: pull((r, q, p, m) => listTags(r, q, p, m[0]!)) } },
+  { pattern: /^_catalog$/, label: '/v2/_catalog', methods: { GET: { handler: (r, q, p) => listCatalog(r, q, p, auth) } } },
+  { pattern: /^(.+)\/tags\/list$/, label: '/v2/{name}/tags/list', methods: { GET: pull((r, q, p, m) => listTags(r, q, p, m[0]!)) } },
   {
     pattern: /^(.+)\/manifests\/([^/]+)$/,
+    label: '/v2/{name}/manifests/{reference}',
     methods: {
-      GET: pull((r, q, p, m) => getManifest(r, q, p, m[0]!, m[1]!, auth)),
+      GET: { ...pull((r, q, p, m) => getManifest(r, q, p, m[0]!, m[1]!, auth)), event: (m) => ({ action: 'pull', image: m[0], reference: m[1] }) },
       HEAD: pull((r, q, p, m) => getManifest(r, q, p, m[0]!, m[1]!)),
-      PUT: push((r, q, p, m) => putManifest(r, q, p, m[0]!, m[1]!)),
-      DELETE: del((r, _q, p, m) => deleteManifest(r, p, m[0]!, m[1]!)),
+      PUT: { ...push((r, q, p, m) => putManifest(r, q, p, m[0]!, m[1]!)), event: (m) => ({ action: 'push', image: m[0], reference: m[1] }) },
+      DELETE: {
+        ...del((r, _q, p, m) => deleteManifest(r, p, m[0]!, m[1]!)),
+        event: (m) => ({
+          action: 'delete',
+          image: m[0],
+          reference: m[1],
+          ...(m[1]!.includes(':') ? { digest: m[1], detail: { target: 'manifest' } } : { detail: { target: 'tag' } }),
+        }),
+      },
     },
   },
-  { pattern: /^(.+)\/blobs\/uploads\/?$/, methods: { POST: push((r, q, p, m) => startUpload(r, q, p, m[0]!, auth)) } },
+  { pattern: /^(.+)\/blobs\/uploads\/?$/, label: '/v2/{name}/blobs/uploads/', methods: { POST: push((r, q, p, m) => startUpload(r, q, p, m[0]!, auth)) } },
   {
     pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/,
+    label: '/v2/{name}/blobs/uploads/{uuid}',
     methods: {
       GET: push((r, _q, p, m) => uploadStatus(r, p, m[0]!, m[1]!)),
       PATCH: push((r, q, p, m) => patchUpload(r, q, p, m[0]!, m[1]!)),
@@ -62,13 +78,17 @@ function routes(auth: HttpAuth): Route[] {
   },
   {
     pattern: /^(.+)\/blobs\/([^/]+)$/,
+    label: '/v2/{name}/blobs/{digest}',
     methods: {
       GET: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!)),
       HEAD: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!)),
-      DELETE: del((r, _q, p, m) => deleteBlob(r, p, m[0]!, m[1]!)),
+      DELETE: {
+        ...del((r, _q, p, m) => deleteBlob(r, p, m[0]!, m[1]!)),
+        event: (m) => ({ action: 'delete', image: m[0], digest: m[1], detail: { target: 'blob' } }),
+      },
     },
   },
-  { pattern: /^(.+)\/referrers\/([^/]+)$/, methods: { GET: pull((r, q, p, m) => listReferrers(r, q, p, m[0]!, m[1]!)) } },
+  { pattern: /^(.+)\/referrers\/([^/]+)$/, label: '/v2/{name}/referrers/{digest}', methods: { GET: pull((r, q, p, m) => listReferrers(r, q, p, m[0]!, m[1]!)) } },
   ];
 }
 
@@ -102,11 +122,13 @@ export function distributionRoutes(app: FastifyInstance, registry: Registry, aut
       for (const route of ROUTES) {
         const m = route.pattern.exec(path);
         if (!m) continue;
+        req.berthRoute = route.label;
         const endpoint = route.methods[req.method];
         if (!endpoint) {
           reply.header('Allow', Object.keys(route.methods).join(', '));
           throw new RegistryError('UNSUPPORTED', `${req.method} is not supported on this endpoint`);
         }
+        if (endpoint.event) req.berthEvent = endpoint.event(m.slice(1));
         if (endpoint.action) {
           await auth.authorize(req, m[1]!, endpoint.action);
         } else {

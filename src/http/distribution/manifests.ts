@@ -4,6 +4,7 @@ import { RegistryError } from '../../core/errors.ts';
 import { MAX_MANIFEST_BYTES } from '../../core/manifest.ts';
 import { emptyReply, readSmallBody } from './util.ts';
 import type { HttpAuth } from '../auth.ts';
+import { addEvent, noteEvent } from '../events.ts';
 
 /** GET and HEAD /v2/<name>/manifests/<reference> */
 export async function getManifest(
@@ -15,6 +16,7 @@ export async function getManifest(
   auth?: HttpAuth,
 ): Promise<void> {
   const m = await registry.manifests.get(name, ref);
+  noteEvent(req, { digest: m.digest });
   // A pull by an entitlement token counts against its download limit.
   if (req.method === 'GET' && auth) await auth.countDownload(req);
   const etag = `"${m.digest}"`;
@@ -22,6 +24,7 @@ export async function getManifest(
   reply.header('ETag', etag);
   reply.type(m.mediaType);
   if (req.headers['if-none-match'] === etag) {
+    noteEvent(req, { bytes: 0 });
     reply.code(304).send();
     return;
   }
@@ -30,6 +33,7 @@ export async function getManifest(
     reply.send();
     return;
   }
+  noteEvent(req, { bytes: m.size });
   reply.send(m.payload);
 }
 
@@ -40,6 +44,10 @@ export async function putManifest(registry: Registry, req: FastifyRequest, reply
     return new RegistryError('MANIFEST_INVALID', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, { status: 413 });
   });
   const r = await registry.manifests.put(name, ref, payload, req.headers['content-type']);
+  noteEvent(req, { digest: r.digest, bytes: payload.length });
+  if (r.previousDigest !== undefined && r.previousDigest !== r.digest) {
+    addEvent(req, { action: 'tag_move', image: name, reference: ref, digest: r.digest, detail: { from: r.previousDigest } });
+  }
   reply.header('Location', `/v2/${name}/manifests/${r.digest}`);
   reply.header('Docker-Content-Digest', r.digest);
   if (r.subject) reply.header('OCI-Subject', r.subject);

@@ -138,6 +138,66 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_events_and_webhooks': {
+      async up(db: Kysely<any>) {
+        const pk = (c: any) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey());
+        // Events name their repository and image as text, not by foreign key: the audit log
+        // outlives what it describes.
+        await db.schema
+          .createTable('events')
+          .addColumn('id', sql.raw(id), pk)
+          .addColumn('time', 'bigint', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('actor_kind', 'text', (c) => c.notNull())
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('credential_id', 'bigint')
+          .addColumn('repository', 'text')
+          .addColumn('image', 'text')
+          .addColumn('reference', 'text')
+          .addColumn('digest', 'text')
+          .addColumn('client_ip', 'text')
+          .addColumn('user_agent', 'text')
+          .addColumn('bytes', 'bigint')
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('detail', 'text')
+          .execute();
+        await db.schema.createIndex('events_time').on('events').columns(['time', 'id']).execute();
+        await db.schema.createIndex('events_repository_time').on('events').columns(['repository', 'time', 'id']).execute();
+        await db.schema.createIndex('events_actor_time').on('events').columns(['actor', 'time', 'id']).execute();
+        await db.schema
+          .createTable('webhooks')
+          .addColumn('id', sql.raw(id), pk)
+          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('secret', 'text', (c) => c.notNull())
+          .addColumn('events', 'text', (c) => c.notNull())
+          .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('webhooks_repository').on('webhooks').column('repository_id').execute();
+        await db.schema
+          .createTable('webhook_deliveries')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('webhook_id', 'bigint', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+          .addColumn('event_id', 'bigint')
+          .addColumn('event', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('response_status', 'integer')
+          .addColumn('error', 'text')
+          .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+          .addColumn('locked_until', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('last_attempt_at', 'bigint')
+          .addColumn('delivered_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
+        await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+        await db.schema.createIndex('webhook_deliveries_created').on('webhook_deliveries').column('created_at').execute();
+      },
+    },
   };
 }
 

@@ -63,4 +63,47 @@ export interface Database {
     created_at: number;
   };
   settings: { key: string; value: string };
+  events: {
+    id: Generated<number>;
+    time: number;
+    action: string;
+    actor_kind: string;
+    actor: string;
+    credential_id: number | null;
+    repository: string | null;
+    image: string | null;
+    reference: string | null;
+    digest: string | null;
+    client_ip: string | null;
+    user_agent: string | null;
+    bytes: number | null;
+    status: number;
+    detail: string | null;
+  };
+  webhooks: {
+    id: Generated<number>;
+    repository_id: number;
+    url: string;
+    secret: string;
+    events: string;
+    active: number;
+    created_by: string;
+    created_at: number;
+  };
+  webhook_deliveries: {
+    id: string;
+    webhook_id: number;
+    event_id: number | null;
+    event: string;
+    payload: string;
+    status: string;
+    attempts: number;
+    response_status: number | null;
+    error: string | null;
+    next_attempt_at: number;
+    locked_until: number;
+    last_attempt_at: number | null;
+    delivered_at: number | null;
+    created_at: number;
+  };
 }

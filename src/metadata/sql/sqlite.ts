@@ -6,13 +6,14 @@ import type { Database } from './schema.ts';
 import { migrateToLatest } from './migrations.ts';
 import { SqlMetadataStore } from './store.ts';
 import { SqlAccessStore } from './access-store.ts';
+import { SqlEventStore } from './event-store.ts';
 
 /**
  * Opens the embedded SQLite database. WAL mode with synchronous=FULL: every commit is fsynced
  * before its promise resolves, so an acknowledged write survives a process crash and a power
  * loss.
  */
-export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; db: Kysely<Database> }> {
+export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; db: Kysely<Database> }> {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
@@ -26,5 +27,5 @@ export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore
     await db.destroy();
     throw e;
   }
-  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db), db };
+  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db), events: new SqlEventStore(db), db };
 }

@@ -220,14 +220,23 @@ export class SqlMetadataStore implements MetadataStore {
           .executeTakeFirstOrThrow();
         manifestId = Number(existing.id);
       }
+      let previousTagDigest: string | undefined;
       if (m.tag !== null) {
+        const previous = await trx
+          .selectFrom('tags')
+          .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+          .select('manifests.digest')
+          .where('tags.image_id', '=', m.imageId)
+          .where('tags.name', '=', m.tag)
+          .executeTakeFirst();
+        previousTagDigest = previous?.digest;
         await trx
           .insertInto('tags')
           .values({ image_id: m.imageId, name: m.tag, manifest_id: manifestId, updated_at: now })
           .onConflict((oc) => oc.columns(['image_id', 'name']).doUpdateSet({ manifest_id: manifestId, updated_at: now }))
           .execute();
       }
-      return { ok: true };
+      return previousTagDigest === undefined ? { ok: true } : { ok: true, previousTagDigest };
     });
   }
 
@@ -270,6 +279,11 @@ export class SqlMetadataStore implements MetadataStore {
       size: Number(r.size),
       annotations: r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : null,
     }));
+  }
+
+  async totalBlobBytes(): Promise<number> {
+    const r = await this.db.selectFrom('blobs').select((eb) => eb.fn.sum<number>('size').as('total')).executeTakeFirst();
+    return Number(r?.total ?? 0);
   }
 
   async ping(): Promise<void> {

@@ -1,0 +1,209 @@
+import type { Identity } from './access.ts';
+import type { ActorKind, EventBatchItem, EventStore, NewDelivery, NewEvent } from '../metadata/event-store.ts';
+
+/**
+ * What an event records (docs/events.md):
+ * - `push` a manifest PUT; `pull` a manifest GET by a client (not blobs, not HEAD);
+ * - `delete` a manifest, a tag or a blob (`detail.target`);
+ * - `tag_move` a push that moved an existing tag (`detail.from` = the previous digest);
+ * - `login` a password checked (token endpoint or Basic): success, or failure (401/429);
+ * - `token_use` an API key or entitlement token checked, likewise;
+ * - `admin` a management API change (POST, PUT, PATCH, DELETE on /api/v1).
+ */
+export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin'] as const;
+export type EventAction = (typeof EVENT_ACTIONS)[number];
+
+export interface Actor {
+  kind: ActorKind;
+  name: string;
+  credentialId: number | null;
+}
+
+export const ANONYMOUS_ACTOR: Actor = { kind: 'anonymous', name: 'anonymous', credentialId: null };
+
+/** The actor of an identity: a user, a user's API key, an entitlement token, or anonymous. */
+export function actorOf(identity: Identity | undefined): Actor {
+  if (!identity || identity.kind === 'anonymous') return ANONYMOUS_ACTOR;
+  if (identity.kind === 'entitlement') return { kind: 'entitlement', name: `token:${identity.credentialId}`, credentialId: identity.credentialId };
+  if (identity.apiKeyId !== undefined) return { kind: 'api_key', name: identity.username, credentialId: identity.apiKeyId };
+  return { kind: 'user', name: identity.username, credentialId: null };
+}
+
+/** `OWNER/REPOSITORY` of `OWNER/REPOSITORY/IMAGE…`, or null for anything shorter. */
+export function repositoryOf(image: string | null): string | null {
+  if (!image) return null;
+  const a = image.indexOf('/');
+  if (a <= 0) return null;
+  const b = image.indexOf('/', a + 1);
+  if (b <= a + 1) return null;
+  return image.slice(0, b);
+}
+
+export interface EventBusOptions {
+  enabled: boolean;
+  /** Events waiting to be written; beyond this, new ones are dropped (and counted). */
+  queueSize: number;
+  /** Events per transaction, at most. */
+  batchSize: number;
+  /** A partial batch is written after at most this long. */
+  flushIntervalMs: number;
+  /** Deliveries to create with a batch's events (the webhooks' say), before it is written. */
+  deliveriesFor?: (events: NewEvent[]) => Promise<Map<number, (eventId: number) => NewDelivery[]>>;
+  /** Called after a batch that created deliveries was committed. */
+  onDeliveries?: () => void;
+  onError?: (e: unknown, lost: number) => void;
+}
+
+export interface EventBusStats {
+  /** Accepted into the queue. */
+  emitted: number;
+  /** Committed to the store. */
+  recorded: number;
+  /** Dropped because the queue was full. */
+  droppedQueueFull: number;
+  /** Dropped because writing failed (after retries). */
+  droppedWriteFailed: number;
+  batches: number;
+  /** Longest batch write so far, in ms. */
+  maxBatchMs: number;
+}
+
+const WRITE_TRIES = 3;
+const RETRY_DELAY_MS = 1000;
+
+interface Queued {
+  event: NewEvent;
+  tries: number;
+}
+
+/**
+ * The one event stream. `emit` only appends to a bounded in-memory queue and returns: it never
+ * waits, never throws, never fails a request. A background writer takes up to `batchSize`
+ * events at a time (at once when a batch is full, else after `flushIntervalMs`) and writes each
+ * batch in one transaction, with the webhook deliveries it starts. When the queue is full, new
+ * events are dropped and counted (`stats.droppedQueueFull`): memory stays bounded under any load.
+ * A failed write is retried twice, then its events are dropped and counted.
+ */
+export class EventBus {
+  readonly stats: EventBusStats = { emitted: 0, recorded: 0, droppedQueueFull: 0, droppedWriteFailed: 0, batches: 0, maxBatchMs: 0 };
+  private queue: Queued[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly store: EventStore | undefined,
+    private readonly opts: EventBusOptions,
+  ) {}
+
+  get enabled(): boolean {
+    return this.opts.enabled && this.store !== undefined && !this.closed;
+  }
+
+  get queueLength(): number {
+    return this.queue.length;
+  }
+
+  /** Queues an event; false when it was dropped (disabled, closed, or the queue is full). */
+  emit(event: NewEvent): boolean {
+    if (!this.enabled) return false;
+    if (this.queue.length >= this.opts.queueSize) {
+      this.stats.droppedQueueFull++;
+      return false;
+    }
+    this.queue.push({ event, tries: 0 });
+    this.stats.emitted++;
+    this.schedule(this.queue.length >= this.opts.batchSize ? 0 : this.opts.flushIntervalMs);
+    return true;
+  }
+
+  /** Writes everything queued so far (tests, shutdown). */
+  async flush(): Promise<void> {
+    while (this.queue.length > 0 || this.writing) {
+      if (this.writing) {
+        await this.writing;
+        continue;
+      }
+      this.clearTimer();
+      await this.drain(true);
+    }
+  }
+
+  /** Stops accepting events and writes what is queued. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.flush();
+    this.clearTimer();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.writing) return; // the writer looks at the queue again when it is done
+    if (this.timer) {
+      if (delayMs > 0) return;
+      this.clearTimer();
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.drain(false);
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** Writes batches while a full one is queued (everything with `all`); one writer at a time. */
+  private drain(all: boolean): Promise<void> {
+    if (this.writing) return this.writing;
+    const run = async (): Promise<boolean> => {
+      while (this.queue.length > 0) {
+        if (!(await this.write(this.queue.splice(0, this.opts.batchSize)))) return false;
+        if (!all && this.queue.length < this.opts.batchSize) break;
+      }
+      return true;
+    };
+    this.writing = run().then(
+      (ok) => {
+        this.writing = undefined;
+        if (this.queue.length > 0 && !this.closed) {
+          this.schedule(!ok ? RETRY_DELAY_MS : this.queue.length >= this.opts.batchSize ? 0 : this.opts.flushIntervalMs);
+        }
+      },
+      () => {
+        this.writing = undefined;
+      },
+    );
+    return this.writing;
+  }
+
+  /** One transaction; true when written. Failed events go back to the front of the queue until their last try. */
+  private async write(batch: Queued[]): Promise<boolean> {
+    const started = performance.now();
+    const events = batch.map((q) => q.event);
+    try {
+      const deliveries = this.opts.deliveriesFor ? await this.opts.deliveriesFor(events) : new Map();
+      const items: EventBatchItem[] = events.map((event, i) => {
+        const d = deliveries.get(i);
+        return d ? { event, deliveries: d } : { event };
+      });
+      await this.store!.recordEvents(items);
+      this.stats.recorded += batch.length;
+      this.stats.batches++;
+      this.stats.maxBatchMs = Math.max(this.stats.maxBatchMs, performance.now() - started);
+      if (deliveries.size > 0) this.opts.onDeliveries?.();
+      return true;
+    } catch (e) {
+      const retry = batch.filter((q) => ++q.tries < WRITE_TRIES);
+      const room = Math.max(0, this.opts.queueSize - this.queue.length);
+      const kept = retry.slice(0, room);
+      const lost = batch.length - kept.length;
+      this.queue.unshift(...kept);
+      this.stats.droppedWriteFailed += lost;
+      this.opts.onError?.(e, lost);
+      return false;
+    }
+  }
+}
