@@ -337,9 +337,13 @@ describe('management API', () => {
       '/api/v1/repos/{owner}/{repo}/tokens/{id}',
       '/api/v1/user/api-keys',
       '/api/v1/user/api-keys/{id}',
+      '/api/v1/repos/{owner}/{repo}/import',
+      '/api/v1/imports/{id}',
+      '/api/v1/events',
     ]) {
       assert.ok(doc.paths[p], `path ${p}`);
     }
+    assert.ok(doc.paths['/api/v1/repos/{owner}/{repo}/import']!.post.requestBody.content['application/octet-stream']);
     assert.ok(doc.paths['/api/v1/users']!.post.requestBody.content['application/json'].schema.properties.username);
     assert.deepEqual(
       doc.paths['/api/v1/repos/{owner}/{repo}']!.patch.parameters.map((p: { name: string }) => p.name),

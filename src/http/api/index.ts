@@ -324,6 +324,28 @@ function buildOpenApi(routes: ApiRoute[]): string {
       security: [{ basic: [] }, { apiKey: [] }],
     };
   }
+  // Routes registered outside the table (their bodies are streams, not JSON): documented here.
+  const security = [{ basic: [] }, { apiKey: [] }];
+  const param = (name: string, where: 'path' | 'query', description?: string) => ({
+    name,
+    in: where,
+    required: where === 'path',
+    ...(description ? { description } : {}),
+    schema: { type: 'string' },
+  });
+  paths['/api/v1/repos/{owner}/{repo}/import'] = {
+    post: {
+      summary: 'Import a docker save archive, an oci-archive or a tar of an OCI layout (docs/import.md); returns a job to poll',
+      parameters: [param('owner', 'path'), param('repo', 'path'), param('image', 'query', 'image name inside the repository'), param('tag', 'query', 'tag to set')],
+      requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      responses: { '202': { description: 'JSON {id}; Location: the job' }, '4XX': { description: 'error' } },
+      security,
+    },
+  };
+  paths['/api/v1/imports'] = { get: { summary: 'Your import jobs', responses: { '200': { description: 'JSON' } }, security } };
+  paths['/api/v1/imports/{id}'] = {
+    get: { summary: 'An import job: state, progress, errors', parameters: [param('id', 'path')], responses: { '200': { description: 'JSON' } }, security },
+  };
   return JSON.stringify({
     openapi: '3.1.0',
     info: { title: 'Berth management API', version: '1' },
