@@ -4,12 +4,10 @@ import { type Config, parseListen, sqlitePath, storagePath } from './config/sche
 import { Registry } from './core/registry.ts';
 import { buildApp } from './http/app.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
-import { openPostgres } from './metadata/sql/postgres.ts';
 import { TokenService } from './core/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
 import { FsBlobStore } from './storage/fs.ts';
-import { S3BlobStore } from './storage/s3.ts';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
@@ -39,6 +37,8 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 export async function openBlobStore(config: Config): Promise<BlobStore> {
   if (config.storage.driver === 's3') {
     const s3 = config.storage.s3!;
+    // Loaded only when configured: the AWS SDK costs ~15 MB of memory the default never needs.
+    const { S3BlobStore } = await import('./storage/s3.ts');
     const spoolDir = path.join(config.data, 'spool');
     await mkdir(spoolDir, { recursive: true });
     return new S3BlobStore({ ...s3, spoolDir });
@@ -52,6 +52,8 @@ export async function openBlobStore(config: Config): Promise<BlobStore> {
 export async function openMetadata(config: Config, opts: { migrate?: boolean; check?: boolean } = {}) {
   const migrate = opts.migrate ?? config.metadata.migrate;
   if (config.metadata.driver === 'postgres') {
+    // Loaded only when configured (pg is ~10 MB the embedded default never needs).
+    const { openPostgres } = await import('./metadata/sql/postgres.ts');
     return openPostgres({ url: config.metadata.postgresUrl!, poolSize: config.metadata.poolSize, migrate, check: opts.check });
   }
   return openSqlite(sqlitePath(config));
@@ -66,6 +68,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
   const log = logger === false ? undefined : logger;
   const registry = new Registry(meta, blobStore, access, tokens, {
     ...(s3?.redirect ? { redirectSeconds: s3.redirectExpiresSeconds } : {}),
+    proxy: config.proxy,
     events: {
       store: events,
       bus: {
@@ -134,6 +137,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();
+      registry.proxy.close(); // idle keep-alive sockets to upstreams
       await meta.close();
     },
   };

@@ -150,4 +150,45 @@ export function adminCommands(program: Command): void {
     const [owner, name] = splitRepo(r);
     await client().call('DELETE', `/api/v1/repos/${enc(owner)}/${enc(name)}/tokens/${enc(id)}`);
   });
+
+  const upstream = program.command('upstream').description('upstream registries of a repository: the pull-through cache (docs/proxy.md)');
+  upstream
+    .command('add <repository> <url>')
+    .option('-u, --username <username>', 'credentials for the upstream')
+    .option('-p, --password <password>', 'the password (or BERTH_UPSTREAM_PASSWORD, or --password-stdin)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--priority <n>', 'lower is asked first', '0')
+    .option('--no-cache', 'proxy without storing (every pull goes upstream)')
+    .option('--prefix <prefix>', 'only images starting with this (e.g. hub/); stripped upstream')
+    .option('--remote-prefix <prefix>', 'prepended to the image name upstream (e.g. library/)')
+    .action(async (r: string, url: string, o: { username?: string; password?: string; passwordStdin?: boolean; priority: string; cache: boolean; prefix?: string; remotePrefix?: string }) => {
+      const [owner, name] = splitRepo(r);
+      let password = o.password ?? process.env.BERTH_UPSTREAM_PASSWORD;
+      if (o.passwordStdin) {
+        const parts: Buffer[] = [];
+        for await (const c of process.stdin) parts.push(c as Buffer);
+        password = Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+      }
+      const body = {
+        url,
+        priority: Number(o.priority),
+        cache: o.cache,
+        ...(o.username ? { username: o.username, password: password ?? '' } : {}),
+        ...(o.prefix ? { prefix: o.prefix } : {}),
+        ...(o.remotePrefix ? { remotePrefix: o.remotePrefix } : {}),
+      };
+      printObject(await client().call<Row>('POST', `/api/v1/repos/${enc(owner)}/${enc(name)}/upstreams`, body), json());
+    });
+  upstream.command('list <repository>').action(async (r: string) => {
+    const [owner, name] = splitRepo(r);
+    printRows(
+      await client().call<Row[]>('GET', `/api/v1/repos/${enc(owner)}/${enc(name)}/upstreams`),
+      ['id', 'url', 'username', 'priority', 'cache', 'prefix', 'remotePrefix', 'createdAt'],
+      json(),
+    );
+  });
+  upstream.command('rm <repository> <id>').action(async (r: string, id: string) => {
+    const [owner, name] = splitRepo(r);
+    await client().call('DELETE', `/api/v1/repos/${enc(owner)}/${enc(name)}/upstreams/${enc(id)}`);
+  });
 }

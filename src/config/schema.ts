@@ -120,6 +120,22 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 }),
+    /** The pull-through cache: upstream registries per repository (docs/proxy.md). */
+    proxy: z
+      .object({
+        /** A cached manifest fetched by tag is revalidated with its upstream at most this often. */
+        tagTtlSeconds: z.number().int().nonnegative().default(300),
+        /** Time an upstream may stay silent (connecting, answering, between body bytes). */
+        timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+        /** Retries per upstream on 429, 5xx and network errors, before the next upstream. */
+        retries: z.number().int().min(0).max(10).default(2),
+        /** Wait before the first retry; doubled before each next one. */
+        backoffMs: z.number().int().min(0).max(60_000).default(250),
+        /** Encrypts upstream passwords at rest; when unset a key is generated once and kept in the database. */
+        secretKey: z.string().min(16).optional(),
+      })
+      .strict()
+      .default({ tagTtlSeconds: 300, timeoutMs: 30_000, retries: 2, backoffMs: 250 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -167,6 +183,9 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_S3_REDIRECT: (c, v) => (((c.storage ??= {}).s3 ??= {}).redirect = v === 'true' || v === '1'),
   BERTH_UPLOAD_EXPIRE_SECONDS: (c, v) => ((c.uploads ??= {}).expireAfterSeconds = Number(v)),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
+  BERTH_PROXY_TAG_TTL_SECONDS: (c, v) => ((c.proxy ??= {}).tagTtlSeconds = Number(v)),
+  BERTH_PROXY_TIMEOUT_MS: (c, v) => ((c.proxy ??= {}).timeoutMs = Number(v)),
+  BERTH_PROXY_SECRET_KEY: (c, v) => ((c.proxy ??= {}).secretKey = v),
   BERTH_AUTH_SERVICE: (c, v) => ((c.auth ??= {}).service = v),
   BERTH_PUBLIC_URL: (c, v) => ((c.auth ??= {}).publicUrl = v),
   BERTH_TOKEN_TTL_SECONDS: (c, v) => ((c.auth ??= {}).tokenTtlSeconds = Number(v)),

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   NOT_FOUND: { status: 404, message: 'not found' },
+  UPSTREAM_UNAVAILABLE: { status: 502, message: 'no upstream registry could answer' },
   UNKNOWN: { status: 500, message: 'unknown error' },
 } as const;
 

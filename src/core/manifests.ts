@@ -65,7 +65,14 @@ export class Manifests {
    * tag, points the tag at it — in one transaction, after checking that every blob and child
    * manifest it references is in the image.
    */
-  async put(name: string, ref: string, payload: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+  async put(
+    name: string,
+    ref: string,
+    payload: Buffer,
+    contentType: string | undefined,
+    /** `cached`: fetched by the pull-through cache, whose blobs arrive later, on demand (docs/proxy.md). */
+    opts: { cached?: boolean } = {},
+  ): Promise<PutManifestResult> {
     const r = parseReference(ref);
     if (payload.length > MAX_MANIFEST_BYTES) {
       throw new RegistryError('MANIFEST_INVALID', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, { status: 413 });
@@ -99,9 +106,10 @@ export class Manifests {
       payload,
       annotations: parsed.annotations,
       refs,
-      requireBlobs: parsed.blobs.map((b) => ({ digest: b.digest, size: b.size })),
-      requireManifests: parsed.manifests.map((b) => ({ digest: b.digest, size: b.size })),
+      requireBlobs: opts.cached ? [] : parsed.blobs.map((b) => ({ digest: b.digest, size: b.size })),
+      requireManifests: opts.cached ? [] : parsed.manifests.map((b) => ({ digest: b.digest, size: b.size })),
       tag: r.kind === 'tag' ? r.tag : null,
+      ...(opts.cached ? { cached: true } : {}),
     });
     if (!result.ok) {
       if (result.missing.length) {

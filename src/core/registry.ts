@@ -6,6 +6,7 @@ import { Authenticator } from './auth.ts';
 import { Blobs } from './blobs.ts';
 import { Images } from './images.ts';
 import { Manifests } from './manifests.ts';
+import { type ProxyOptions, UpstreamProxy } from './proxy.ts';
 import { Tenancy } from './tenancy.ts';
 import type { TokenService } from './tokens.ts';
 import { Uploads } from './uploads.ts';
@@ -34,18 +35,21 @@ export class Registry {
   readonly events: EventBus;
   readonly webhooks: Webhooks;
   readonly audit: AuditLog;
+  /** The pull-through cache (docs/proxy.md). */
+  readonly proxy: UpstreamProxy;
 
   constructor(
     readonly meta: MetadataStore,
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
-    opts: { redirectSeconds?: number; events?: EventsSetup } = {},
+    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions } = {},
   ) {
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
     this.uploads = new Uploads(meta, store, this.images);
     this.manifests = new Manifests(meta, this.images);
+    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, opts.proxy);
     this.access = new Access(accessStore);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);

@@ -73,7 +73,7 @@ export class Uploads {
    * before this resolves. The temporary data never has a session row: it is either
    * committed or removed here.
    */
-  async putMonolithic(name: string, digest: string, body: AsyncIterable<Buffer>, contentLength?: number): Promise<string> {
+  async putMonolithic(name: string, digest: string, body: AsyncIterable<Buffer>, contentLength?: number, opts: { cached?: boolean } = {}): Promise<string> {
     const d = parseDigest(digest);
     const img = await this.images.ensure(name);
     const id = randomUUID();
@@ -84,7 +84,7 @@ export class Uploads {
       const size = await this.store.appendUpload(id, 0, hashing(body, hash, contentLength));
       const actual = `${d.algorithm}:${hash.digest('hex')}`;
       if (actual !== digest) throw digestMismatch(digest, actual);
-      await this.commit(id, digest, size, img.id);
+      await this.commit(id, digest, size, img.id, opts.cached);
       return digest;
     } finally {
       this.active.delete(id);
@@ -247,7 +247,7 @@ export class Uploads {
     return hash;
   }
 
-  private async commit(id: string, digest: string, size: number, imageId: number): Promise<void> {
+  private async commit(id: string, digest: string, size: number, imageId: number, cached?: boolean): Promise<void> {
     // One commit per digest at a time in this process: the others find it stored.
     const running = this.commits.get(digest);
     if (running) await running.catch(() => undefined);
@@ -258,7 +258,7 @@ export class Uploads {
     } finally {
       if (this.commits.get(digest) === attempt) this.commits.delete(digest);
     }
-    await this.meta.saveBlob(imageId, digest, size);
+    await this.meta.saveBlob(imageId, digest, size, cached ? { cached: true } : undefined);
   }
 
   private async storeOnce(id: string, digest: string): Promise<void> {

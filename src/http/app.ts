@@ -7,6 +7,8 @@ import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
 import { apiRoutes } from './api/index.ts';
 import { importRoutes } from './api/import.ts';
+import { browseRoutes } from './api/browse.ts';
+import { uiRoutes } from './ui.ts';
 import { observeRequests } from './events.ts';
 import { Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
@@ -71,5 +73,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   distributionRoutes(app, registry, auth);
   apiRoutes(app, registry, auth);
   importRoutes(app, registry, auth);
+  browseRoutes(app, registry, auth);
+  uiRoutes(app);
   return app;
 }

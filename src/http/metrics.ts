@@ -128,8 +128,10 @@ export class Metrics {
 
   /** onResponse: counts the request. */
   observe(req: FastifyRequest, reply: FastifyReply): void {
-    const route = req.berthRoute ?? req.routeOptions?.url ?? 'unmatched';
     const status = reply.statusCode;
+    const matched = req.berthRoute ?? req.routeOptions?.url;
+    // The web UI's catch-all answers unknown paths with 404: those matched no real route.
+    const route = !matched || (matched === '/*' && status === 404) ? 'unmatched' : matched;
     const labels = { route, method: req.method, status: String(status) };
     this.requests.inc(labels);
     this.duration.observe(labels, reply.elapsedTime / 1000);

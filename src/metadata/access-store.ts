@@ -72,6 +72,25 @@ export interface NewCredential {
   downloadLimit: number | null;
 }
 
+/** An upstream registry of a repository (pull-through cache, docs/proxy.md). */
+export interface UpstreamRecord {
+  id: number;
+  repositoryId: number;
+  url: string;
+  username: string | null;
+  /** The password encrypted by core (AES-256-GCM); never the plain text. */
+  passwordEnc: string | null;
+  priority: number;
+  cache: boolean;
+  /** Only images whose name (inside the repository) starts with this are proxied; it is stripped. */
+  prefix: string;
+  /** Prepended to the stripped name upstream. */
+  remotePrefix: string;
+  createdAt: number;
+}
+
+export type NewUpstream = Omit<UpstreamRecord, 'id' | 'createdAt'>;
+
 export type MembershipScope = { ownerId: number } | { repositoryId: number };
 
 export class ConflictError extends Error {
@@ -114,6 +133,12 @@ export interface AccessStore {
   touchCredential(id: number, at: number): Promise<void>;
   /** Counts one download; false (and no count) when the limit is reached. */
   countDownload(id: number): Promise<boolean>;
+
+  /** A repository's upstreams, by priority (lowest first), then id. */
+  listUpstreams(repositoryId: number): Promise<UpstreamRecord[]>;
+  createUpstream(u: NewUpstream): Promise<UpstreamRecord>;
+  /** False when the repository has no such upstream. */
+  removeUpstream(repositoryId: number, id: number): Promise<boolean>;
 
   getSetting(key: string): Promise<string | undefined>;
   /** Stores the value unless the key exists; returns the value now stored. */

@@ -28,6 +28,8 @@ export interface ManifestRecord {
   payload: Buffer;
   annotations: Record<string, string> | null;
   createdAt: number;
+  /** Stored by the pull-through cache (docs/proxy.md). */
+  cached?: boolean;
 }
 
 export interface ReferrerRecord {
@@ -56,12 +58,30 @@ export interface SaveManifestInput {
   requireManifests: { digest: string; size: number }[];
   /** Tag to point at the manifest, if pushed by tag. */
   tag: string | null;
+  /** Fetched from an upstream by the pull-through cache (docs/proxy.md). */
+  cached?: boolean;
+}
+
+/** A manifest the pull-through cache stored, with the tags pointing at it. */
+export interface CachedManifestRecord {
+  image: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  tags: string[];
+  createdAt: number;
 }
 
 export type SaveManifestResult =
   /** `previousTagDigest`: what the tag pointed at before, when it existed. */
   | { ok: true; previousTagDigest?: string }
   | { ok: false; missing: string[]; sizeMismatch: { digest: string; expected: number; actual: number }[] };
+
+export interface TagEntry {
+  name: string;
+  digest: string;
+  updatedAt: number;
+}
 
 export interface Page {
   limit: number;
@@ -86,8 +106,12 @@ export interface MetadataStore {
   findBlob(digest: string): Promise<BlobRecord | undefined>;
   /** A blob only if linked to the image. */
   findImageBlob(imageId: number, digest: string): Promise<BlobRecord | undefined>;
-  /** Records a stored blob (idempotent) and links it to the image. */
-  saveBlob(imageId: number, digest: string, size: number): Promise<void>;
+  /** Records a stored blob (idempotent) and links it to the image; `cached`: fetched from an upstream. */
+  saveBlob(imageId: number, digest: string, size: number, opts?: { cached?: boolean }): Promise<void>;
+  /** Whether the blob's link to the image was made by the pull-through cache. */
+  isBlobCached(imageId: number, digest: string): Promise<boolean>;
+  /** Manifests of the repository's images stored by the pull-through cache, at most `limit`. */
+  listCachedManifests(repositoryId: number, limit: number): Promise<CachedManifestRecord[]>;
   /** Unlinks a blob from an image; false when it was not linked. */
   removeImageBlob(imageId: number, digest: string): Promise<boolean>;
 
@@ -108,6 +132,10 @@ export interface MetadataStore {
   removeManifest(imageId: number, digest: string): Promise<boolean>;
   removeTag(imageId: number, tag: string): Promise<boolean>;
   listTags(imageId: number, page: Page): Promise<string[]>;
+  /** Tags with their manifest digest, by name; `contains` keeps names holding that substring (literal, case-sensitive). */
+  listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]>;
+  /** How many tags an image has. */
+  countTags(imageId: number): Promise<number>;
   listReferrers(imageId: number, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]>;
 
   /** Sum of the sizes of all blobs (storage used, for metrics). */

@@ -161,6 +161,23 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal(await meta.removeTag(img.id, 'a'), false);
     });
 
+    withMeta('listTagEntries pages and filters by substring; countTags counts', async (meta) => {
+      const img = await image(meta, 'o/r/a');
+      const other = await image(meta, 'o/r/b');
+      for (const t of ['v1.0', 'v1.1', 'v2.0', 'latest', 'x%_1']) await meta.saveManifest(manifestInput(img.id, 'one', { tag: t }));
+      await meta.saveManifest(manifestInput(other.id, 'two', { tag: 'v1.0' }));
+      assert.equal(await meta.countTags(img.id), 5);
+      assert.equal(await meta.countTags(other.id), 1);
+      const all = await meta.listTagEntries(img.id, { limit: 10 });
+      assert.deepEqual(all.map((t) => t.name), ['latest', 'v1.0', 'v1.1', 'v2.0', 'x%_1']);
+      assert.equal(all[0]!.digest, d('one'));
+      assert.equal(typeof all[0]!.updatedAt, 'number');
+      assert.deepEqual((await meta.listTagEntries(img.id, { limit: 10, contains: 'v1' })).map((t) => t.name), ['v1.0', 'v1.1']);
+      assert.deepEqual((await meta.listTagEntries(img.id, { limit: 1, after: 'v1.0', contains: 'v1' })).map((t) => t.name), ['v1.1']);
+      assert.deepEqual((await meta.listTagEntries(img.id, { limit: 10, contains: '%_' })).map((t) => t.name), ['x%_1'], 'literal match');
+      assert.deepEqual(await meta.listTagEntries(img.id, { limit: 10, contains: 'V1' }), [], 'case-sensitive');
+    });
+
     withMeta('removeManifest removes the manifest and every tag on it', async (meta) => {
       const img = await image(meta, 'o/r/a');
       await meta.saveManifest(manifestInput(img.id, 'one', { tag: 'x' }));
@@ -274,6 +291,59 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal(await access.getSetting('k'), undefined);
       assert.equal(await access.putSettingIfAbsent('k', 'first'), 'first');
       assert.equal(await access.putSettingIfAbsent('k', 'second'), 'first');
+    });
+
+    withStores('upstreams: create, list by priority then id, remove within the repository only', async (_meta, access) => {
+      const acme = (await access.findOwner('acme'))!;
+      const repo = await access.createRepository(acme.id, 'mirror', 'private', '');
+      const other = await access.createRepository(acme.id, 'other', 'private', '');
+      const base = { repositoryId: repo.id, username: null, passwordEnc: null, cache: true, prefix: '', remotePrefix: '' };
+      const b = await access.createUpstream({ ...base, url: 'http://b.example', priority: 5 });
+      const a = await access.createUpstream({ ...base, url: 'https://a.example', priority: 1, username: 'u', passwordEnc: 'v1:x:y:z', cache: false, prefix: 'hub/', remotePrefix: 'library/' });
+      const c = await access.createUpstream({ ...base, url: 'http://c.example', priority: 5 });
+      assert.deepEqual(
+        (await access.listUpstreams(repo.id)).map((u) => u.url),
+        ['https://a.example', 'http://b.example', 'http://c.example'],
+      );
+      const got = (await access.listUpstreams(repo.id))[0]!;
+      assert.deepEqual(
+        { ...got, createdAt: 0 },
+        { id: a.id, repositoryId: repo.id, url: 'https://a.example', username: 'u', passwordEnc: 'v1:x:y:z', priority: 1, cache: false, prefix: 'hub/', remotePrefix: 'library/', createdAt: 0 },
+      );
+      assert.equal(typeof got.createdAt, 'number');
+      assert.deepEqual(await access.listUpstreams(other.id), []);
+      assert.equal(await access.removeUpstream(other.id, b.id), false, 'not from another repository');
+      assert.equal(await access.removeUpstream(repo.id, b.id), true);
+      assert.equal(await access.removeUpstream(repo.id, b.id), false);
+      assert.deepEqual((await access.listUpstreams(repo.id)).map((u) => u.id), [a.id, c.id]);
+    });
+
+    withStores('cached content: blob links and manifests marked cached, listed per repository with tags', async (meta, access) => {
+      const img = await image(meta, 'acme/mirror/alpine');
+      const pushed = await image(meta, 'acme/mirror/own');
+      const elsewhere = await image(meta, 'acme/other/alpine');
+      await meta.saveBlob(img.id, d('layer'), 5, { cached: true });
+      await meta.saveBlob(pushed.id, d('layer'), 5);
+      assert.equal(await meta.isBlobCached(img.id, d('layer')), true);
+      assert.equal(await meta.isBlobCached(pushed.id, d('layer')), false);
+      assert.equal(await meta.isBlobCached(elsewhere.id, d('layer')), false, 'not linked');
+      assert.deepEqual(await meta.findImageBlob(img.id, d('layer')), { digest: d('layer'), size: 5 });
+      assert.ok((await meta.saveManifest(manifestInput(img.id, 'm1', { tag: '3', cached: true }))).ok);
+      assert.ok((await meta.saveManifest(manifestInput(img.id, 'm2', { cached: true }))).ok);
+      assert.ok((await meta.saveManifest(manifestInput(pushed.id, 'm3', { tag: 'v1' }))).ok);
+      assert.ok((await meta.saveManifest(manifestInput(elsewhere.id, 'm4', { tag: 'x', cached: true }))).ok);
+      assert.equal((await meta.findManifest(img.id, d('m1')))?.cached, true);
+      assert.equal((await meta.findTaggedManifest(img.id, '3'))?.cached, true);
+      assert.equal((await meta.findManifest(pushed.id, d('m3')))?.cached, false);
+      const listed = await meta.listCachedManifests(img.repositoryId, 100);
+      assert.deepEqual(
+        listed.map((m) => ({ ...m, createdAt: 0 })).sort((x, y) => x.digest.localeCompare(y.digest)),
+        [
+          { image: 'acme/mirror/alpine', digest: d('m1'), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 2, tags: ['3'], createdAt: 0 },
+          { image: 'acme/mirror/alpine', digest: d('m2'), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 2, tags: [], createdAt: 0 },
+        ].sort((x, y) => x.digest.localeCompare(y.digest)),
+      );
+      assert.equal((await meta.listCachedManifests(img.repositoryId, 1)).length, 1, 'limit');
     });
 
     /** Fresh stores with the owners of withStores, for the event store's contract. */

@@ -434,6 +434,36 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
     return { bytes, mediaType, digest };
   }
 
+  /** HEAD of a manifest: its digest (Docker-Content-Digest), or undefined when the registry has none. */
+  async headManifest(name: string, reference: string, signal?: AbortSignal): Promise<string | undefined> {
+    const r = await this.request('HEAD', this.url(`/v2/${name}/manifests/${reference}`), { name, signal, headers: { accept: MANIFEST_ACCEPT } });
+    r.res.resume();
+    if (r.status === 404) return undefined;
+    if (r.status !== 200) return this.fail(r, `HEAD ${name}:${reference}`);
+    const d = headerOf(r.headers['docker-content-digest']);
+    if (!d || !looksLikeDigest(d)) throw new ImportError('REGISTRY', `HEAD ${name}:${reference}: no Docker-Content-Digest in the answer`);
+    return d;
+  }
+
+  /** All tags of an image (follows `Link` pages); empty when the image is unknown. */
+  async listTags(name: string, signal?: AbortSignal): Promise<string[]> {
+    const tags: string[] = [];
+    let url: URL | undefined = this.url(`/v2/${name}/tags/list`);
+    for (let pages = 0; url && pages < 100; pages++) {
+      const r = await this.request('GET', url, { name, signal });
+      if (r.status === 404) {
+        r.res.resume();
+        return tags;
+      }
+      if (r.status !== 200) return this.fail(r, `GET ${name} tags`);
+      const doc = JSON.parse((await readBody(r.res, 16 * 1024 * 1024)).toString('utf8')) as { tags?: string[] | null };
+      tags.push(...(doc.tags ?? []));
+      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(headerOf(r.headers.link) ?? '');
+      url = link ? new URL(link[1]!, this.base) : undefined;
+    }
+    return tags;
+  }
+
   async openBlob(name: string, digest: string, signal?: AbortSignal): Promise<Readable> {
     const r = await this.request('GET', this.url(`/v2/${name}/blobs/${digest}`), { name, signal, redirects: true });
     if (r.status !== 200) return this.fail(r, `GET ${name} blob ${digest}`);

@@ -7,6 +7,7 @@ import type { CredentialRecord, MembershipRecord, OwnerRecord, RepositoryRecord,
 import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
+import { upstreamApiRoutes } from './upstreams.ts';
 import { RawResponse } from './raw.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
@@ -275,6 +276,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
       handler: async ({ identity, params }) => t.revokeApiKey(identity, id(params)),
     },
     ...eventApiRoutes(registry),
+    ...upstreamApiRoutes(registry),
   ];
 
   for (const r of routes) {

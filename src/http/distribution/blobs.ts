@@ -28,7 +28,18 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 
 /** GET and HEAD /v2/<name>/blobs/<digest> */
 export async function getBlob(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string): Promise<void> {
-  const blob = await registry.blobs.stat(name, digest);
+  const blob = await registry.blobs.stat(name, digest).catch(async (e: unknown) => {
+    // A local miss: the repository's upstreams, if any (docs/proxy.md).
+    if (!(e instanceof RegistryError && (e.code === 'BLOB_UNKNOWN' || e.code === 'NAME_UNKNOWN'))) throw e;
+    const proxied = await registry.proxy.blob(name, digest, req.method === 'GET');
+    if (!proxied) throw e;
+    if (proxied.kind === 'stored') return registry.blobs.stat(name, digest);
+    reply.header('Docker-Content-Digest', digest).type('application/octet-stream');
+    if (proxied.size !== undefined) reply.header('Content-Length', String(proxied.size));
+    reply.send(proxied.kind === 'stream' ? proxied.stream : undefined);
+    return undefined;
+  });
+  if (!blob) return;
   const range = parseRange(req.headers.range, blob.size);
   reply.header('Docker-Content-Digest', digest);
   reply.header('Accept-Ranges', 'bytes');

@@ -8,7 +8,7 @@ import { parsePageSize, setNextLink, stringParam } from './util.ts';
 export async function listTags(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string): Promise<void> {
   const q = req.query as Record<string, unknown>;
   const n = parsePageSize(q.n);
-  const page = await registry.manifests.listTags(name, n, stringParam(q.last));
+  const page = await registry.proxy.listTags(name, n, stringParam(q.last));
   setNextLink(reply, `/v2/${name}/tags/list`, n, page.next);
   reply.type('application/json').send({ name, tags: page.items });
 }

@@ -15,7 +15,7 @@ export async function getManifest(
   ref: string,
   auth?: HttpAuth,
 ): Promise<void> {
-  const m = await registry.manifests.get(name, ref);
+  const m = await registry.proxy.manifest(name, ref);
   noteEvent(req, { digest: m.digest });
   // A pull by an entitlement token counts against its download limit.
   if (req.method === 'GET' && auth) await auth.countDownload(req);

@@ -6,10 +6,12 @@ import type {
   MembershipRecord,
   MembershipScope,
   NewCredential,
+  NewUpstream,
   OwnerKind,
   OwnerRecord,
   RepositoryRecord,
   Role,
+  UpstreamRecord,
   UserRecord,
   Visibility,
 } from '../access-store.ts';
@@ -336,6 +338,35 @@ export class SqlAccessStore implements AccessStore {
     return n(r.numUpdatedRows) > 0;
   }
 
+  async listUpstreams(repositoryId: number): Promise<UpstreamRecord[]> {
+    const rows = await this.db.selectFrom('upstreams').selectAll().where('repository_id', '=', repositoryId).orderBy('priority').orderBy('id').execute();
+    return rows.map(toUpstream);
+  }
+
+  async createUpstream(u: NewUpstream): Promise<UpstreamRecord> {
+    const r = await this.db
+      .insertInto('upstreams')
+      .values({
+        repository_id: u.repositoryId,
+        url: u.url,
+        username: u.username,
+        password_enc: u.passwordEnc,
+        priority: u.priority,
+        cache: u.cache ? 1 : 0,
+        prefix: u.prefix,
+        remote_prefix: u.remotePrefix,
+        created_at: Date.now(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toUpstream(r);
+  }
+
+  async removeUpstream(repositoryId: number, id: number): Promise<boolean> {
+    const r = await this.db.deleteFrom('upstreams').where('repository_id', '=', repositoryId).where('id', '=', id).executeTakeFirst();
+    return n(r.numDeletedRows) > 0;
+  }
+
   async getSetting(key: string): Promise<string | undefined> {
     const r = await this.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
     return r?.value;
@@ -345,4 +376,19 @@ export class SqlAccessStore implements AccessStore {
     await this.db.insertInto('settings').values({ key, value }).onConflict((oc) => oc.column('key').doNothing()).execute();
     return (await this.getSetting(key))!;
   }
+}
+
+function toUpstream(r: Selectable<Database['upstreams']>): UpstreamRecord {
+  return {
+    id: n(r.id),
+    repositoryId: n(r.repository_id),
+    url: r.url,
+    username: r.username,
+    passwordEnc: r.password_enc,
+    priority: n(r.priority),
+    cache: n(r.cache) === 1,
+    prefix: r.prefix,
+    remotePrefix: r.remote_prefix,
+    createdAt: n(r.created_at),
+  };
 }

@@ -198,6 +198,26 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('webhook_deliveries_created').on('webhook_deliveries').column('created_at').execute();
       },
     },
+    '0004_upstreams': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('upstreams')
+          .addColumn('id', sql.raw(id), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('username', 'text')
+          .addColumn('password_enc', 'text')
+          .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('cache', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('prefix', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('remote_prefix', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('upstreams_repository').on('upstreams').columns(['repository_id', 'priority']).execute();
+        await db.schema.alterTable('manifests').addColumn('cached', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('image_blobs').addColumn('cached', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      },
+    },
   };
 }
 

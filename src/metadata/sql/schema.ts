@@ -13,7 +13,7 @@ export interface Database {
   };
   images: { id: Generated<number>; repository_id: number; name: string; created_at: number };
   blobs: { digest: string; size: number; created_at: number };
-  image_blobs: { image_id: number; digest: string; created_at: number };
+  image_blobs: { image_id: number; digest: string; created_at: number; cached: Generated<number> };
   manifests: {
     id: Generated<number>;
     image_id: number;
@@ -26,6 +26,7 @@ export interface Database {
     payload: Buffer;
     annotations: string | null;
     created_at: number;
+    cached: Generated<number>;
   };
   manifest_refs: { manifest_id: number; child_digest: string; kind: string };
   tags: { image_id: number; name: string; manifest_id: number; updated_at: number };
@@ -63,6 +64,18 @@ export interface Database {
     created_at: number;
   };
   settings: { key: string; value: string };
+  upstreams: {
+    id: Generated<number>;
+    repository_id: number;
+    url: string;
+    username: string | null;
+    password_enc: string | null;
+    priority: number;
+    cache: number;
+    prefix: string;
+    remote_prefix: string;
+    created_at: number;
+  };
   events: {
     id: Generated<number>;
     time: number;

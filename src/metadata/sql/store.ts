@@ -2,6 +2,7 @@ import { type Kysely, type Selectable } from 'kysely';
 import type { ImageName } from '../../core/names.ts';
 import type {
   BlobRecord,
+  CachedManifestRecord,
   ImageRecord,
   ManifestRecord,
   MetadataStore,
@@ -9,6 +10,7 @@ import type {
   ReferrerRecord,
   SaveManifestInput,
   SaveManifestResult,
+  TagEntry,
   UploadRecord,
 } from '../metadata-store.ts';
 import type { Database } from './schema.ts';
@@ -28,6 +30,7 @@ function toManifest(r: ManifestRow): ManifestRecord {
     payload: Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload),
     annotations: r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : null,
     createdAt: Number(r.created_at),
+    cached: Number(r.cached) === 1,
   };
 }
 
@@ -97,7 +100,7 @@ export class SqlMetadataStore implements MetadataStore {
     return r && { digest: r.digest, size: Number(r.size) };
   }
 
-  async saveBlob(imageId: number, digest: string, size: number): Promise<void> {
+  async saveBlob(imageId: number, digest: string, size: number, opts: { cached?: boolean } = {}): Promise<void> {
     const now = Date.now();
     await this.db.transaction().execute(async (trx) => {
       await trx
@@ -107,7 +110,7 @@ export class SqlMetadataStore implements MetadataStore {
         .execute();
       await trx
         .insertInto('image_blobs')
-        .values({ image_id: imageId, digest, created_at: now })
+        .values({ image_id: imageId, digest, created_at: now, cached: opts.cached ? 1 : 0 })
         .onConflict((oc) => oc.columns(['image_id', 'digest']).doNothing())
         .execute();
     });
@@ -199,6 +202,7 @@ export class SqlMetadataStore implements MetadataStore {
           payload: m.payload,
           annotations: m.annotations ? JSON.stringify(m.annotations) : null,
           created_at: now,
+          cached: m.cached ? 1 : 0,
         })
         .onConflict((oc) => oc.columns(['image_id', 'digest']).doNothing())
         .returning('id')
@@ -256,10 +260,61 @@ export class SqlMetadataStore implements MetadataStore {
     return Number(r.numDeletedRows) > 0;
   }
 
+  async listCachedManifests(repositoryId: number, limit: number): Promise<CachedManifestRecord[]> {
+    const rows = await this.db
+      .selectFrom('manifests')
+      .innerJoin('images', 'images.id', 'manifests.image_id')
+      .select(['images.name as image', 'manifests.id', 'manifests.digest', 'manifests.media_type', 'manifests.size', 'manifests.created_at'])
+      .where('images.repository_id', '=', repositoryId)
+      .where('manifests.cached', '=', 1)
+      .orderBy('images.name')
+      .orderBy('manifests.created_at', 'desc')
+      .limit(limit)
+      .execute();
+    const tags = rows.length
+      ? await this.db.selectFrom('tags').select(['manifest_id', 'name']).where('manifest_id', 'in', rows.map((r) => r.id)).orderBy('name').execute()
+      : [];
+    return rows.map((r) => ({
+      image: r.image,
+      digest: r.digest,
+      mediaType: r.media_type,
+      size: Number(r.size),
+      tags: tags.filter((t) => Number(t.manifest_id) === Number(r.id)).map((t) => t.name),
+      createdAt: Number(r.created_at),
+    }));
+  }
+
+  async isBlobCached(imageId: number, digest: string): Promise<boolean> {
+    const r = await this.db.selectFrom('image_blobs').select('cached').where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
+    return !!r && Number(r.cached) === 1;
+  }
+
   async listTags(imageId: number, page: Page): Promise<string[]> {
     let q = this.db.selectFrom('tags').select('name').where('image_id', '=', imageId).orderBy('name').limit(page.limit);
     if (page.after !== undefined) q = q.where('name', '>', page.after);
     return (await q.execute()).map((r) => r.name);
+  }
+
+  async listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]> {
+    let q = this.db
+      .selectFrom('tags')
+      .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+      .select(['tags.name', 'manifests.digest', 'tags.updated_at'])
+      .where('tags.image_id', '=', imageId)
+      .orderBy('tags.name')
+      .limit(page.limit);
+    if (page.after !== undefined) q = q.where('tags.name', '>', page.after);
+    if (page.contains) {
+      // instr/strpos: a literal, case-sensitive substring test on both dialects (no LIKE escaping).
+      const c = page.contains;
+      q = q.where(({ fn, val }) => fn<number>(this.dialect === 'postgres' ? 'strpos' : 'instr', ['tags.name', val(c)]), '>', 0);
+    }
+    return (await q.execute()).map((r) => ({ name: r.name, digest: r.digest, updatedAt: Number(r.updated_at) }));
+  }
+
+  async countTags(imageId: number): Promise<number> {
+    const r = await this.db.selectFrom('tags').select((eb) => eb.fn.countAll<string | number>().as('n')).where('image_id', '=', imageId).executeTakeFirst();
+    return Number(r?.n ?? 0);
   }
 
   async listReferrers(imageId: number, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]> {

@@ -1,0 +1,203 @@
+/**
+ * Read-only views for the web UI: images of a repository with tag counts, tags with search and
+ * keyset pagination, and a manifest's details (kind, layers, config, annotations, referrers).
+ * Callers authorize first (the repository must be readable); this only reads.
+ */
+import type { Readable } from 'node:stream';
+import type { TagEntry } from '../metadata/metadata-store.ts';
+import { classifyManifest, type KindInfo } from './artifact-kind.ts';
+import type { Registry } from './registry.ts';
+
+export interface ImageSummary {
+  /** Full name, OWNER/REPOSITORY/IMAGE. */
+  name: string;
+  /** The IMAGE part. */
+  image: string;
+  tagCount: number;
+}
+
+interface Descriptor {
+  mediaType?: string;
+  digest?: string;
+  size?: number;
+  artifactType?: string;
+  platform?: { os?: string; architecture?: string; variant?: string };
+  annotations?: Record<string, string>;
+}
+
+export interface ReferrerNode {
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  size: number;
+  kind: KindInfo;
+  annotations: Record<string, string> | null;
+  referrers: ReferrerNode[];
+}
+
+export interface ManifestDetail {
+  name: string;
+  reference: string;
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  kind: KindInfo;
+  /** Manifest bytes plus every layer and config it lists (not children of an index). */
+  size: number;
+  manifestSize: number;
+  pushedAt: string;
+  /** From the image config's `created`, or the `org.opencontainers.image.created` annotation. */
+  createdAt: string | null;
+  tags: string[];
+  config: { mediaType: string; digest: string; size: number; content?: unknown } | null;
+  layers: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[];
+  manifests: { mediaType: string; digest: string; size: number; platform?: string; artifactType?: string }[];
+  subject: { digest: string; mediaType?: string } | null;
+  annotations: Record<string, string>;
+  referrers: ReferrerNode[];
+}
+
+const MAX_CONFIG = 256 * 1024;
+
+async function readAll(s: Readable, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of s) {
+    n += (c as Buffer).length;
+    if (n > max) {
+      s.destroy();
+      return undefined;
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export class Browse {
+  constructor(private readonly r: Registry) {}
+
+  /** Images of OWNER/REPOSITORY (up to `limit`), with tag counts. */
+  async images(owner: string, repo: string, repositoryId: number, limit = 1000): Promise<ImageSummary[]> {
+    const prefix = `${owner}/${repo}/`;
+    const names = await this.r.meta.listImageNames({ limit, repositoryIds: [repositoryId] });
+    const out: ImageSummary[] = [];
+    for (const name of names) {
+      if (!name.startsWith(prefix)) continue;
+      const img = await this.r.images.find(name);
+      out.push({ name, image: name.slice(prefix.length), tagCount: await this.r.meta.countTags(img.id) });
+    }
+    return out;
+  }
+
+  /** A page of tags, by name; `q` keeps names containing it. */
+  async tags(name: string, opts: { limit: number; after?: string; q?: string }): Promise<{ tags: TagEntry[]; next?: string; total: number }> {
+    const img = await this.r.images.find(name);
+    const rows = await this.r.meta.listTagEntries(img.id, { limit: opts.limit + 1, after: opts.after, contains: opts.q || undefined });
+    const total = await this.r.meta.countTags(img.id);
+    if (rows.length > opts.limit) {
+      const tags = rows.slice(0, opts.limit);
+      return { tags, next: tags[tags.length - 1]!.name, total };
+    }
+    return { tags: rows, total };
+  }
+
+  async manifest(name: string, reference: string): Promise<ManifestDetail> {
+    const m = await this.r.manifests.get(name, reference);
+    let doc: {
+      config?: Descriptor;
+      layers?: Descriptor[];
+      manifests?: Descriptor[];
+      subject?: Descriptor;
+      annotations?: Record<string, string>;
+      artifactType?: string;
+    } = {};
+    try {
+      doc = JSON.parse(m.payload.toString('utf8')) as typeof doc;
+    } catch {
+      /* stored manifests are valid JSON; be lenient anyway */
+    }
+    const kind = classifyManifest(m.mediaType, doc);
+    const layers = (doc.layers ?? []).map((l) => ({
+      mediaType: String(l.mediaType ?? ''),
+      digest: String(l.digest ?? ''),
+      size: Number(l.size ?? 0),
+      ...(l.annotations ? { annotations: l.annotations } : {}),
+    }));
+    let config: ManifestDetail['config'] = null;
+    let createdAt: string | null = doc.annotations?.['org.opencontainers.image.created'] ?? null;
+    if (doc.config?.digest) {
+      config = { mediaType: String(doc.config.mediaType ?? ''), digest: doc.config.digest, size: Number(doc.config.size ?? 0) };
+      if (config.size > 2 && config.size <= MAX_CONFIG && /json/.test(config.mediaType)) {
+        try {
+          await this.r.blobs.stat(name, config.digest); // linked to this image
+          const bytes = await readAll(await this.r.blobs.open(config.digest), MAX_CONFIG);
+          if (bytes) {
+            const content = JSON.parse(bytes.toString('utf8')) as { created?: unknown };
+            config.content = content;
+            if (typeof content.created === 'string') createdAt = content.created;
+          }
+        } catch {
+          /* config unreadable: show the descriptor only */
+        }
+      }
+    }
+    const manifests = (doc.manifests ?? []).map((c) => {
+      const p = c.platform;
+      const platform = p?.os ? [p.os, p.architecture, p.variant].filter(Boolean).join('/') : undefined;
+      return {
+        mediaType: String(c.mediaType ?? ''),
+        digest: String(c.digest ?? ''),
+        size: Number(c.size ?? 0),
+        ...(platform ? { platform } : {}),
+        ...(c.artifactType ? { artifactType: c.artifactType } : {}),
+      };
+    });
+    const img = await this.r.images.find(name);
+    const tags = (await this.r.meta.listTagEntries(img.id, { limit: 50 })).filter((t) => t.digest === m.digest).map((t) => t.name);
+    return {
+      name,
+      reference,
+      digest: m.digest,
+      mediaType: m.mediaType,
+      artifactType: typeof doc.artifactType === 'string' ? doc.artifactType : null,
+      kind,
+      size: m.size + (config?.size ?? 0) + layers.reduce((a, l) => a + l.size, 0),
+      manifestSize: m.size,
+      pushedAt: new Date(m.createdAt).toISOString(),
+      createdAt,
+      tags,
+      config,
+      layers,
+      manifests,
+      subject: doc.subject?.digest ? { digest: doc.subject.digest, ...(doc.subject.mediaType ? { mediaType: doc.subject.mediaType } : {}) } : null,
+      annotations: doc.annotations ?? {},
+      referrers: await this.referrerTree(name, m.digest, 3),
+    };
+  }
+
+  /** Referrers of `digest`, and theirs, `depth` levels deep. */
+  async referrerTree(name: string, digest: string, depth: number): Promise<ReferrerNode[]> {
+    if (depth <= 0) return [];
+    const index = await this.r.manifests.referrers(name, digest);
+    const out: ReferrerNode[] = [];
+    for (const d of index.manifests.slice(0, 100)) {
+      let kind: KindInfo;
+      try {
+        const m = await this.r.manifests.get(name, d.digest);
+        kind = classifyManifest(m.mediaType, JSON.parse(m.payload.toString('utf8')));
+      } catch {
+        kind = classifyManifest(d.mediaType, { artifactType: d.artifactType });
+      }
+      out.push({
+        digest: d.digest,
+        mediaType: d.mediaType,
+        artifactType: d.artifactType ?? null,
+        size: d.size,
+        kind,
+        annotations: d.annotations ?? null,
+        referrers: await this.referrerTree(name, d.digest, depth - 1),
+      });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,486 @@
+/**
+ * The pull-through cache (docs/proxy.md): a repository may name upstream registries; a pull
+ * that misses locally is answered from them in priority order and, where the upstream has
+ * `cache: true`, stored through the same core functions a push uses, so the next pull is local
+ * and still works when the upstream is down.
+ *
+ * Talking to upstreams reuses the importer's OCI client (auth negotiation, token caching);
+ * retries with backoff, timeouts and the fall-through to the next upstream live here.
+ */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import { RegistryError } from './errors.ts';
+import { digestOf, newHash, parseDigest } from './digest.ts';
+import { parseImageName } from './names.ts';
+import { type Manifests, type Page, parseReference } from './manifests.ts';
+import type { Images } from './images.ts';
+import type { Uploads } from './uploads.ts';
+import { RegistryClient } from './import/client.ts';
+import { ApiError } from './tenancy.ts';
+import { ImportError } from './import/errors.ts';
+import type { AccessStore, UpstreamRecord } from '../metadata/access-store.ts';
+import type { ManifestRecord, MetadataStore } from '../metadata/metadata-store.ts';
+
+export interface ProxyOptions {
+  /** A cached manifest fetched by tag is revalidated at most this often. */
+  tagTtlSeconds: number;
+  /** Time an upstream may stay silent. */
+  timeoutMs: number;
+  /** Retries per upstream on 429, 5xx and network errors. */
+  retries: number;
+  /** Wait before the first retry, doubled each time. */
+  backoffMs: number;
+  /** Key material for encrypting upstream passwords; else generated once into the settings table. */
+  secretKey?: string;
+}
+
+export const DEFAULT_PROXY_OPTIONS: ProxyOptions = { tagTtlSeconds: 300, timeoutMs: 30_000, retries: 2, backoffMs: 250 };
+
+/** What a manifest GET serves. */
+export type ServedManifest = Pick<ManifestRecord, 'digest' | 'mediaType' | 'size' | 'payload'>;
+
+/** What the blob handler does after a local miss. */
+export type ProxiedBlob =
+  /** Now stored and linked: serve it as any local blob. */
+  | { kind: 'stored' }
+  /** Streaming from the upstream (verified before the end; destroyed on a mismatch). */
+  | { kind: 'stream'; size: number | undefined; stream: Readable }
+  /** A HEAD through a non-caching upstream. */
+  | { kind: 'head'; size: number | undefined };
+
+export interface NewUpstreamInput {
+  url: string;
+  username?: string;
+  password?: string;
+  priority?: number;
+  cache?: boolean;
+  prefix?: string;
+  remotePrefix?: string;
+}
+
+interface Candidate {
+  upstream: UpstreamRecord;
+  /** The image's name upstream. */
+  remote: string;
+  client: RegistryClient;
+}
+
+const SECRET_SETTING = 'proxy.secretKey';
+
+/** AES-256-GCM for upstream passwords: `v1:<iv>:<tag>:<ciphertext>`, base64 parts. */
+export class SecretBox {
+  constructor(private readonly key: Buffer) {}
+
+  static async open(access: AccessStore, configured?: string): Promise<SecretBox> {
+    if (configured) {
+      const raw = /^[0-9a-f]{64}$/i.test(configured) ? Buffer.from(configured, 'hex') : Buffer.from(configured, 'base64');
+      return new SecretBox(raw.length === 32 ? raw : createHash('sha256').update(configured).digest());
+    }
+    const stored = await access.putSettingIfAbsent(SECRET_SETTING, randomBytes(32).toString('base64'));
+    return new SecretBox(Buffer.from(stored, 'base64'));
+  }
+
+  encrypt(plain: string): string {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+    return ['v1', iv.toString('base64'), c.getAuthTag().toString('base64'), ct.toString('base64')].join(':');
+  }
+
+  decrypt(enc: string): string {
+    const [v, iv, tag, ct] = enc.split(':');
+    if (v !== 'v1' || !iv || !tag || ct === undefined) throw new Error('unknown upstream secret format');
+    const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'));
+    d.setAuthTag(Buffer.from(tag, 'base64'));
+    return Buffer.concat([d.update(Buffer.from(ct, 'base64')), d.final()]).toString('utf8');
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  return e instanceof ImportError && e.status === 404;
+}
+
+/** 429, 5xx and network trouble are worth another try; auth and other 4xx are not. */
+function retryable(e: unknown): boolean {
+  if (e instanceof ImportError) {
+    if (e.status === undefined) return e.code === 'REGISTRY';
+    return e.status === 429 || e.status >= 500;
+  }
+  return true;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Feeds `src` to the store while copying it to `out`, holding back the last chunk until verified. */
+async function* teeHoldingLast(src: AsyncIterable<Buffer>, out: PassThrough | undefined, held: { last?: Buffer }): AsyncGenerator<Buffer> {
+  for await (const chunk of src) {
+    if (held.last && out && !out.destroyed) {
+      if (!out.write(held.last)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            out.off('drain', done);
+            out.off('close', done);
+            resolve();
+          };
+          out.on('drain', done);
+          out.on('close', done);
+        });
+      }
+    }
+    held.last = chunk;
+    yield chunk;
+  }
+}
+
+export class UpstreamProxy {
+  private box: Promise<SecretBox> | undefined;
+  private readonly clients = new Map<number, RegistryClient>();
+  /** When each cached tag was last revalidated by this process (`name:tag` → ms). A cache only. */
+  private readonly checked = new Map<string, number>();
+  /** Single-flight: one upstream fetch per missing blob digest in this process. */
+  private readonly blobFlights = new Map<string, Promise<number>>();
+  private readonly manifestFlights = new Map<string, Promise<ServedManifest>>();
+
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly access: AccessStore,
+    private readonly images: Images,
+    private readonly manifests: Manifests,
+    private readonly uploads: Uploads,
+    private readonly opts: ProxyOptions = DEFAULT_PROXY_OPTIONS,
+  ) {}
+
+  private secrets(): Promise<SecretBox> {
+    this.box ??= SecretBox.open(this.access, this.opts.secretKey).catch((e: unknown) => {
+      this.box = undefined;
+      throw e;
+    });
+    return this.box;
+  }
+
+  // ---- management (authorization is the caller's: Tenancy-level manage check in the API) ----
+
+  async add(repositoryId: number, u: NewUpstreamInput): Promise<UpstreamRecord> {
+    let url: URL;
+    try {
+      url = new URL(u.url);
+    } catch {
+      throw new ApiError(400, 'INVALID', `invalid upstream URL "${u.url}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ApiError(400, 'INVALID', 'upstream URL must be http:// or https://');
+    const norm = (p: string | undefined) => (p ? p.replace(/^\/+/, '').replace(/\/*$/, '/') : '');
+    return this.access.createUpstream({
+      repositoryId,
+      url: url.origin + url.pathname.replace(/\/+$/, ''),
+      username: u.username ?? null,
+      passwordEnc: u.password !== undefined ? (await this.secrets()).encrypt(u.password) : null,
+      priority: u.priority ?? 0,
+      cache: u.cache ?? true,
+      prefix: norm(u.prefix),
+      remotePrefix: norm(u.remotePrefix),
+    });
+  }
+
+  list(repositoryId: number): Promise<UpstreamRecord[]> {
+    return this.access.listUpstreams(repositoryId);
+  }
+
+  async remove(repositoryId: number, id: number): Promise<boolean> {
+    const ok = await this.access.removeUpstream(repositoryId, id);
+    this.clients.get(id)?.close();
+    this.clients.delete(id);
+    return ok;
+  }
+
+  // ---- pulling ----
+
+  /** The upstreams that serve image `name`, in priority order, with the name each knows it by. */
+  private async candidates(name: string): Promise<Candidate[]> {
+    const n = parseImageName(name);
+    const repo = await this.access.findRepository(n.owner, n.repository);
+    if (!repo) return [];
+    const ups = await this.access.listUpstreams(repo.id);
+    const out: Candidate[] = [];
+    for (const up of ups) {
+      if (up.prefix && !(n.image.startsWith(up.prefix) && n.image.length > up.prefix.length)) continue;
+      out.push({ upstream: up, remote: up.remotePrefix + n.image.slice(up.prefix.length), client: await this.client(up) });
+    }
+    return out;
+  }
+
+  private async client(up: UpstreamRecord): Promise<RegistryClient> {
+    let c = this.clients.get(up.id);
+    if (!c) {
+      const password = up.passwordEnc ? (await this.secrets()).decrypt(up.passwordEnc) : undefined;
+      c = new RegistryClient({
+        url: up.url,
+        ...(up.username !== null && password !== undefined ? { username: up.username, password } : {}),
+        mode: 'pull',
+        userAgent: 'berth-proxy',
+        timeoutMs: this.opts.timeoutMs,
+      });
+      this.clients.set(up.id, c);
+    }
+    return c;
+  }
+
+  /**
+   * Runs `fn` against each upstream in order, retrying 429/5xx/network errors with backoff.
+   * `undefined` from `fn` means "not there": the next upstream is asked. Returns undefined when
+   * no upstream has it; throws UPSTREAM_UNAVAILABLE when none could answer.
+   */
+  private async first<T>(cands: Candidate[], what: string, fn: (c: Candidate) => Promise<T | undefined>): Promise<{ value: T; cand: Candidate } | undefined> {
+    const errors: string[] = [];
+    let answered = false;
+    for (const cand of cands) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const value = await fn(cand);
+          answered = true;
+          if (value !== undefined) return { value, cand };
+          break;
+        } catch (e) {
+          if (isNotFound(e)) {
+            answered = true;
+            break;
+          }
+          if (e instanceof RegistryError) throw e;
+          if (!retryable(e) || attempt >= this.opts.retries) {
+            errors.push(`${cand.upstream.url}: ${(e as Error).message}`);
+            break;
+          }
+          await sleep(this.opts.backoffMs * 2 ** attempt);
+        }
+      }
+    }
+    if (!answered && errors.length) {
+      throw new RegistryError('UPSTREAM_UNAVAILABLE', `no upstream could serve ${what}: ${errors.join('; ')}`.slice(0, 1000), {
+        detail: { upstreams: errors.length },
+      });
+    }
+    return undefined;
+  }
+
+  /**
+   * A manifest for GET/HEAD: local content first; pushed content is never overridden. On a
+   * miss, or for a cached tag older than the TTL, the upstreams are asked.
+   */
+  async manifest(name: string, ref: string): Promise<ServedManifest> {
+    const r = parseReference(ref);
+    let local: ManifestRecord | undefined;
+    let miss: RegistryError | undefined;
+    try {
+      local = await this.manifests.get(name, ref);
+    } catch (e) {
+      if (!(e instanceof RegistryError && (e.code === 'MANIFEST_UNKNOWN' || e.code === 'NAME_UNKNOWN'))) throw e;
+      miss = e;
+    }
+    if (local && (r.kind === 'digest' || !local.cached)) return local;
+    if (local && r.kind === 'tag') {
+      const at = this.checked.get(`${name}:${r.tag}`);
+      if (at !== undefined && Date.now() - at < this.opts.tagTtlSeconds * 1000) return local;
+    }
+    const cands = await this.candidates(name);
+    if (!cands.length) {
+      if (local) return local;
+      throw miss!;
+    }
+    const key = `${name}@${ref}`;
+    let flight = this.manifestFlights.get(key);
+    if (!flight) {
+      flight = this.fetchManifest(name, ref, cands, local).finally(() => this.manifestFlights.delete(key));
+      this.manifestFlights.set(key, flight);
+    }
+    return flight;
+  }
+
+  private async fetchManifest(name: string, ref: string, cands: Candidate[], local: ManifestRecord | undefined): Promise<ServedManifest> {
+    const r = parseReference(ref);
+    if (local && r.kind === 'tag') {
+      // Revalidate: HEAD, honour the upstream's digest; serve the cached copy when it fails.
+      let found;
+      try {
+        found = await this.first(cands, `${name}:${r.tag}`, (c) => c.client.headManifest(c.remote, r.tag));
+      } catch {
+        return local;
+      }
+      this.checked.set(`${name}:${r.tag}`, Date.now());
+      if (!found || found.value === local.digest) return local;
+      try {
+        const m = await found.cand.client.getManifest(found.cand.remote, found.value);
+        return await this.keep(name, r.tag, m.bytes, m.mediaType, found.cand.upstream.cache);
+      } catch {
+        return local;
+      }
+    }
+    const found = await this.first(cands, `${name}${r.kind === 'tag' ? ':' : '@'}${ref}`, (c) => c.client.getManifest(c.remote, ref));
+    if (!found) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });
+    if (r.kind === 'tag') this.checked.set(`${name}:${r.tag}`, Date.now());
+    return this.keep(name, ref, found.value.bytes, found.value.mediaType, found.cand.upstream.cache);
+  }
+
+  /** Stores a fetched manifest (when caching) by the same core function a push uses. */
+  private async keep(name: string, ref: string, bytes: Buffer, mediaType: string, cache: boolean): Promise<ServedManifest> {
+    if (!cache) return { digest: digestOf(bytes), mediaType, size: bytes.length, payload: bytes };
+    const put = await this.manifests.put(name, ref, bytes, mediaType, { cached: true });
+    return this.manifests.get(name, put.digest);
+  }
+
+  /**
+   * After a local BLOB_UNKNOWN: fetches the blob from the upstreams. The first request for a
+   * digest streams it to its client while it is written to the store; concurrent ones wait for
+   * that fetch and are then served from the store. Returns undefined when the repository has no
+   * upstream for the image (the caller keeps its BLOB_UNKNOWN).
+   */
+  async blob(name: string, digest: string, withBody: boolean): Promise<ProxiedBlob | undefined> {
+    parseDigest(digest);
+    const cands = await this.candidates(name);
+    if (!cands.length) return undefined;
+    const key = `${cands[0]!.upstream.url}\0${cands[0]!.remote}\0${digest}`;
+    const running = this.blobFlights.get(key);
+    if (running) {
+      const size = await running;
+      if (size >= 0) {
+        const img = await this.images.ensure(name);
+        await this.meta.saveBlob(img.id, digest, size, { cached: true });
+        return { kind: 'stored' };
+      }
+      return this.fetchBlob(name, digest, cands, withBody); // a non-caching upstream: fetch our own copy
+    }
+    // Registered before any await, so every concurrent request finds it.
+    let settle!: { resolve: (n: number) => void; reject: (e: unknown) => void };
+    const flight = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
+    flight.catch(() => undefined);
+    this.blobFlights.set(key, flight);
+    const done = () => {
+      if (this.blobFlights.get(key) === flight) this.blobFlights.delete(key);
+    };
+    try {
+      return await this.fetchBlob(name, digest, cands, withBody, (p) =>
+        p.then(
+          (n) => {
+            done();
+            settle.resolve(n);
+          },
+          (e: unknown) => {
+            done();
+            settle.reject(e);
+          },
+        ),
+      );
+    } catch (e) {
+      done();
+      settle.reject(e);
+      throw e;
+    }
+  }
+
+  /** One upstream fetch; `track` gets the promise of the stored size (-1: not cached). */
+  private async fetchBlob(name: string, digest: string, cands: Candidate[], withBody: boolean, track?: (p: Promise<number>) => void): Promise<ProxiedBlob> {
+    const opened = await this.first(cands, `blob ${digest}`, (c) => c.client.openBlob(c.remote, digest));
+    if (!opened) throw new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } });
+    const res = opened.value as Readable & { headers?: Record<string, string | string[] | undefined> };
+    const lenHeader = res.headers?.['content-length'];
+    const size = typeof lenHeader === 'string' && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
+    // No hang: a stalled body fails the fetch after the timeout.
+    (res as unknown as { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(this.opts.timeoutMs, () =>
+      res.destroy(new Error(`upstream ${opened.cand.upstream.url} stalled for ${this.opts.timeoutMs} ms`)),
+    );
+    const cache = opened.cand.upstream.cache;
+    if (!cache && !withBody) {
+      res.destroy();
+      track?.(Promise.resolve(-1));
+      return { kind: 'head', size };
+    }
+    const out = withBody ? new PassThrough({ highWaterMark: 1024 * 1024 }) : undefined;
+    const held: { last?: Buffer } = {};
+    const body = teeHoldingLast(res as AsyncIterable<Buffer>, out, held);
+    const work = (async (): Promise<number> => {
+      if (cache) {
+        let n = 0;
+        const counted = (async function* () {
+          for await (const c of body) {
+            n += c.length;
+            yield c;
+          }
+        })();
+        await this.uploads.putMonolithic(name, digest, counted, size, { cached: true });
+        return n;
+      }
+      const d = parseDigest(digest);
+      const hash = newHash(d.algorithm);
+      let n = 0;
+      for await (const c of body) {
+        hash.update(c);
+        n += c.length;
+      }
+      const actual = `${d.algorithm}:${hash.digest('hex')}`;
+      if (actual !== digest) throw new RegistryError('DIGEST_INVALID', `upstream sent content hashing to ${actual} for ${digest}`);
+      if (size !== undefined && n !== size) throw new RegistryError('SIZE_INVALID', `upstream sent ${n} of ${size} bytes`);
+      return -1;
+    })();
+    const settled = work.then(
+      (n) => {
+        // Verified (and, when caching, committed): only now does the client get the last bytes.
+        if (out && !out.destroyed) out.end(held.last);
+        return n;
+      },
+      (e: unknown) => {
+        // Bad bytes or a broken transfer are the upstream's fault: say so (502), cache nothing.
+        const err = new RegistryError('UPSTREAM_UNAVAILABLE', `fetching ${digest} from ${opened.cand.upstream.url} failed: ${(e as Error).message}`.slice(0, 1000));
+        res.destroy();
+        out?.destroy(err);
+        throw err;
+      },
+    );
+    settled.catch(() => undefined);
+    track?.(settled);
+    if (!out) {
+      await settled;
+      return { kind: 'stored' };
+    }
+    return { kind: 'stream', size, stream: out };
+  }
+
+  /** Local tags merged with those of every upstream that answers. */
+  async listTags(name: string, limit: number, last?: string): Promise<Page<string>> {
+    const cands = await this.candidates(name);
+    if (!cands.length) return this.manifests.listTags(name, limit, last);
+    const all = new Set<string>();
+    let known = false;
+    try {
+      const local = await this.manifests.listTags(name, 100_000);
+      local.items.forEach((t) => all.add(t));
+      known = true;
+    } catch (e) {
+      if (!(e instanceof RegistryError && e.code === 'NAME_UNKNOWN')) throw e;
+    }
+    for (const c of cands) {
+      try {
+        const found = await this.first([c], `tags of ${name}`, async (x) => {
+          const tags = await x.client.listTags(x.remote);
+          return tags.length ? tags : undefined;
+        });
+        if (found) {
+          found.value.forEach((t) => all.add(t));
+          known = true;
+        }
+      } catch {
+        /* unreachable upstream: local answer only */
+      }
+    }
+    if (!known) throw new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`);
+    const sorted = [...all].sort().filter((t) => last === undefined || t > last);
+    if (limit === 0) return { items: [] };
+    if (sorted.length > limit) {
+      const items = sorted.slice(0, limit);
+      return { items, next: items[items.length - 1] };
+    }
+    return { items: sorted };
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

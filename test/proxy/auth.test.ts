@@ -1,0 +1,125 @@
+/**
+ * Upstreams that want credentials: docker-registry behind htpasswd (Basic), and a second Berth
+ * (bearer-token flow). Also: the upstream API needs manage, passwords are encrypted at rest,
+ * and pulling through needs only pull on the Berth repository.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { SqlMetadataStore } from '../../src/metadata/sql/store.ts';
+import { SecretBox } from '../../src/core/proxy.ts';
+import { tempDir } from '../helpers/e2e.ts';
+import { buildImage, reachableBlobs, resolveTag } from '../helpers/oci-layout.ts';
+import { startBerth } from '../helpers/server.ts';
+import { createSkopeo } from '../helpers/skopeo.ts';
+import { ADMIN_PASSWORD, startDockerRegistry, startProxyBerth } from './helpers.ts';
+
+test('SecretBox: AES-256-GCM round trip, fresh IV each time, tampering detected', () => {
+  const box = new SecretBox(Buffer.alloc(32, 7));
+  const a = box.encrypt('hunter2');
+  const b = box.encrypt('hunter2');
+  assert.notEqual(a, b);
+  assert.ok(!a.includes('hunter2'));
+  assert.equal(box.decrypt(a), 'hunter2');
+  const parts = a.split(':');
+  const ct = Buffer.from(parts[3]!, 'base64');
+  ct[0]! ^= 1;
+  assert.throws(() => box.decrypt([parts[0], parts[1], parts[2], ct.toString('base64')].join(':')));
+  assert.throws(() => new SecretBox(Buffer.alloc(32, 8)).decrypt(a), 'another key');
+});
+
+test('htpasswd docker-registry upstream: Basic credentials encrypted at rest; API needs manage; a reader pulls through', async (t) => {
+  const sk = await createSkopeo();
+  t.after(() => sk.cleanup());
+  const up = await startDockerRegistry({ htpasswd: { username: 'mirror', password: 's3cret-upstream' } });
+  t.after(() => up.stop());
+  const pb = await startProxyBerth();
+  t.after(() => pb.close());
+
+  await sk.login(up.address, 'mirror', 's3cret-upstream');
+  const src = await tempDir(t, 'proxy-auth-src');
+  const img = await buildImage(src, { layers: [{ size: 200_000 }] }, 'v1');
+  await sk.copy(`oci:${src}:v1`, `docker://${up.address}/team/app:1.0`, ['--preserve-digests']);
+
+  // without credentials the upstream refuses: a clear error, not a hang
+  await pb.addUpstream('nocreds', { url: up.url });
+  const refused = await fetch(`${pb.url}/v2/acme/nocreds/team/app/manifests/1.0`, { headers: { authorization: pb.auth } });
+  assert.equal(refused.status, 502);
+  assert.match(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message, /credentials|401/);
+
+  const created = await pb.addUpstream('mirror', { url: up.url, username: 'mirror', password: 's3cret-upstream' });
+  assert.equal(created.hasPassword, true);
+  assert.equal('password' in created, false);
+  const db = (pb.berth.meta as SqlMetadataStore).db;
+  const row = await db.selectFrom('upstreams').selectAll().where('id', '=', created.id as number).executeTakeFirstOrThrow();
+  assert.ok(row.password_enc?.startsWith('v1:'));
+  assert.ok(!row.password_enc!.includes('s3cret'), 'encrypted at rest');
+  assert.ok(await pb.berth.accessStore.getSetting('proxy.secretKey'), 'key generated once into settings');
+
+  // a reader: may pull through, may not see or change upstreams
+  assert.equal((await pb.api('POST', '/api/v1/users', { username: 'reader', password: 'reader-password' })).status, 201);
+  assert.equal((await pb.api('PUT', '/api/v1/repos/acme/mirror/members/reader', { role: 'read' })).status, 200);
+  const readerAuth = `Basic ${Buffer.from('reader:reader-password').toString('base64')}`;
+  for (const [method, url] of [
+    ['GET', '/api/v1/repos/acme/mirror/upstreams'],
+    ['POST', '/api/v1/repos/acme/mirror/upstreams'],
+    ['DELETE', `/api/v1/repos/acme/mirror/upstreams/${created.id}`],
+  ] as const) {
+    const r = await fetch(`${pb.url}${url}`, {
+      method,
+      headers: { authorization: readerAuth, 'content-type': 'application/json' },
+      ...(method === 'POST' ? { body: JSON.stringify({ url: 'http://x.example' }) } : {}),
+    });
+    assert.equal(r.status, 403, `${method} ${url}`);
+  }
+  const anon = await fetch(`${pb.url}/v2/acme/mirror/team/app/manifests/1.0`);
+  assert.equal(anon.status, 401, 'anonymous: the usual challenge, nothing fetched');
+
+  await sk.login(pb.address, 'reader', 'reader-password');
+  const out = await tempDir(t, 'proxy-auth-out');
+  await sk.copy(`docker://${pb.address}/acme/mirror/team/app:1.0`, `oci:${out}:x`, ['--preserve-digests']);
+  assert.equal((await resolveTag(out, 'x')).digest, img.manifest.digest);
+  assert.deepEqual(await reachableBlobs(out, await resolveTag(out, 'x')), await reachableBlobs(src, await resolveTag(src, 'v1')));
+
+  // list and remove through the API
+  const listed = await pb.api('GET', '/api/v1/repos/acme/mirror/upstreams');
+  assert.deepEqual(
+    listed.json.map((u: { url: string; username: string }) => [u.url, u.username]),
+    [[up.url, 'mirror']],
+  );
+  assert.equal((await pb.api('DELETE', `/api/v1/repos/acme/mirror/upstreams/${created.id}`)).status, 204);
+  assert.equal((await pb.api('DELETE', `/api/v1/repos/acme/mirror/upstreams/${created.id}`)).status, 404);
+  assert.equal((await pb.api('POST', '/api/v1/repos/acme/mirror/upstreams', { url: 'ftp://x' })).status, 400);
+  assert.equal((await pb.api('POST', '/api/v1/repos/acme/mirror/upstreams', { url: 'http://x.example', username: 'u' })).status, 400, 'username without password');
+});
+
+test('a second Berth as a token-auth upstream, with a remote prefix and priority fall-through', async (t) => {
+  const sk = await createSkopeo();
+  t.after(() => sk.cleanup());
+  const upstream = await startBerth({ orgs: ['up'] });
+  t.after(() => upstream.stop());
+  const pb = await startProxyBerth();
+  t.after(() => pb.close());
+
+  const challenge = await fetch(`${upstream.url}/v2/`);
+  assert.match(challenge.headers.get('www-authenticate') ?? '', /^Bearer /, 'the upstream uses the token flow');
+  await sk.login(upstream.address, upstream.admin.username, upstream.admin.password);
+  const src = await tempDir(t, 'proxy-berth-src');
+  const img = await buildImage(src, { layers: [{ size: 150_000 }, { size: 20_000 }] }, 'v1');
+  await sk.copy(`oci:${src}:v1`, `docker://${upstream.address}/up/base/app:2`, ['--preserve-digests']);
+
+  // priority 0: an upstream that is down; priority 1: the Berth. The first fails, the second serves.
+  await pb.addUpstream('mirror', { url: 'http://127.0.0.1:9', priority: 0 });
+  await pb.addUpstream('mirror', {
+    url: upstream.url,
+    username: upstream.admin.username,
+    password: upstream.admin.password,
+    remotePrefix: 'up/base/',
+    priority: 1,
+  });
+  await sk.login(pb.address, 'admin', ADMIN_PASSWORD);
+  const out = await tempDir(t, 'proxy-berth-out');
+  await sk.copy(`docker://${pb.address}/acme/mirror/app:2`, `oci:${out}:x`, ['--preserve-digests']);
+  assert.equal((await resolveTag(out, 'x')).digest, img.manifest.digest);
+  assert.deepEqual(await reachableBlobs(out, await resolveTag(out, 'x')), await reachableBlobs(src, await resolveTag(src, 'v1')));
+  assert.deepEqual(await sk.listTags(`docker://${pb.address}/acme/mirror/app`), ['2']);
+});
