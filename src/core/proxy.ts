@@ -12,7 +12,8 @@ import { PassThrough, type Readable } from 'node:stream';
 import { RegistryError } from './errors.ts';
 import { digestOf, newHash, parseDigest } from './digest.ts';
 import { parseImageName } from './names.ts';
-import { type Manifests, type Page, parseReference } from './manifests.ts';
+import { type Manifests, type Page, type ReferrersIndex, parseReference } from './manifests.ts';
+import { OCI_INDEX } from './media-types.ts';
 import type { Images } from './images.ts';
 import type { Uploads } from './uploads.ts';
 import { RegistryClient } from './import/client.ts';
@@ -477,6 +478,44 @@ export class UpstreamProxy {
       return { items, next: items[items.length - 1] };
     }
     return { items: sorted };
+  }
+
+  /**
+   * Local referrers merged with those of every upstream that answers (by digest; local first).
+   * An unreachable upstream leaves the local answer.
+   */
+  async referrers(name: string, digest: string, artifactType?: string): Promise<ReferrersIndex> {
+    const cands = await this.candidates(name);
+    let local: ReferrersIndex | undefined;
+    try {
+      local = await this.manifests.referrers(name, digest, artifactType);
+    } catch (e) {
+      if (!(cands.length && e instanceof RegistryError && e.code === 'NAME_UNKNOWN')) throw e;
+    }
+    const merged: ReferrersIndex = local ?? { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
+    const seen = new Set(merged.manifests.map((m) => m.digest));
+    for (const c of cands) {
+      try {
+        const found = await this.first([c], `referrers of ${name}@${digest}`, async (x) => {
+          const list = await x.client.listReferrers(x.remote, digest, artifactType);
+          return list.length ? list : undefined;
+        });
+        for (const d of found?.value ?? []) {
+          if (seen.has(d.digest)) continue;
+          seen.add(d.digest);
+          merged.manifests.push({
+            mediaType: d.mediaType,
+            digest: d.digest,
+            size: d.size,
+            ...(d.artifactType ? { artifactType: d.artifactType } : {}),
+            ...(d.annotations ? { annotations: d.annotations } : {}),
+          });
+        }
+      } catch {
+        /* unreachable upstream: local answer only */
+      }
+    }
+    return merged;
   }
 
   close(): void {

@@ -122,4 +122,45 @@ test('a second Berth as a token-auth upstream, with a remote prefix and priority
   assert.equal((await resolveTag(out, 'x')).digest, img.manifest.digest);
   assert.deepEqual(await reachableBlobs(out, await resolveTag(out, 'x')), await reachableBlobs(src, await resolveTag(src, 'v1')));
   assert.deepEqual(await sk.listTags(`docker://${pb.address}/acme/mirror/app`), ['2']);
+
+  // Referrers: an SBOM attached upstream is listed through the proxy, merged and filtered.
+  const upAuth = `Basic ${Buffer.from(`${upstream.admin.username}:${upstream.admin.password}`).toString('base64')}`;
+  const empty = Buffer.from('{}');
+  const emptyDigest = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a';
+  const put = await fetch(`${upstream.url}/v2/up/base/app/blobs/uploads/?digest=${emptyDigest}`, {
+    method: 'POST',
+    headers: { authorization: upAuth, 'content-type': 'application/octet-stream' },
+    body: empty,
+  });
+  assert.equal(put.status, 201);
+  const sbom = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: 'application/vnd.example.sbom',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyDigest, size: 2 },
+      layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyDigest, size: 2 }],
+      subject: { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.size },
+      annotations: { 'org.example': 'upstream' },
+    }),
+  );
+  const sbomPut = await fetch(`${upstream.url}/v2/up/base/app/manifests/sbom`, {
+    method: 'PUT',
+    headers: { authorization: upAuth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    body: sbom,
+  });
+  assert.equal(sbomPut.status, 201, await sbomPut.text());
+  const sbomDigest = sbomPut.headers.get('docker-content-digest');
+  const refs = await fetch(`${pb.url}/v2/acme/mirror/app/referrers/${img.manifest.digest}`, { headers: { authorization: pb.auth } });
+  assert.equal(refs.status, 200);
+  const index = (await refs.json()) as { manifests: { digest: string; artifactType?: string; annotations?: Record<string, string> }[] };
+  const entry = index.manifests.find((m) => m.digest === sbomDigest);
+  assert.ok(entry, 'the upstream referrer is listed');
+  assert.equal(entry.artifactType, 'application/vnd.example.sbom');
+  assert.deepEqual(entry.annotations, { 'org.example': 'upstream' });
+  const filtered = await fetch(`${pb.url}/v2/acme/mirror/app/referrers/${img.manifest.digest}?artifactType=application/other`, {
+    headers: { authorization: pb.auth },
+  });
+  assert.equal(filtered.headers.get('oci-filters-applied'), 'artifactType');
+  assert.deepEqual(((await filtered.json()) as { manifests: unknown[] }).manifests, []);
 });

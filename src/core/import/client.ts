@@ -464,11 +464,44 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
     return tags;
   }
 
+  /**
+   * The referrers of `digest` (OCI referrers API), filtered by `artifactType` here too (a
+   * registry may not filter). Empty when the registry has none or no referrers API (404).
+   */
+  async listReferrers(name: string, digest: string, artifactType?: string, signal?: AbortSignal): Promise<ReferrerDescriptor[]> {
+    const url = this.url(`/v2/${name}/referrers/${digest}`);
+    if (artifactType !== undefined) url.searchParams.set('artifactType', artifactType);
+    const r = await this.request('GET', url, { name, signal, headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+    if (r.status === 404) {
+      r.res.resume();
+      return [];
+    }
+    if (r.status !== 200) return this.fail(r, `GET ${name} referrers of ${digest}`);
+    const doc = JSON.parse((await readBody(r.res, 4 * 1024 * 1024)).toString('utf8')) as { manifests?: ReferrerDescriptor[] };
+    const all = Array.isArray(doc.manifests) ? doc.manifests : [];
+    return all.filter(
+      (d) =>
+        typeof d?.digest === 'string' &&
+        typeof d.mediaType === 'string' &&
+        typeof d.size === 'number' &&
+        (artifactType === undefined || d.artifactType === artifactType),
+    );
+  }
+
   async openBlob(name: string, digest: string, signal?: AbortSignal): Promise<Readable> {
     const r = await this.request('GET', this.url(`/v2/${name}/blobs/${digest}`), { name, signal, redirects: true });
     if (r.status !== 200) return this.fail(r, `GET ${name} blob ${digest}`);
     return r.res;
   }
+}
+
+/** One entry of a referrers index. */
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
 }
 
 function headerOf(v: string | string[] | undefined): string | undefined {

@@ -22,10 +22,10 @@ export async function listCatalog(registry: Registry, req: FastifyRequest, reply
   reply.type('application/json').send({ repositories: page.items });
 }
 
-/** GET /v2/<name>/referrers/<digest>?artifactType= */
+/** GET /v2/<name>/referrers/<digest>?artifactType= — merged with upstreams where the repository has some. */
 export async function listReferrers(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string): Promise<void> {
   const artifactType = stringParam((req.query as Record<string, unknown>).artifactType);
-  const index = await registry.manifests.referrers(name, digest, artifactType);
+  const index = await registry.proxy.referrers(name, digest, artifactType);
   if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
   // A Buffer, so fastify sends the media type exactly (no "; charset=utf-8" appended).
   reply.type(OCI_INDEX).send(Buffer.from(JSON.stringify(index)));
