@@ -55,6 +55,8 @@ export interface ManifestDetail {
   subject: { digest: string; mediaType?: string } | null;
   annotations: Record<string, string>;
   referrers: ReferrerNode[];
+  /** Stored by the pull-through cache from an upstream (manifests.cached, docs/proxy.md). */
+  cached: boolean;
 }
 
 const MAX_CONFIG = 256 * 1024;
@@ -172,6 +174,7 @@ export class Browse {
       subject: doc.subject?.digest ? { digest: doc.subject.digest, ...(doc.subject.mediaType ? { mediaType: doc.subject.mediaType } : {}) } : null,
       annotations: doc.annotations ?? {},
       referrers: await this.referrerTree(name, m.digest, 3),
+      cached: m.cached === true,
     };
   }
 

@@ -2,7 +2,8 @@
  * The web UI in a real browser: Debian's chromium driven by playwright-core against a real
  * Berth child process. Sign in, browse to a tag pushed by skopeo, see its layers and its
  * referrers (an SBOM attached through /v2), create an entitlement token, upload a
- * `docker-archive` made by skopeo and see the new tag, sign out (the session's API key is revoked).
+ * `docker-archive` made by skopeo and see the new tag, see the downloads chart of skopeo's pulls,
+ * create and revoke an API key, sign out (the session's API key is revoked).
  * Saves screenshots of the main pages to docs/screenshots/. Never skips: a missing chromium fails.
  */
 import assert from 'node:assert/strict';
@@ -93,6 +94,8 @@ test('web UI in chromium: sign in, browse to a skopeo-pushed tag, token, upload,
   const image = await buildImage(src, { layers: [{ size: 2048 }, { size: 300 * 1024 }], annotations: { 'org.opencontainers.image.title': 'ui test' } }, 'v1');
   await sk.copy(`oci:${src}:v1`, `docker://${srv.address}/acme/prod/app:v1`, ['--preserve-digests']);
   const sbomDigest = await attachSbom(srv, 'acme/prod/app', { mediaType: image.manifest.mediaType, digest: image.manifest.digest, size: image.manifest.size });
+  // Two skopeo pulls of the tag (manifest GETs: `pull` events for the downloads chart).
+  for (const n of [1, 2]) await sk.copy(`docker://${srv.address}/acme/prod/app:v1`, `oci:${path.join(work, `pulled-${n}`)}:v1`);
   // A docker-archive (docker save format) to upload through the UI.
   const archive = path.join(work, 'image.tar');
   await sk.copy(`oci:${src}:v1`, `docker-archive:${archive}:example/thing:v1`);
@@ -191,9 +194,51 @@ test('web UI in chromium: sign in, browse to a skopeo-pushed tag, token, upload,
   await page.getByText('No tags.').waitFor();
   const gone = await fetch(`${srv.url}/v2/acme/prod/uploaded/manifests/v9`, { headers: { Authorization: srv.adminAuthorization } });
   assert.equal(gone.status, 404, 'the tag is deleted');
-  await page.goto(`${srv.url}/#/r/acme/prod`);
-  await page.getByRole('link', { name: 'uploaded', exact: true }).waitFor();
+  // The repository page shows the downloads panel: a bar chart of pulls per day with at least
+  // one bar (the skopeo pulls above; events are written in batches within ~200 ms), top tags.
+  const dayBars = async () => {
+    await page.goto(`${srv.url}/#/r/acme/prod`);
+    await page.getByRole('link', { name: 'uploaded', exact: true }).waitFor();
+    const downloads = page.getByTestId('downloads');
+    await downloads.getByRole('heading', { name: 'Downloads' }).waitFor();
+    return downloads;
+  };
+  let downloads = await dayBars();
+  for (let i = 0; i < 20 && (await downloads.locator('rect.bar:not([data-pulls="0"])').count()) === 0; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    await page.goto(`${srv.url}/#/`);
+    downloads = await dayBars();
+  }
+  const bars = downloads.locator('rect.bar:not([data-pulls="0"])');
+  assert.ok((await bars.count()) >= 1, 'at least one bar in the downloads chart');
+  assert.equal(await downloads.locator('rect.bar').count(), 30, 'one bar per day for 30 days');
+  assert.match((await bars.first().locator('title').textContent()) ?? '', /^\d{4}-\d{2}-\d{2}: [1-9]\d* pulls?$/, 'each bar has a <title>');
+  const hiddenRows = downloads.getByRole('table', { name: 'Pulls per day', includeHidden: true }).locator('tbody tr');
+  assert.equal(await hiddenRows.count(), 30, 'a table fallback of the chart');
+  await downloads.getByRole('table', { name: 'Top tags' }).getByRole('link', { name: 'app:v1' }).waitFor();
   await shot(page, 'repository');
+
+  // API keys: create one (the secret is shown once), see it listed, revoke it (after a
+  // confirmation): it no longer authenticates.
+  await page.getByRole('navigation', { name: 'Account' }).getByRole('link', { name: 'API keys' }).click();
+  await page.getByRole('heading', { name: 'API keys', exact: true }).waitFor();
+  await page.getByLabel('Key name').fill('ci-key');
+  await page.getByLabel('Expires in (optional)').fill('30d');
+  await page.getByRole('button', { name: 'Create API key' }).click();
+  const keySecret = (await page.getByTestId('api-key-secret').innerText()).trim();
+  assert.match(keySecret, /^berth_k_/, 'the API key secret is shown');
+  const keysTable = page.getByRole('table', { name: 'API keys' });
+  const keyRow = keysTable.locator('tr', { hasText: 'ci-key' });
+  await keyRow.waitFor();
+  assert.ok((await keysTable.locator('tbody tr', { hasText: 'this session' }).count()) === 1, 'the session key is listed too');
+  const before = await fetch(`${srv.url}/api/v1/whoami`, { headers: { Authorization: `Bearer ${keySecret}` } });
+  assert.equal(before.status, 200, 'the new API key authenticates');
+  await shot(page, 'api-keys');
+  page.once('dialog', (d) => void d.accept());
+  await keyRow.getByRole('button', { name: 'Revoke API key ci-key' }).click();
+  await keyRow.getByText('revoked').waitFor();
+  const revoked = await fetch(`${srv.url}/api/v1/whoami`, { headers: { Authorization: `Bearer ${keySecret}` } });
+  assert.equal(revoked.status, 401, 'the revoked API key no longer authenticates');
 
   // Sign out revokes the session's API key.
   const session = JSON.parse(stored!) as { secret: string };

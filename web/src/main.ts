@@ -114,6 +114,7 @@ const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 const link = {
   home: () => '#/',
   login: () => '#/login',
+  keys: () => '#/keys',
   owner: (o: string) => `#/o/${enc(o)}`,
   repo: (o: string, r: string) => `#/r/${enc(o)}/${enc(r)}`,
   manage: (o: string, r: string) => `#/r/${enc(o)}/${enc(r)}/manage`,
@@ -219,7 +220,7 @@ function renderAccount(): void {
   const s = session();
   const nav = $('account');
   if (s) {
-    nav.replaceChildren(h('span', {}, 'Signed in as ', h('strong', { 'data-testid': 'whoami' }, s.username)), h('button', { type: 'button', class: 'link', onclick: () => void signOut() }, 'Sign out'));
+    nav.replaceChildren(h('span', {}, 'Signed in as ', h('strong', { 'data-testid': 'whoami' }, s.username)), h('a', { href: link.keys() }, 'API keys'), h('button', { type: 'button', class: 'link', onclick: () => void signOut() }, 'Sign out'));
   } else {
     nav.replaceChildren(
       h('a', { href: link.login(), onclick: () => sessionStorage.setItem('berth.after-login', location.hash || link.home()) }, 'Sign in'),
@@ -298,6 +299,119 @@ interface ImageSummary {
   tagCount: number;
 }
 
+interface Analytics {
+  since: string;
+  until: string;
+  pulls: number;
+  bytes: number;
+  uniqueClients: number;
+  perDay: { day: string; pulls: number; bytes: number; uniqueClients: number }[];
+  perTag: { image: string; tag: string; pulls: number }[];
+  perToken: { credentialId: number; kind: string; name: string; actor: string; pulls: number; lastPullAt: string | null }[];
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag: string, attrs: Record<string, string | number> = {}, ...children: (SVGElement | string)[]): SVGElement {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c);
+  return el;
+}
+
+const DAY_MS = 86_400_000;
+const DAYS = 30;
+
+/** Bars of pulls per UTC day (an inline SVG, a <title> per bar) and the same figures as a visually hidden table. */
+function pullsChart(a: Analytics, first: number): HTMLElement {
+  const counts = new Map(a.perDay.map((d) => [d.day, d.pulls]));
+  const days = Array.from({ length: DAYS }, (_, i) => {
+    const day = new Date(first + i * DAY_MS).toISOString().slice(0, 10);
+    return { day, pulls: counts.get(day) ?? 0 };
+  });
+  const max = Math.max(1, ...days.map((d) => d.pulls));
+  const W = 600;
+  const H = 120;
+  const top = 14;
+  const bw = W / DAYS;
+  const label = `Pulls per day, last ${DAYS} days: ${a.pulls} in all, at most ${max} in a day`;
+  const chart = svg(
+    'svg',
+    { viewBox: `0 0 ${W} ${H + 16}`, class: 'chart', role: 'img', 'aria-labelledby': 'dl-chart-title', 'data-testid': 'downloads-chart' },
+    svg('title', { id: 'dl-chart-title' }, label),
+    svg('line', { x1: 0, x2: W, y1: H + 0.5, y2: H + 0.5, class: 'axis' }),
+    svg('text', { x: 2, y: 10, class: 'tick' }, String(max)),
+    ...days.map((d, i) => {
+      const bh = d.pulls ? Math.max(2, Math.round(((H - top) * d.pulls) / max)) : 0;
+      return svg('rect', { x: (i * bw + 1).toFixed(1), y: H - bh, width: (bw - 2).toFixed(1), height: bh, class: 'bar', 'data-day': d.day, 'data-pulls': d.pulls }, svg('title', {}, `${d.day}: ${d.pulls} pull${d.pulls === 1 ? '' : 's'}`));
+    }),
+    svg('text', { x: 0, y: H + 14, class: 'tick' }, days[0]!.day),
+    svg('text', { x: W, y: H + 14, class: 'tick', 'text-anchor': 'end' }, days[DAYS - 1]!.day),
+  );
+  const table = h(
+    'table',
+    { class: 'visually-hidden' },
+    h('caption', {}, 'Pulls per day'),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Day (UTC)'), h('th', { scope: 'col' }, 'Pulls'))),
+    h('tbody', {}, days.map((d) => h('tr', {}, h('th', { scope: 'row' }, d.day), h('td', {}, d.pulls)))),
+  );
+  return h('figure', { class: 'chart-wrap' }, chart as unknown as HTMLElement, table);
+}
+
+/** The Downloads panel: filled in when the analytics API answers; nothing at all on 403/404 (no manage rights). */
+function downloadsPanel(owner: string, repo: string): HTMLElement {
+  const panel = h('section', { 'aria-labelledby': 'dl-h', 'data-testid': 'downloads', hidden: true });
+  const first = Math.floor(Date.now() / DAY_MS) * DAY_MS - (DAYS - 1) * DAY_MS;
+  const prefix = `${owner}/${repo}/`;
+  api<Analytics>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/analytics?${new URLSearchParams({ since: new Date(first).toISOString() })}`)
+    .then((a) => {
+      panel.replaceChildren(
+        h('h2', { id: 'dl-h' }, 'Downloads'),
+        h('p', { class: 'muted' }, `${a.pulls} pull${a.pulls === 1 ? '' : 's'} (${bytes(a.bytes)} of manifests) from ${a.uniqueClients} client address${a.uniqueClients === 1 ? '' : 'es'} in the last ${DAYS} days.`),
+        pullsChart(a, first),
+        h(
+          'div',
+          { class: 'grid' },
+          h(
+            'div',
+            { class: 'table-wrap' },
+            a.perTag.length
+              ? h(
+                  'table',
+                  { 'aria-label': 'Top tags' },
+                  h('caption', { class: 'muted', style: 'text-align:left' }, 'Top tags'),
+                  h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Tag'), h('th', { scope: 'col', class: 'num' }, 'Pulls'))),
+                  h('tbody', {}, a.perTag.slice(0, 10).map((t) => {
+                    const img = t.image.startsWith(prefix) ? t.image.slice(prefix.length) : t.image;
+                    return h('tr', {}, h('td', {}, h('a', { href: link.tag(owner, repo, img, t.tag) }, `${img}:${t.tag}`)), h('td', { class: 'num' }, t.pulls));
+                  })),
+                )
+              : h('p', { class: 'muted' }, 'No pulls by tag.'),
+          ),
+          h(
+            'div',
+            { class: 'table-wrap' },
+            a.perToken.length
+              ? h(
+                  'table',
+                  { 'aria-label': 'Pulls per token' },
+                  h('caption', { class: 'muted', style: 'text-align:left' }, 'Per token and API key'),
+                  h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Credential'), h('th', { scope: 'col', class: 'num' }, 'Pulls'), h('th', { scope: 'col', class: 'hide-sm' }, 'Last pull'))),
+                  h('tbody', {}, a.perToken.slice(0, 10).map((t) => h('tr', {}, h('td', {}, t.name, ' ', h('span', { class: 'badge' }, t.kind === 'entitlement' ? 'token' : t.kind === 'api_key' ? `API key · ${t.actor}` : t.kind)), h('td', { class: 'num' }, t.pulls), h('td', { class: 'hide-sm' }, when(t.lastPullAt))))),
+                )
+              : h('p', { class: 'muted' }, 'No pulls with tokens or API keys.'),
+          ),
+        ),
+      );
+      panel.hidden = false;
+    })
+    .catch((e: unknown) => {
+      if (e instanceof HttpError && (e.status === 403 || e.status === 404 || e.status === 401)) return;
+      panel.replaceChildren(h('h2', { id: 'dl-h' }, 'Downloads'), h('p', { class: 'muted' }, `Download figures are unavailable: ${(e as Error).message}`));
+      panel.hidden = false;
+    });
+  return panel;
+}
+
 async function repoPage(owner: string, repo: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo]]);
   const [r, images] = await Promise.all([api<Repo>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}`), api<ImageSummary[]>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/images`)]);
@@ -323,6 +437,7 @@ async function repoPage(owner: string, repo: string): Promise<void> {
           ),
         )
       : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${location.host}/${owner}/${repo}/IMAGE:TAG`), ') or upload an archive.'),
+    session() ? downloadsPanel(owner, repo) : null,
   );
 }
 
@@ -410,6 +525,8 @@ interface Detail {
   subject: { digest: string } | null;
   annotations: Record<string, string>;
   referrers: ReferrerNode[];
+  /** Stored by the pull-through cache from an upstream registry. */
+  cached?: boolean;
 }
 
 function referrerTree(owner: string, repo: string, image: string, nodes: ReferrerNode[]): HTMLElement {
@@ -458,7 +575,7 @@ async function tagPage(owner: string, repo: string, image: string, ref: string):
     h(
       'section',
       { class: 'card', 'aria-labelledby': 'sum-h' },
-      h('h2', { id: 'sum-h', style: 'margin-top:0' }, h('span', { class: 'badge', 'data-testid': 'kind' }, d.kind.label)),
+      h('h2', { id: 'sum-h', style: 'margin-top:0' }, h('span', { class: 'badge', 'data-testid': 'kind' }, d.kind.label), d.cached ? [' ', h('span', { class: 'badge cached', 'data-testid': 'cached', title: 'Fetched from an upstream registry by the pull-through cache' }, 'cached from upstream')] : null),
       h(
         'dl',
         { class: 'facts' },
@@ -708,6 +825,114 @@ async function managePage(owner: string, repo: string): Promise<void> {
   );
 }
 
+async function keysPage(): Promise<void> {
+  crumbs([['Home', link.home()], ['API keys']]);
+  const s = session();
+  if (!s) {
+    page('API keys', h('p', {}, h('a', { href: link.login(), onclick: () => sessionStorage.setItem('berth.after-login', link.keys()) }, 'Sign in'), ' to manage your API keys.'));
+    return;
+  }
+  const base = '/api/v1/user/api-keys';
+  const keys = await api<Credential[]>('GET', base);
+  const secretBox = h('div', { 'aria-live': 'polite' });
+  const err = h('span', { class: 'error', role: 'alert' });
+  const form = h(
+    'form',
+    { class: 'inline card', 'aria-label': 'Create API key' },
+    h('label', {}, 'Key name', h('input', { name: 'name', required: true, maxlength: 200, placeholder: 'e.g. CI' })),
+    h('label', {}, 'Expires in (optional)', h('input', { name: 'expiresIn', placeholder: 'e.g. 30d', pattern: '\\d+[smhd]?', size: 8 })),
+    h('button', { type: 'submit' }, 'Create API key'),
+    err,
+  ) as HTMLFormElement;
+  const state = (k: Credential) => (k.revokedAt ? 'revoked' : k.expiresAt && Date.parse(k.expiresAt) <= Date.now() ? 'expired' : 'active');
+  const rows = (list: Credential[]) =>
+    list.length
+      ? h(
+          'table',
+          { 'aria-label': 'API keys' },
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Prefix'), h('th', { scope: 'col', class: 'hide-sm' }, 'Expires'), h('th', { scope: 'col', class: 'hide-sm' }, 'Last used'), h('th', { scope: 'col' }, 'State'))),
+          h(
+            'tbody',
+            {},
+            list.map((k) =>
+              h(
+                'tr',
+                { 'data-key-id': k.id },
+                h('td', {}, k.name, k.id === s.keyId ? h('span', { class: 'muted' }, ' (this session)') : null),
+                h('td', { class: 'mono' }, k.prefix),
+                h('td', { class: 'hide-sm' }, k.expiresAt ? when(k.expiresAt) : 'never'),
+                h('td', { class: 'hide-sm' }, when(k.lastUsedAt)),
+                h(
+                  'td',
+                  {},
+                  state(k) !== 'active'
+                    ? state(k)
+                    : h(
+                        'button',
+                        {
+                          type: 'button',
+                          class: 'danger',
+                          'aria-label': `Revoke API key ${k.name}`,
+                          onclick: async () => {
+                            const self = k.id === s.keyId;
+                            if (!confirm(`Revoke API key "${k.name}"? Clients using it stop working.${self ? ' This signs you out.' : ''}`)) return;
+                            try {
+                              await api('DELETE', `${base}/${k.id}`);
+                            } catch (e) {
+                              announce((e as Error).message);
+                              return;
+                            }
+                            if (self) {
+                              sessionStorage.removeItem(SESSION_KEY);
+                              renderAccount();
+                              location.hash = link.home();
+                              announce('Signed out');
+                              return;
+                            }
+                            announce(`Revoked ${k.name}`);
+                            table.replaceChildren(rows(await api<Credential[]>('GET', base)));
+                          },
+                        },
+                        'Revoke',
+                      ),
+                ),
+              ),
+            ),
+          ),
+        )
+      : h('p', { class: 'muted' }, 'No API keys yet.');
+  const table = h('div', { class: 'table-wrap' }, rows(keys));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    const f = new FormData(form);
+    const body: Record<string, unknown> = { name: String(f.get('name')) };
+    if (f.get('expiresIn')) body.expiresIn = String(f.get('expiresIn'));
+    try {
+      const k = await api<Credential & { secret: string }>('POST', base, body);
+      secretBox.replaceChildren(
+        h(
+          'div',
+          { class: 'secret', role: 'alert' },
+          h('p', { style: 'margin-top:0' }, h('strong', {}, `API key "${k.name}" created. Copy its secret now: it is shown only once.`)),
+          h('div', { class: 'cmd' }, h('code', { 'data-testid': 'api-key-secret' }, k.secret), copyButton(k.secret, 'API key secret')),
+          h('p', { class: 'muted', style: 'margin-bottom:0' }, 'Use it as ', h('code', {}, 'Authorization: Bearer …'), ' on the API, or as the password with your username for ', h('code', {}, 'docker login'), '.'),
+        ),
+      );
+      form.reset();
+      table.replaceChildren(rows(await api<Credential[]>('GET', base)));
+    } catch (e) {
+      err.textContent = (e as Error).message;
+    }
+  });
+  page(
+    'API keys',
+    h('p', { class: 'muted' }, 'Personal credentials for the API, the CLI and ', h('code', {}, 'docker login'), '. Each web UI sign-in creates one too; signing out revokes it.'),
+    h('section', { 'aria-labelledby': 'newkey-h' }, h('h2', { id: 'newkey-h' }, 'New API key'), form, secretBox),
+    h('section', { 'aria-labelledby': 'keys-h' }, h('h2', { id: 'keys-h' }, 'Your keys'), table),
+  );
+}
+
 interface ImportJob {
   id: string;
   state: 'queued' | 'running' | 'done' | 'failed';
@@ -803,6 +1028,7 @@ async function route(): Promise<void> {
   try {
     if (parts.length === 0) await ownersPage();
     else if (parts[0] === 'login') await loginPage();
+    else if (parts[0] === 'keys' && parts.length === 1) await keysPage();
     else if (parts[0] === 'o' && parts.length === 2) await ownerPage(parts[1]!);
     else if (parts[0] === 'r' && parts.length === 3) await repoPage(parts[1]!, parts[2]!);
     else if (parts[0] === 'r' && parts.length === 4 && parts[3] === 'manage') await managePage(parts[1]!, parts[2]!);
