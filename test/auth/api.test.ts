@@ -340,6 +340,8 @@ describe('management API', () => {
       '/api/v1/repos/{owner}/{repo}/import',
       '/api/v1/imports/{id}',
       '/api/v1/events',
+      '/api/v1/repos/{owner}/{repo}/tags',
+      '/api/v1/repos/{owner}/{repo}/manifest',
     ]) {
       assert.ok(doc.paths[p], `path ${p}`);
     }

@@ -344,6 +344,27 @@ function buildOpenApi(routes: ApiRoute[]): string {
       security,
     },
   };
+  // The web UI's read-only views (src/http/api/browse.ts; docs/ui.md).
+  const repoParams = [param('owner', 'path'), param('repo', 'path')];
+  paths['/api/v1/repos/{owner}/{repo}/images'] = {
+    get: { summary: "A repository's images with tag counts", parameters: repoParams, responses: { '200': { description: 'JSON' } }, security },
+  };
+  paths['/api/v1/repos/{owner}/{repo}/tags'] = {
+    get: {
+      summary: "An image's tags, paged and searchable",
+      parameters: [...repoParams, param('image', 'query'), param('q', 'query', 'substring filter'), param('after', 'query', 'cursor'), param('limit', 'query')],
+      responses: { '200': { description: 'JSON {tags, next, total}' } },
+      security,
+    },
+  };
+  paths['/api/v1/repos/{owner}/{repo}/manifest'] = {
+    get: {
+      summary: 'A manifest in detail: kind, layers, config, annotations, referrers tree',
+      parameters: [...repoParams, param('image', 'query'), param('ref', 'query', 'tag or digest')],
+      responses: { '200': { description: 'JSON' } },
+      security,
+    },
+  };
   paths['/api/v1/imports'] = { get: { summary: 'Your import jobs', responses: { '200': { description: 'JSON' } }, security } };
   paths['/api/v1/imports/{id}'] = {
     get: { summary: 'An import job: state, progress, errors', parameters: [param('id', 'path')], responses: { '200': { description: 'JSON' } }, security },
