@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from '../core/registry.ts';
 import { RegistryError } from '../core/errors.ts';
@@ -18,6 +20,8 @@ export interface AppOptions {
   logger?: Logger | boolean;
   /** Checks run by /readyz; each rejects when its dependency is not ready. */
   readiness?: (() => Promise<void>)[];
+  /** Folder for archives uploaded to the import API (default: the OS temp folder). */
+  importSpoolDir?: string;
   /** Proxies whose X-Forwarded-* headers are believed (fastify's trustProxy): request.ip is then the client's. */
   trustProxy?: string[];
   /** Serve Prometheus metrics on GET /metrics (default true). */
@@ -72,7 +76,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   tokenRoutes(app, registry, auth);
   distributionRoutes(app, registry, auth);
   apiRoutes(app, registry, auth);
-  importRoutes(app, registry, auth);
+  importRoutes(app, registry, auth, opts.importSpoolDir ?? path.join(os.tmpdir(), 'berth-imports'));
   browseRoutes(app, registry, auth);
   uiRoutes(app);
   return app;

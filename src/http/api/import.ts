@@ -1,5 +1,3 @@
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Identity } from '../../core/access.ts';
 import { ImportError, ImportJobs, parseDestination } from '../../core/import/index.ts';
@@ -7,19 +5,6 @@ import type { Registry } from '../../core/registry.ts';
 import { ApiError } from '../../core/tenancy.ts';
 import type { HttpAuth } from '../auth.ts';
 import { contentLength, requestBody, stringParam } from '../distribution/util.ts';
-
-/**
- * Where uploads are spooled, under the data folder: `<fs storage root>/imports` (the storage
- * root is `<data>/storage` by default), or, with S3 storage, `<its spool folder>/imports`
- * (`<data>/spool`); the OS temp folder for a store with neither. (AppOptions has no data folder
- * to pass here; the stores' own folders are the closest thing.)
- */
-function spoolDir(registry: Registry): string {
-  const store = registry.store as unknown as { root?: unknown; spoolDir?: unknown };
-  if (typeof store.root === 'string') return path.join(store.root, 'imports');
-  if (typeof store.spoolDir === 'string') return path.join(store.spoolDir, 'imports');
-  return path.join(os.tmpdir(), 'berth-imports');
-}
 
 function who(identity: Identity): { key: string; all: boolean } | undefined {
   if (identity.kind !== 'user') return undefined;
@@ -40,8 +25,9 @@ function send(reply: FastifyReply, status: number, body: unknown): FastifyReply 
  * - `GET /api/v1/imports/:id` — the job's state, progress and errors (its starter or a site admin);
  * - `GET /api/v1/imports` — the caller's jobs.
  */
-export function importRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth): void {
-  const jobs = new ImportJobs(registry, spoolDir(registry), {
+/** `spoolDir`: where uploaded archives wait for their import (under the data folder). */
+export function importRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth, spoolDir: string): void {
+  const jobs = new ImportJobs(registry, spoolDir, {
     onInternalError: (e, id) => app.log.error({ err: e, importJob: id }, 'import job failed'),
   });
   app.addHook('onClose', async () => jobs.close());
