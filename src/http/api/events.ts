@@ -89,23 +89,8 @@ export function csvField(v: unknown): string {
 }
 
 function csvLine(e: EventRecord): string {
-  const row: Record<(typeof CSV_COLUMNS)[number], unknown> = {
-    id: e.id,
-    time: new Date(e.time).toISOString(),
-    action: e.action,
-    actorKind: e.actorKind,
-    actor: e.actor,
-    credentialId: e.credentialId,
-    repository: e.repository,
-    image: e.image,
-    reference: e.reference,
-    digest: e.digest,
-    clientIp: e.clientIp,
-    userAgent: e.userAgent,
-    bytes: e.bytes,
-    status: e.status,
-    detail: e.detail,
-  };
+  // The CSV columns are the record's own fields (flat), the time as ISO 8601.
+  const row: Record<(typeof CSV_COLUMNS)[number], unknown> = { ...e, time: new Date(e.time).toISOString() };
   return CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + '\r\n';
 }
 
