@@ -4,7 +4,7 @@ import { type Config, parseListen, sqlitePath, storagePath } from './config/sche
 import { Registry } from './core/registry.ts';
 import { buildApp } from './http/app.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
-import { TokenService } from './core/tokens.ts';
+import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
 import { FsBlobStore } from './storage/fs.ts';

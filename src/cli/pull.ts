@@ -1,7 +1,7 @@
 /** `berth pull NAME[:TAG|@DIGEST] --output oci-dir|oci-archive|docker-archive PATH` (docs/import.md). */
 import type { Command } from 'commander';
 import { EXPORT_FORMATS, exportImage, ImportError, RegistryClient, type ExportEvent, type ExportFormat } from '../core/import/index.ts';
-import { parseImageName } from '../core/names.ts';
+import { parseImageName } from '../core/content/names.ts';
 import { checkTransport, human, interruptible, Progress, registryCredentials, serverUrl, type RegistryOptions, type TransferEvent } from './push.ts';
 
 interface PullOptions extends RegistryOptions {

@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify';
-import type { Action, Identity } from '../core/access.ts';
+import type { Action, Identity } from '../core/access/access.ts';
 import { RegistryError } from '../core/errors.ts';
-import { parseImageName } from '../core/names.ts';
-import { FailureLimiter } from '../core/rate-limit.ts';
+import { parseImageName } from '../core/content/names.ts';
+import { FailureLimiter } from '../core/access/rate-limit.ts';
 import type { Registry } from '../core/registry.ts';
-import type { VerifiedToken } from '../core/tokens.ts';
+import type { VerifiedToken } from '../core/access/tokens.ts';
 import { noteLogin } from './events.ts';
 
 /** What authentication established for one request. */

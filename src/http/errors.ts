@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, RegistryError, type ErrorCode } from '../core/errors.ts';
-import { ApiError } from '../core/tenancy.ts';
+import { ApiError } from '../core/access/tenancy.ts';
 
 export interface OciErrorBody {
   errors: { code: string; message: string; detail?: unknown }[];

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Identity } from '../core/access.ts';
-import { type Actor, ANONYMOUS_ACTOR, type EventAction, actorOf, repositoryOf } from '../core/events.ts';
+import type { Identity } from '../core/access/access.ts';
+import { type Actor, ANONYMOUS_ACTOR, type EventAction, actorOf, repositoryOf } from '../core/events/bus.ts';
 import type { Registry } from '../core/registry.ts';
-import type { NewEvent } from '../metadata/event-store.ts';
+import type { NewEvent } from '../core/types.ts';
 import type { Metrics } from './metrics.ts';
 
 /** What a handler knows about the event its request makes; the response completes it. */

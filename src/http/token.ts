@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Action, Identity } from '../core/access.ts';
+import type { Action, Identity } from '../core/access/access.ts';
 import { RegistryError } from '../core/errors.ts';
-import { parseImageName } from '../core/names.ts';
+import { parseImageName } from '../core/content/names.ts';
 import type { Registry } from '../core/registry.ts';
-import { type AccessGrant, parseScope, scopeActions } from '../core/tokens.ts';
+import { type AccessGrant, parseScope, scopeActions } from '../core/access/tokens.ts';
 import type { HttpAuth } from './auth.ts';
 import { readSmallBody } from './distribution/util.ts';
 

@@ -1,4 +1,12 @@
-import type { ImageName } from '../core/names.ts';
+/** A parsed wire name `OWNER/REPOSITORY/IMAGE[/MORE]`; core/content/names.ts parses and validates it. */
+export interface ImageName {
+  /** The full OCI name: `owner/repository/image[/more]`. */
+  readonly full: string;
+  readonly owner: string;
+  readonly repository: string;
+  /** The image part, which may contain `/`. */
+  readonly image: string;
+}
 
 export interface ImageRecord {
   id: number;

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EventBus, actorOf, repositoryOf } from '../../src/core/events.ts';
+import { EventBus, actorOf, repositoryOf } from '../../src/core/events/bus.ts';
 import type { EventBatchItem, EventStore, NewEvent } from '../../src/metadata/event-store.ts';
 import { ADMIN, allEvents, apiOk, metricValue, openBerth, pull, pushImage } from './helpers.ts';
 

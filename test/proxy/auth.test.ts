@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SqlMetadataStore } from '../../src/metadata/sql/store.ts';
-import { SecretBox } from '../../src/core/proxy.ts';
+import { SecretBox } from '../../src/core/proxy/proxy.ts';
 import { tempDir } from '../helpers/e2e.ts';
 import { buildImage, reachableBlobs, resolveTag } from '../helpers/oci-layout.ts';
 import { startBerth } from '../helpers/server.ts';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SecretBox } from '../../src/core/proxy.ts';
+import { SecretBox } from '../../src/core/proxy/proxy.ts';
 import { tempDir } from '../helpers/e2e.ts';
 import { ROOT } from '../helpers/server.ts';
 import { startProxyBerth } from './helpers.ts';

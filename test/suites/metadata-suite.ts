@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { parseImageName } from '../../src/core/names.ts';
+import { parseImageName } from '../../src/core/content/names.ts';
 import type { ImageRecord, MetadataStore, SaveManifestInput } from '../../src/metadata/metadata-store.ts';
 import { type AccessStore, ConflictError } from '../../src/metadata/access-store.ts';
 import type { EventStore, NewEvent } from '../../src/metadata/event-store.ts';

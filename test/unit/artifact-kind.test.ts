@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classifyManifest } from '../../src/core/artifact-kind.ts';
+import { classifyManifest } from '../../src/core/content/artifact-kind.ts';
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 const INDEX = 'application/vnd.oci.image.index.v1+json';

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { RegistryError } from '../../src/core/errors.ts';
-import { digestOf, isValidDigest, looksLikeDigest, newHash, parseDigest } from '../../src/core/digest.ts';
+import { digestOf, isValidDigest, looksLikeDigest, newHash, parseDigest } from '../../src/core/content/digest.ts';
 
 const HEX64 = 'a'.repeat(64);
 const HEX128 = '0123456789abcdef'.repeat(8);

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { RegistryError } from '../../src/core/errors.ts';
-import { MAX_MANIFEST_BYTES, parseDescriptor, parseManifest } from '../../src/core/manifest.ts';
+import { MAX_MANIFEST_BYTES, parseDescriptor, parseManifest } from '../../src/core/content/manifest.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RegistryError } from '../../src/core/errors.ts';
-import { MAX_NAME_LENGTH, isValidComponent, isValidOwner, isValidTag, parseImageName } from '../../src/core/names.ts';
+import { MAX_NAME_LENGTH, isValidComponent, isValidOwner, isValidTag, parseImageName } from '../../src/core/content/names.ts';
 
 function nameError(fn: () => unknown): RegistryError {
   try {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RegistryError } from '../../src/core/errors.ts';
-import { parseContentRange } from '../../src/core/uploads.ts';
+import { parseContentRange } from '../../src/core/content/uploads.ts';
 
 describe('parseContentRange (chunked upload Content-Range)', () => {
   const valid: [string, number, number][] = [

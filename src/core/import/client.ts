@@ -15,8 +15,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { digestOf, looksLikeDigest, parseDigest } from '../digest.ts';
-import { baseMediaType, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../media-types.ts';
+import { digestOf, looksLikeDigest, parseDigest } from '../content/digest.ts';
+import { baseMediaType, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../content/media-types.ts';
 import { ImportError } from './errors.ts';
 import type { TargetRegistry } from './importer.ts';
 

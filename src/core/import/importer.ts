@@ -12,7 +12,7 @@
  * A failure at any point stops the import before step 3: nothing is tagged.
  */
 import type { Readable } from 'node:stream';
-import { newHash, parseDigest } from '../digest.ts';
+import { newHash, parseDigest } from '../content/digest.ts';
 import { RegistryError } from '../errors.ts';
 import { readArchive } from './archive.ts';
 import type { ArchiveContent, ArchiveFormat, PlannedBlob, PlannedManifest } from './content.ts';

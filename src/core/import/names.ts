@@ -10,7 +10,7 @@
  *
  * Two different images may not end at the same name and tag.
  */
-import { isValidComponent, isValidTag, parseImageName } from '../names.ts';
+import { isValidComponent, isValidTag, parseImageName } from '../content/names.ts';
 import { RegistryError } from '../errors.ts';
 import type { ArchiveContent, ArchiveImage, ArchiveName } from './content.ts';
 import { ImportError } from './errors.ts';

@@ -4,10 +4,10 @@
  * checked now) → configs and layers (sizes checked now, digests checked while they stream).
  * Manifests and indexes are pushed with their exact bytes, so their digests do not change.
  */
-import { digestOf, parseDigest } from '../digest.ts';
+import { digestOf, parseDigest } from '../content/digest.ts';
 import { RegistryError } from '../errors.ts';
-import { MAX_MANIFEST_BYTES, parseDescriptor, parseManifest, type Descriptor } from '../manifest.ts';
-import { INDEX_TYPES, MANIFEST_TYPES } from '../media-types.ts';
+import { MAX_MANIFEST_BYTES, parseDescriptor, parseManifest, type Descriptor } from '../content/manifest.ts';
+import { INDEX_TYPES, MANIFEST_TYPES } from '../content/media-types.ts';
 import type { ArchiveContent, ArchiveFormat, ArchiveImage, ArchiveName, PlannedBlob, PlannedManifest } from './content.ts';
 import { ImportError } from './errors.ts';
 import { parseArchiveName } from './names.ts';

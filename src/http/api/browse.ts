@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Browse } from '../../core/browse.ts';
+import { Browse } from '../../core/content/browse.ts';
 import type { Registry } from '../../core/registry.ts';
-import { ApiError } from '../../core/tenancy.ts';
+import { ApiError } from '../../core/access/tenancy.ts';
 import type { HttpAuth } from '../auth.ts';
 
 /**

@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import type { Analytics, EventQuery } from '../../core/audit.ts';
+import type { Analytics, EventQuery } from '../../core/events/audit.ts';
 import type { Registry } from '../../core/registry.ts';
-import { ApiError } from '../../core/tenancy.ts';
-import { WEBHOOK_EVENTS } from '../../core/webhooks.ts';
-import type { DeliveryRecord, EventRecord } from '../../metadata/event-store.ts';
+import { ApiError } from '../../core/access/tenancy.ts';
+import { WEBHOOK_EVENTS } from '../../core/events/webhooks.ts';
+import type { DeliveryRecord, EventRecord } from '../../core/types.ts';
 import type { ApiRoute } from './index.ts';
 import { RawResponse } from './raw.ts';
 

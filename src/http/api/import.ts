@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Identity } from '../../core/access.ts';
+import type { Identity } from '../../core/access/access.ts';
 import { ImportError, ImportJobs, parseDestination } from '../../core/import/index.ts';
 import type { Registry } from '../../core/registry.ts';
-import { ApiError } from '../../core/tenancy.ts';
+import { ApiError } from '../../core/access/tenancy.ts';
 import type { HttpAuth } from '../auth.ts';
 import { contentLength, requestBody, stringParam } from '../distribution/util.ts';
 

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Identity } from '../../core/access.ts';
+import type { Identity } from '../../core/access/access.ts';
 import type { Registry } from '../../core/registry.ts';
-import { ApiError } from '../../core/tenancy.ts';
-import type { CredentialRecord, MembershipRecord, OwnerRecord, RepositoryRecord, UserRecord } from '../../metadata/access-store.ts';
+import { ApiError } from '../../core/access/tenancy.ts';
+import type { CredentialRecord, MembershipRecord, OwnerRecord, RepositoryRecord, UserRecord } from '../../core/types.ts';
 import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import type { Identity } from '../../core/access.ts';
+import type { Identity } from '../../core/access/access.ts';
 import type { Registry } from '../../core/registry.ts';
-import { ApiError } from '../../core/tenancy.ts';
-import type { UpstreamRecord } from '../../metadata/access-store.ts';
+import { ApiError } from '../../core/access/tenancy.ts';
+import type { UpstreamRecord } from '../../core/types.ts';
 import type { ApiRoute } from './index.ts';
 
 const iso = (t: number) => new Date(t).toISOString();

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
-import type { ByteRange } from '../../storage/blob-store.ts';
+import type { ByteRange } from '../../core/types.ts';
 
 /** Parses a single `Range: bytes=…` against `size`; undefined = serve the whole blob. */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined | 'unsatisfiable' {

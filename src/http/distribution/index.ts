@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
-import type { Action } from '../../core/access.ts';
+import type { Action } from '../../core/access/access.ts';
 import type { HttpAuth } from '../auth.ts';
 import { deleteBlob, getBlob } from './blobs.ts';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
-import { OCI_INDEX } from '../../core/media-types.ts';
+import { OCI_INDEX } from '../../core/content/media-types.ts';
 import type { HttpAuth } from '../auth.ts';
 import { parsePageSize, setNextLink, stringParam } from './util.ts';
 

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
-import { MAX_MANIFEST_BYTES } from '../../core/manifest.ts';
+import { MAX_MANIFEST_BYTES } from '../../core/content/manifest.ts';
 import { emptyReply, readSmallBody } from './util.ts';
 import type { HttpAuth } from '../auth.ts';
 import { addEvent, noteEvent } from '../events.ts';

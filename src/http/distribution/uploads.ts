@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
-import { type ChunkRange, parseContentRange } from '../../core/uploads.ts';
+import { type ChunkRange, parseContentRange } from '../../core/content/uploads.ts';
 import { contentLength, emptyReply, requestBody, stringParam } from './util.ts';
 import type { HttpAuth } from '../auth.ts';
 

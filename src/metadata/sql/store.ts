@@ -1,5 +1,5 @@
 import { type Kysely, type Selectable } from 'kysely';
-import type { ImageName } from '../../core/names.ts';
+import type { ImageName } from '../metadata-store.ts';
 import type {
   BlobRecord,
   CachedManifestRecord,

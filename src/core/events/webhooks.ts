@@ -1,8 +1,8 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import type { Access, Identity } from './access.ts';
-import { actorOf } from './events.ts';
-import { ApiError } from './tenancy.ts';
-import type { RepositoryRecord } from '../metadata/access-store.ts';
+import type { Access, Identity } from '../access/access.ts';
+import { actorOf } from './bus.ts';
+import { ApiError } from '../access/tenancy.ts';
+import type { RepositoryRecord } from '../../metadata/access-store.ts';
 import type {
   ActiveWebhook,
   ClaimedDelivery,
@@ -11,7 +11,7 @@ import type {
   NewDelivery,
   NewEvent,
   WebhookRecord,
-} from '../metadata/event-store.ts';
+} from '../../metadata/event-store.ts';
 
 /** Events a webhook may subscribe to. `ping` is only sent by the test endpoint. */
 export const WEBHOOK_EVENTS = ['push', 'delete', 'pull'] as const;

@@ -1,10 +1,10 @@
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { digestOf, looksLikeDigest, parseDigest } from './digest.ts';
 import { isValidTag } from './names.ts';
 import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.ts';
 import { OCI_INDEX } from './media-types.ts';
 import type { Images } from './images.ts';
-import type { ManifestRecord, MetadataStore, RefKind } from '../metadata/metadata-store.ts';
+import type { ManifestRecord, MetadataStore, RefKind } from '../../metadata/metadata-store.ts';
 
 export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };
 

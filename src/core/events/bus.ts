@@ -1,5 +1,5 @@
-import type { Identity } from './access.ts';
-import type { ActorKind, EventBatchItem, EventStore, NewDelivery, NewEvent } from '../metadata/event-store.ts';
+import type { Identity } from '../access/access.ts';
+import type { ActorKind, EventBatchItem, EventStore, NewDelivery, NewEvent } from '../../metadata/event-store.ts';
 
 /**
  * What an event records (docs/events.md):

@@ -9,18 +9,18 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
-import { RegistryError } from './errors.ts';
-import { digestOf, newHash, parseDigest } from './digest.ts';
-import { parseImageName } from './names.ts';
-import { type Manifests, type Page, type ReferrersIndex, parseReference } from './manifests.ts';
-import { OCI_INDEX } from './media-types.ts';
-import type { Images } from './images.ts';
-import type { Uploads } from './uploads.ts';
-import { RegistryClient } from './import/client.ts';
-import { ApiError } from './tenancy.ts';
-import { ImportError } from './import/errors.ts';
-import type { AccessStore, UpstreamRecord } from '../metadata/access-store.ts';
-import type { ManifestRecord, MetadataStore } from '../metadata/metadata-store.ts';
+import { RegistryError } from '../errors.ts';
+import { digestOf, newHash, parseDigest } from '../content/digest.ts';
+import { parseImageName } from '../content/names.ts';
+import { type Manifests, type Page, type ReferrersIndex, parseReference } from '../content/manifests.ts';
+import { OCI_INDEX } from '../content/media-types.ts';
+import type { Images } from '../content/images.ts';
+import type { Uploads } from '../content/uploads.ts';
+import { RegistryClient } from '../import/client.ts';
+import { ApiError } from '../access/tenancy.ts';
+import { ImportError } from '../import/errors.ts';
+import type { AccessStore, UpstreamRecord } from '../../metadata/access-store.ts';
+import type { ManifestRecord, MetadataStore } from '../../metadata/metadata-store.ts';
 
 export interface ProxyOptions {
   /** A cached manifest fetched by tag is revalidated at most this often. */

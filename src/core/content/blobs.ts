@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { parseDigest } from './digest.ts';
 import type { Images } from './images.ts';
-import type { MetadataStore } from '../metadata/metadata-store.ts';
-import { BlobNotFoundError, type BlobStore, type ByteRange } from '../storage/blob-store.ts';
+import type { MetadataStore } from '../../metadata/metadata-store.ts';
+import { BlobNotFoundError, type BlobStore, type ByteRange } from '../../storage/blob-store.ts';
 
 export interface BlobInfo {
   digest: string;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, calculateJwkThumbprint, type JWK } from 'jose';
-import type { AccessStore } from '../metadata/access-store.ts';
+import type { AccessStore } from '../../metadata/access-store.ts';
 import type { Action, Identity } from './access.ts';
 
 /** One entry of the Docker token `access` claim. */

@@ -1,6 +1,6 @@
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { parseImageName } from './names.ts';
-import type { ImageRecord, MetadataStore } from '../metadata/metadata-store.ts';
+import type { ImageRecord, MetadataStore } from '../../metadata/metadata-store.ts';
 
 /**
  * Resolves wire names to image rows. Positive lookups are cached: an image's id never changes

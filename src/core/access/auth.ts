@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import type { Identity } from './access.ts';
 import { API_KEY_PREFIX, ENTITLEMENT_PREFIX, hashSecret, verifyPassword } from './secrets.ts';
-import type { AccessStore, CredentialRecord } from '../metadata/access-store.ts';
+import type { AccessStore, CredentialRecord } from '../../metadata/access-store.ts';
 
 const PASSWORD_CACHE_MS = 60_000;
 const TOUCH_INTERVAL_MS = 60_000;

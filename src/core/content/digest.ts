@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 
 /** Digest algorithms Berth accepts, with the length of their lowercase hex encoding. */
 export const ALGORITHMS = { sha256: 64, sha512: 128 } as const;

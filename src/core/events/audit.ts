@@ -1,8 +1,8 @@
-import type { Access, Identity } from './access.ts';
-import { EVENT_ACTIONS } from './events.ts';
-import { ApiError } from './tenancy.ts';
-import type { AccessStore } from '../metadata/access-store.ts';
-import type { EventCursor, EventFilter, EventRecord, EventStore, PullStats } from '../metadata/event-store.ts';
+import type { Access, Identity } from '../access/access.ts';
+import { EVENT_ACTIONS } from './bus.ts';
+import { ApiError } from '../access/tenancy.ts';
+import type { AccessStore } from '../../metadata/access-store.ts';
+import type { EventCursor, EventFilter, EventRecord, EventStore, PullStats } from '../../metadata/event-store.ts';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 100;

@@ -1,5 +1,5 @@
-import { RegistryError } from './errors.ts';
-import { isValidComponent, isValidOwner } from './names.ts';
+import { RegistryError } from '../errors.ts';
+import { isValidComponent, isValidOwner } from '../content/names.ts';
 import { type Access, type Identity, ROLES } from './access.ts';
 import { API_KEY_PREFIX, ENTITLEMENT_PREFIX, hashPassword, hashSecret, newPassword, newSecret, secretPrefix } from './secrets.ts';
 import {
@@ -12,7 +12,7 @@ import {
   type Role,
   type UserRecord,
   type Visibility,
-} from '../metadata/access-store.ts';
+} from '../../metadata/access-store.ts';
 
 export class ApiError extends Error {
   constructor(

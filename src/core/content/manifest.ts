@@ -1,4 +1,4 @@
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { isValidDigest } from './digest.ts';
 import {
   DOCKER_MANIFEST,

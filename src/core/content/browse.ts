@@ -4,9 +4,9 @@
  * Callers authorize first (the repository must be readable); this only reads.
  */
 import type { Readable } from 'node:stream';
-import type { TagEntry } from '../metadata/metadata-store.ts';
+import type { TagEntry } from '../../metadata/metadata-store.ts';
 import { classifyManifest, type KindInfo } from './artifact-kind.ts';
-import type { Registry } from './registry.ts';
+import type { Registry } from '../registry.ts';
 
 export interface ImageSummary {
   /** Full name, OWNER/REPOSITORY/IMAGE. */

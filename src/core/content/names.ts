@@ -1,4 +1,4 @@
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 
 /**
  * Names on the wire are `OWNER/REPOSITORY/IMAGE[/MORE]` (DESIGN.md §2):
@@ -7,14 +7,8 @@ import { RegistryError } from './errors.ts';
  * - IMAGE: one or more path components of the OCI name grammar.
  * The whole name matches the OCI distribution-spec `<name>` grammar and is at most 255 chars.
  */
-export interface ImageName {
-  /** The full OCI name: `owner/repository/image[/more]`. */
-  readonly full: string;
-  readonly owner: string;
-  readonly repository: string;
-  /** The image part, which may contain `/`. */
-  readonly image: string;
-}
+export type { ImageName } from '../../metadata/metadata-store.ts';
+import type { ImageName } from '../../metadata/metadata-store.ts';
 
 const OWNER_RE = /^[a-z0-9][a-z0-9-]{0,38}$/;
 /** One path component of the OCI distribution-spec name grammar. */

@@ -1,4 +1,4 @@
-import type { AccessStore, RepositoryRecord, Role } from '../metadata/access-store.ts';
+import type { AccessStore, RepositoryRecord, Role } from '../../metadata/access-store.ts';
 
 /** What an identity may do on a repository. `manage` = members, tokens, settings. */
 export type Action = 'pull' | 'push' | 'delete' | 'manage';

@@ -1,9 +1,9 @@
 import { randomUUID, type Hash } from 'node:crypto';
-import { RegistryError } from './errors.ts';
+import { RegistryError } from '../errors.ts';
 import { type Algorithm, newHash, parseDigest } from './digest.ts';
 import type { Images } from './images.ts';
-import type { MetadataStore, UploadRecord } from '../metadata/metadata-store.ts';
-import { BlobNotFoundError, type BlobStore } from '../storage/blob-store.ts';
+import type { MetadataStore, UploadRecord } from '../../metadata/metadata-store.ts';
+import { BlobNotFoundError, type BlobStore } from '../../storage/blob-store.ts';
 
 /** An inclusive range of a chunk, from `Content-Range: start-end`. */
 export interface ChunkRange {
