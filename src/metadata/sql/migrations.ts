@@ -221,9 +221,25 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
-export function createMigrator(db: Kysely<any>, dialect: Dialect): Migrator {
+/**
+ * On PostgreSQL the migration tables live in the connection's current schema, named
+ * explicitly: Kysely otherwise looks for them in every schema of the database, so a second
+ * Berth (or test) in another schema of the same database would make it skip creating them.
+ */
+export async function createMigrator(db: Kysely<any>, dialect: Dialect): Promise<Migrator> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
-  return new Migrator({ db, provider, migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
+  let migrationTableSchema: string | undefined;
+  if (dialect === 'postgres') {
+    const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
+    migrationTableSchema = rows[0]?.schema;
+  }
+  return new Migrator({
+    db,
+    provider,
+    migrationTableName: 'berth_migrations',
+    migrationLockTableName: 'berth_migrations_lock',
+    ...(migrationTableSchema ? { migrationTableSchema } : {}),
+  });
 }
 
 export interface MigrationStatus {
@@ -258,7 +274,7 @@ function newerError(unknown: string[]): Error {
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
   const before = await migrationStatus(db, dialect);
   if (before.unknown.length) throw newerError(before.unknown);
-  const { error, results } = await createMigrator(db, dialect).migrateToLatest();
+  const { error, results } = await (await createMigrator(db, dialect)).migrateToLatest();
   for (const r of results ?? []) {
     if (r.status === 'Error') throw new Error(`migration ${r.migrationName} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
