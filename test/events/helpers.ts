@@ -45,6 +45,8 @@ export interface BerthOptions {
   events?: Partial<Config['events']>;
   webhooks?: Partial<Config['webhooks']>;
   metrics?: Partial<Config['metrics']>;
+  /** The egress policy: closed by default, as in production; webhook tests open their loopback receivers. */
+  egress?: Partial<Config['egress']>;
   listen?: boolean;
   /** An existing data folder (kept on close), e.g. to restart on it. */
   dir?: string;
@@ -61,6 +63,7 @@ export async function openBerth(opts: BerthOptions = {}): Promise<EventsBerth> {
       ...(opts.events ? { events: opts.events as Config['events'] } : {}),
       ...(opts.webhooks ? { webhooks: opts.webhooks as Config['webhooks'] } : {}),
       ...(opts.metrics ? { metrics: opts.metrics as Config['metrics'] } : {}),
+      ...(opts.egress ? { egress: opts.egress as Config['egress'] } : {}),
     },
   });
   const berth = await createBerth(config, false);

@@ -30,6 +30,8 @@ import {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SECRET = 'a-webhook-secret-of-some-length';
+/** The receivers listen on loopback, which the egress policy refuses unless allowed. */
+const LOOPBACK = { allow: ['127.0.0.1'] };
 
 function hmac(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -47,7 +49,7 @@ describe('webhooks', () => {
 
   before(async () => {
     // small backoff: 100 ms, 200 ms, 400 ms, …
-    b = await openBerth({ events: { flushIntervalMs: 20 }, webhooks: { backoffBaseMs: 100, maxAttempts: 4, pollIntervalMs: 50, timeoutMs: 2000 } });
+    b = await openBerth({ events: { flushIntervalMs: 20 }, webhooks: { backoffBaseMs: 100, maxAttempts: 4, pollIntervalMs: 50, timeoutMs: 2000 }, egress: LOOPBACK });
     t = await setupTenancy(b.app);
   });
   after(async () => {
@@ -220,7 +222,7 @@ describe('webhooks', () => {
 
   it('deliveries are in the database: another Berth on it (a restart, another node) sends them', async () => {
     const rx = await receiver();
-    const first = await openBerth({ webhooks: { pollIntervalMs: 50 } });
+    const first = await openBerth({ webhooks: { pollIntervalMs: 50 }, egress: LOOPBACK });
     const dir = first.dir;
     await apiOk(first.app, 'POST', '/api/v1/orgs', ADMIN, { name: 'acme' }, 201);
     await apiOk(first.app, 'POST', '/api/v1/owners/acme/repos', ADMIN, { name: 'prod' }, 201);
@@ -232,7 +234,7 @@ describe('webhooks', () => {
     assert.equal(rx.received.length, 0);
     await first.berth.close(); // keeps the folder: the test removes it
 
-    const second = await openBerth({ dir, webhooks: { pollIntervalMs: 50 } });
+    const second = await openBerth({ dir, webhooks: { pollIntervalMs: 50 }, egress: LOOPBACK });
     try {
       const [got] = await rx.waitFor(1);
       assert.equal(JSON.parse(got!.body).digest, img.digest);
@@ -244,7 +246,7 @@ describe('webhooks', () => {
   });
 
   it('berth webhook add | list | test | deliveries | rm (the CLI)', async () => {
-    const srv = await openBerth({ listen: true });
+    const srv = await openBerth({ listen: true, egress: LOOPBACK });
     const rx = await receiver();
     try {
       await apiOk(srv.app, 'POST', '/api/v1/orgs', ADMIN, { name: 'acme' }, 201);

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/schema.ts';
 import { createBerth, type Berth } from '../../src/main.ts';
+import type { Resolve } from '../../src/core/egress/egress.ts';
 import { onExit } from '../helpers/e2e.ts';
 import { freePort } from '../helpers/server.ts';
 
@@ -184,15 +185,29 @@ export interface ProxyBerth {
   close(): Promise<void>;
 }
 
-/** An in-process Berth on loopback with organisation `acme`, the pull-through cache configured by `proxy`. */
-export async function startProxyBerth(proxy: Record<string, unknown> = {}): Promise<ProxyBerth> {
+/**
+ * An in-process Berth on loopback with organisation `acme`, the pull-through cache configured by
+ * `proxy`. The upstream fixtures listen on 127.0.0.1, which the egress policy refuses by
+ * default: `egressAllow` (default `127.0.0.1`) opens them explicitly.
+ */
+export async function startProxyBerth(
+  proxy: Record<string, unknown> = {},
+  opts: { egressAllow?: string[]; resolve?: Resolve } = {},
+): Promise<ProxyBerth> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'berth-proxy-'));
   const port = await freePort();
   const berth = await createBerth(
     loadConfig({
       env: { BERTH_ADMIN_PASSWORD: ADMIN_PASSWORD },
-      overrides: { data: dir, listen: `127.0.0.1:${port}`, proxy: { backoffMs: 50, retries: 1, timeoutMs: 10_000, ...proxy } as never },
+      overrides: {
+        data: dir,
+        listen: `127.0.0.1:${port}`,
+        proxy: { backoffMs: 50, retries: 1, timeoutMs: 10_000, ...proxy } as never,
+        egress: { allow: opts.egressAllow ?? ['127.0.0.1'] },
+      },
     }),
+    false,
+    opts.resolve ? { resolve: opts.resolve } : {},
   );
   await berth.app.listen({ host: '127.0.0.1', port });
   const acme = await berth.accessStore.createOwner('acme', 'org');
