@@ -118,6 +118,8 @@ export async function startTestProxy(
     hang?: boolean;
     /** Send half of each blob body, then stall. */
     stallBlobs?: boolean;
+    /** Hold each blob GET this long before relaying it. */
+    delayBlobsMs?: number;
   } = {},
 ): Promise<TestProxy> {
   const counts = new Map<string, number>();
@@ -133,6 +135,12 @@ export async function startTestProxy(
       res.writeHead(opts.failStatus ?? 503, { 'content-type': 'text/plain' }).end('try later');
       return;
     }
+    if (isBlobGet && opts.delayBlobsMs) {
+      setTimeout(relay, opts.delayBlobsMs);
+      return;
+    }
+    relay();
+    function relay() {
     const up = http.request(
       { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
       (ures) => {
@@ -158,6 +166,7 @@ export async function startTestProxy(
     );
     up.on('error', () => res.destroy());
     req.pipe(up);
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address() as { port: number };
