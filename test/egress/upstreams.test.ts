@@ -208,6 +208,8 @@ describe('upstreams and the egress policy', () => {
       json: ['application/json', '{"internal":"INTERNAL-SECRET","schemaVersion":2}'],
       html: ['text/html', '<html>INTERNAL-SECRET admin console</html>'],
       other: ['application/vnd.example+json', '{"schemaVersion":2,"mediaType":"application/vnd.example+json"}'],
+      broken: [OCI_MANIFEST, 'INTERNAL-SECRET, not JSON at all'],
+      generic: ['application/octet-stream', '{"schemaVersion":2,"mediaType":"text/INTERNAL-SECRET"}'],
     };
     const odd = await server(
       registry((req, res) => {

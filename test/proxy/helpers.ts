@@ -135,38 +135,35 @@ export async function startTestProxy(
       res.writeHead(opts.failStatus ?? 503, { 'content-type': 'text/plain' }).end('try later');
       return;
     }
-    if (isBlobGet && opts.delayBlobsMs) {
-      setTimeout(relay, opts.delayBlobsMs);
-      return;
-    }
-    relay();
-    function relay() {
-    const up = http.request(
-      { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
-      (ures) => {
-        res.writeHead(ures.statusCode ?? 502, ures.headers);
-        let flipped = false;
-        let sent = 0;
-        const total = Number(ures.headers['content-length'] ?? 0);
-        ures.on('data', (chunk: Buffer) => {
-          if (opts.stallBlobs && isBlobGet) {
-            if (sent >= total / 2) return; // swallow the rest: the body stalls
-            sent += chunk.length;
-          }
-          if (opts.corrupt && isBlobGet && !flipped && chunk.length > 0) {
-            chunk = Buffer.from(chunk);
-            chunk[Math.floor(chunk.length / 2)]! ^= 0xff;
-            flipped = true;
-          }
-          res.write(chunk);
-        });
-        ures.on('end', () => res.end());
-        ures.on('error', () => res.destroy());
-      },
-    );
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-    }
+    const relay = () => {
+      const up = http.request(
+        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
+        (ures) => {
+          res.writeHead(ures.statusCode ?? 502, ures.headers);
+          let flipped = false;
+          let sent = 0;
+          const total = Number(ures.headers['content-length'] ?? 0);
+          ures.on('data', (chunk: Buffer) => {
+            if (opts.stallBlobs && isBlobGet) {
+              if (sent >= total / 2) return; // swallow the rest: the body stalls
+              sent += chunk.length;
+            }
+            if (opts.corrupt && isBlobGet && !flipped && chunk.length > 0) {
+              chunk = Buffer.from(chunk);
+              chunk[Math.floor(chunk.length / 2)]! ^= 0xff;
+              flipped = true;
+            }
+            res.write(chunk);
+          });
+          ures.on('end', () => res.end());
+          ures.on('error', () => res.destroy());
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    };
+    if (isBlobGet && opts.delayBlobsMs) setTimeout(relay, opts.delayBlobsMs);
+    else relay();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address() as { port: number };

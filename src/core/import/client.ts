@@ -18,7 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { digestOf, looksLikeDigest, parseDigest } from '../content/digest.ts';
 import { baseMediaType, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../content/media-types.ts';
 import { ImportError } from './errors.ts';
-import { type Egress, EgressError, CONNECT_FAILED, portOf } from '../egress/egress.ts';
+import { CONNECT_FAILED, type Egress, portOf } from '../egress/egress.ts';
 import type { TargetRegistry } from './importer.ts';
 
 export interface RegistryClientOptions {

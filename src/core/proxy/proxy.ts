@@ -354,7 +354,8 @@ export class UpstreamProxy {
       parsed = parseManifest(bytes, mediaType);
     } catch (e) {
       if (!(e instanceof RegistryError)) throw e;
-      throw new RegistryError('UPSTREAM_UNAVAILABLE', `the upstream's answer for ${name}:${ref} is not a valid manifest: ${e.message}`.slice(0, 500));
+      // Not the parser's message: it may quote the answer (JSON.parse does).
+      throw new RegistryError('UPSTREAM_UNAVAILABLE', `the upstream's answer for ${name}${ref.includes(':') ? '@' : ':'}${ref} is not a manifest of a known media type`);
     }
     if (!cache) return { digest: digestOf(bytes), mediaType: parsed.mediaType, size: bytes.length, payload: bytes };
     const put = await this.manifests.put(name, ref, bytes, parsed.mediaType, { cached: true });
