@@ -5,6 +5,13 @@
  * timed out, and the allow-list opening exactly what it names.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { CONNECT_FAILED, Egress, EgressError, send } from '../../src/core/egress/egress.ts';
 import { closedPort, type CountingServer, countingServer, REFUSED_HOSTS, tableResolver } from './helpers.ts';
@@ -116,6 +123,36 @@ describe('egress at connect time', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('TLS: the connection goes to the checked address, the certificate is verified against the name', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-egress-tls-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await new Promise<void>((resolve, reject) =>
+      execFile(
+        'openssl',
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=registry.test',
+          '-addext', 'subjectAltName=DNS:registry.test', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')],
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+    const cert = await readFile(path.join(dir, 'cert.pem'));
+    let sni: string | false | null = null;
+    const srv = https.createServer({ key: await readFile(path.join(dir, 'key.pem')), cert }, (_req, res) => res.end('tls'));
+    srv.on('secureConnection', (s: TLSSocket) => (sni = s.servername));
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => srv.close(resolve)));
+    const port = (srv.address() as AddressInfo).port;
+    const egress = new Egress({ allow: ['127.0.0.1'], resolve: tableResolver({ 'registry.test': ['127.0.0.1'] }) });
+    const call = (url: string, ca?: Buffer) =>
+      send(new URL(url), { method: 'POST', headers: {}, agents: { 'http:': egress.agent('http:'), 'https:': egress.agent('https:', { keepAlive: false, ...(ca ? { ca } : {}) }) }, timeoutMs: 2000 }).then(
+        (r) => `HTTP ${r.status}`,
+        (e: EgressError) => `${e.message} (${e.reason})`,
+      );
+    assert.equal(await call(`https://registry.test:${port}/`, cert), 'HTTP 200');
+    assert.equal(sni, 'registry.test', 'SNI names the host');
+    assert.match(await call(`https://127.0.0.1:${port}/`, cert), /^connection failed \(.*ERR_TLS_CERT_ALTNAME_INVALID/, 'the address is not the name');
+    assert.match(await call(`https://registry.test:${port}/`), /^connection failed \(.*SELF_SIGNED/, "an untrusted certificate");
   });
 
   it('a refused name at save time says why; an unresolvable one is left to connect time', async () => {

@@ -54,6 +54,8 @@ export interface AgentOptions {
   maxSockets?: number;
   /** Verify TLS certificates (default true). */
   rejectUnauthorized?: boolean;
+  /** Certificate authorities to trust instead of Node's bundle. */
+  ca?: string | Buffer;
   connectTimeoutMs?: number;
 }
 
@@ -129,7 +131,9 @@ export class Egress {
   agent(protocol: 'http:' | 'https:', opts: AgentOptions = {}): http.Agent {
     const base = { keepAlive: opts.keepAlive ?? true, maxSockets: opts.maxSockets ?? 32 };
     const timeoutMs = opts.connectTimeoutMs ?? this.connectTimeoutMs;
-    if (protocol === 'https:') return new GuardedHttpsAgent(this, { ...base, rejectUnauthorized: opts.rejectUnauthorized ?? true }, timeoutMs);
+    if (protocol === 'https:') {
+      return new GuardedHttpsAgent(this, { ...base, rejectUnauthorized: opts.rejectUnauthorized ?? true, ...(opts.ca ? { ca: opts.ca } : {}) }, timeoutMs);
+    }
     return new GuardedHttpAgent(this, base, timeoutMs);
   }
 
