@@ -74,7 +74,7 @@ export async function createBerth(
   const log = logger === false ? undefined : logger;
   const registry = new Registry(meta, blobStore, access, tokens, {
     ...(s3?.redirect ? { redirectSeconds: s3.redirectExpiresSeconds } : {}),
-    proxy: config.proxy,
+    proxy: { ...config.proxy, onUpstreamError: (url, reason) => log?.warn({ upstream: url, reason }, 'upstream unreachable') },
     egress: new Egress({ allow: config.egress.allow, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) }),
     events: {
       store: events,

@@ -35,6 +35,8 @@ export interface ProxyOptions {
   backoffMs: number;
   /** Key material for encrypting upstream passwords; else generated once into the settings table. */
   secretKey?: string;
+  /** The real reason an upstream could not be reached, for the server's log (clients read only "connection failed"). */
+  onUpstreamError?: (url: string, reason: string) => void;
 }
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = { tagTtlSeconds: 300, timeoutMs: 30_000, retries: 2, backoffMs: 250 };
@@ -271,6 +273,8 @@ export class UpstreamProxy {
           if (e instanceof RegistryError) throw e;
           if (!retryable(e) || attempt >= this.opts.retries) {
             errors.push(`${cand.upstream.url}: ${(e as Error).message}`);
+            const cause = (e as { cause?: unknown }).cause;
+            if (cause) this.opts.onUpstreamError?.(cand.upstream.url, cause instanceof EgressError ? cause.reason : String((cause as Error).message ?? cause));
             break;
           }
           await sleep(this.opts.backoffMs * 2 ** attempt);
