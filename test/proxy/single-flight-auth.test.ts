@@ -60,7 +60,14 @@ test('a request joining an in-flight blob fetch is entitled through its own upst
   assert.equal(await linked('a'), true);
   assert.equal(await linked('c'), true);
   assert.equal(await linked('b'), false, 'nothing linked into b');
-  // and later, with the bytes stored, b still gets nothing without its own entitlement
+  // and later, with the bytes stored, b still gets nothing without its own entitlement…
   assert.equal((await get('b')).status, 502);
   assert.equal(await linked('b'), false);
+  // …while a repository its upstream entitles gets them linked, without a second download
+  await pb.addUpstream('d', { url: slow.url, username: 'mirror', password: 's3cret-upstream' });
+  const d = await get('d');
+  assert.equal(d.status, 200);
+  assert.equal(Buffer.from(await d.arrayBuffer()).length, layer.size);
+  assert.equal(await linked('d'), true);
+  assert.equal(slow.blobGets(layer.digest), 1, 'the stored bytes were shared');
 });

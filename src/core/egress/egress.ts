@@ -98,9 +98,9 @@ export class Egress {
   }
 
   /**
-   * The save-time check of a configured URL: http(s), no credentials in it (when `noUserInfo`),
-   * and a destination the policy allows. A name that does not resolve now is accepted (it is
-   * checked again at every connection). Throws EgressError with a reason fit for a 400.
+   * The save-time check of a configured URL: http(s), and a destination the policy allows. A
+   * name that does not resolve now (within `timeoutMs`, default 5 s) is accepted: it is checked
+   * again at every connection. Throws EgressError (refused) with a reason fit for a 400.
    */
   async validateUrl(raw: string, opts: { timeoutMs?: number } = {}): Promise<URL> {
     let url: URL;

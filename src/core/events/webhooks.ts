@@ -349,7 +349,7 @@ export class Webhooks {
         if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}${STATUS_CODES[res.status] ? ` ${STATUS_CODES[res.status]}` : ''}`;
       } catch (e) {
         // The same text whatever happened before an answer: refused, closed, unreachable, timed out.
-        error = e instanceof EgressError ? e.message : CONNECT_FAILED;
+        error = CONNECT_FAILED;
         this.opts.onDeliveryError?.(originOf(d.url), e instanceof EgressError ? e.reason : String(e));
       } finally {
         this.inFlight.delete(controller);

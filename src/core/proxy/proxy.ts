@@ -394,6 +394,19 @@ export class UpstreamProxy {
       }
       return this.fetchBlob(name, digest, cands, withBody); // a non-caching upstream: fetch our own copy
     }
+    // The bytes are here already (another repository pulled them): with our own upstream's
+    // word (HEAD, our credentials) they are linked without being downloaded again.
+    const known = await this.meta.findBlob(digest);
+    if (known) {
+      const entitled = await this.first(cands, `blob ${digest}`, async (c) => ((await c.client.hasBlob(c.remote, digest)) ? c : undefined));
+      if (!entitled) throw new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } });
+      if (entitled.value.upstream.cache) {
+        const img = await this.images.ensure(name);
+        await this.meta.saveBlob(img.id, digest, known.size, { cached: true });
+        return { kind: 'stored' };
+      }
+    }
+    if (this.blobFlights.has(key)) return this.blob(name, digest, withBody); // started while we asked
     // Registered before any await, so every concurrent request finds it.
     let settle!: { resolve: (n: number) => void; reject: (e: unknown) => void };
     const flight = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
