@@ -150,6 +150,14 @@ describe('upstreams and the egress policy', () => {
     assert.equal(sha256(Buffer.from(await ok.arrayBuffer())), LAYER);
     assert.equal(storage.requests.length, 1);
     assert.equal(storage.requests[0]!.headers.authorization, undefined, 'no credentials to the storage host');
+    // another repository entitled by the same upstream (its blob HEAD answers with a redirect too):
+    // the stored bytes are linked, not downloaded again
+    await open.addUpstream('s2', { url: toStorage.url });
+    const again = await pull(open, 's2', `blobs/${LAYER}`);
+    assert.equal(again.status, 200);
+    assert.equal(sha256(Buffer.from(await again.arrayBuffer())), LAYER);
+    assert.equal(storage.requests.length, 1);
+    assert.ok(toStorage.requests.some((r) => r.method === 'HEAD' && r.url.endsWith(`/blobs/${LAYER}`)), 'asked its own upstream first');
   });
 
   it("a token realm is checked like the first URL, and gets the upstream's credentials over plain http only when named", async () => {

@@ -449,7 +449,8 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
   async hasBlob(name: string, digest: string, signal?: AbortSignal): Promise<boolean> {
     const r = await this.request('HEAD', this.url(`/v2/${name}/blobs/${digest}`), { name, signal });
     r.res.resume();
-    if (r.status === 200) return true;
+    // Registries that keep blobs in object storage (Docker Hub among them) answer a blob HEAD with a redirect to it.
+    if (r.status === 200 || [301, 302, 303, 307, 308].includes(r.status)) return true;
     if (r.status === 404) return false;
     return this.fail(r, `HEAD ${name} blob ${digest}`);
   }
