@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { type Config, parseListen, sqlitePath, storagePath } from './config/schema.ts';
 import { Registry } from './core/registry.ts';
+import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
 import { TokenService } from './core/access/tokens.ts';
@@ -60,7 +61,12 @@ export async function openMetadata(config: Config, opts: { migrate?: boolean; ch
 }
 
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
-export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
+export async function createBerth(
+  config: Config,
+  logger: Logger | false = false,
+  /** `resolve`: name resolution for outbound requests (tests give a table; default the system's). */
+  hooks: { resolve?: Resolve } = {},
+): Promise<Berth> {
   const blobStore = await openBlobStore(config);
   const { meta, access, events } = await openMetadata(config);
   const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
@@ -68,7 +74,8 @@ export async function createBerth(config: Config, logger: Logger | false = false
   const log = logger === false ? undefined : logger;
   const registry = new Registry(meta, blobStore, access, tokens, {
     ...(s3?.redirect ? { redirectSeconds: s3.redirectExpiresSeconds } : {}),
-    proxy: config.proxy,
+    proxy: { ...config.proxy, onUpstreamError: (url, reason) => log?.warn({ upstream: url, reason }, 'upstream unreachable') },
+    egress: new Egress({ allow: config.egress.allow, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) }),
     events: {
       store: events,
       bus: {
@@ -78,7 +85,11 @@ export async function createBerth(config: Config, logger: Logger | false = false
         flushIntervalMs: config.events.flushIntervalMs,
         onError: (e, lost) => log?.error({ err: e, lost }, 'writing events failed'),
       },
-      webhooks: { ...config.webhooks, onError: (e) => log?.error({ err: e }, 'webhook delivery worker failed') },
+      webhooks: {
+        ...config.webhooks,
+        onError: (e) => log?.error({ err: e }, 'webhook delivery worker failed'),
+        onDeliveryError: (origin, reason) => log?.warn({ origin, reason }, 'webhook delivery attempt failed'),
+      },
     },
   });
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseAllowEntry } from '../core/egress/policy.ts';
 
 /** One typed config (DESIGN.md §7): defaults ← YAML file (--config) ← BERTH_* environment. */
 export const ConfigSchema = z
@@ -136,6 +137,20 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ tagTtlSeconds: 300, timeoutMs: 30_000, retries: 2, backoffMs: 250 }),
+    /** Outbound requests (webhooks, upstreams, their redirects and token realms): docs/security.md. */
+    egress: z
+      .object({
+        /**
+         * Destinations opened beyond the public internet: CIDRs or addresses (`10.0.0.0/8`,
+         * `::1`), host names (`registry.internal`), or either with a port (`127.0.0.1:5000`).
+         * Empty (the default): loopback, private, link-local and other non-public addresses are refused.
+         */
+        allow: z
+          .array(z.string().refine((s) => parseAllowEntry(s) !== undefined, 'must be a CIDR, an IP address, a host name, or one of these with :PORT'))
+          .default([]),
+      })
+      .strict()
+      .default({ allow: [] }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -197,6 +212,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_TRUSTED_PROXIES: (c, v) => ((c.events ??= {}).trustedProxies = v.split(',').map((x) => x.trim()).filter(Boolean)),
   BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
   BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
+  BERTH_EGRESS_ALLOW: (c, v) => ((c.egress ??= {}).allow = v.split(',').map((x) => x.trim()).filter(Boolean)),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),
 };
 

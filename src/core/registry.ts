@@ -7,6 +7,7 @@ import { Blobs } from './content/blobs.ts';
 import { Images } from './content/images.ts';
 import { Manifests } from './content/manifests.ts';
 import { type ProxyOptions, UpstreamProxy } from './proxy/proxy.ts';
+import { Egress } from './egress/egress.ts';
 import { Tenancy } from './access/tenancy.ts';
 import type { TokenService } from './access/tokens.ts';
 import { Uploads } from './content/uploads.ts';
@@ -37,24 +38,27 @@ export class Registry {
   readonly audit: AuditLog;
   /** The pull-through cache (docs/proxy.md). */
   readonly proxy: UpstreamProxy;
+  /** Every outbound request (webhooks, upstreams) connects through it (docs/security.md). */
+  readonly egress: Egress;
 
   constructor(
     readonly meta: MetadataStore,
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
-    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions } = {},
+    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; egress?: Egress } = {},
   ) {
+    this.egress = opts.egress ?? new Egress();
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
     this.uploads = new Uploads(meta, store, this.images);
     this.manifests = new Manifests(meta, this.images);
-    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, opts.proxy);
+    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, opts.proxy, this.egress);
     this.access = new Access(accessStore);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
     const ev = opts.events;
-    this.webhooks = new Webhooks(ev?.store, this.access, ev?.webhooks ?? { maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 });
+    this.webhooks = new Webhooks(ev?.store, this.access, ev?.webhooks ?? { maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 }, this.egress);
     this.events = new EventBus(ev?.store, {
       ...(ev?.bus ?? { enabled: false, queueSize: 1, batchSize: 1, flushIntervalMs: 1000 }),
       deliveriesFor: (events) => this.webhooks.deliveriesFor(events),

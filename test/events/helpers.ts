@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { type Config, loadConfig } from '../../src/config/schema.ts';
 import { createBerth, type Berth } from '../../src/main.ts';
+import type { Resolve } from '../../src/core/egress/egress.ts';
 
 export const ADMIN_PASSWORD = 'events-admin-pw-1';
 export const USER_PASSWORD = 'events-user-pw-1';
@@ -45,6 +46,10 @@ export interface BerthOptions {
   events?: Partial<Config['events']>;
   webhooks?: Partial<Config['webhooks']>;
   metrics?: Partial<Config['metrics']>;
+  /** The egress policy: closed by default, as in production; webhook tests open their loopback receivers. */
+  egress?: Partial<Config['egress']>;
+  /** Name resolution for outbound requests (a test's table). */
+  resolve?: Resolve;
   listen?: boolean;
   /** An existing data folder (kept on close), e.g. to restart on it. */
   dir?: string;
@@ -61,9 +66,10 @@ export async function openBerth(opts: BerthOptions = {}): Promise<EventsBerth> {
       ...(opts.events ? { events: opts.events as Config['events'] } : {}),
       ...(opts.webhooks ? { webhooks: opts.webhooks as Config['webhooks'] } : {}),
       ...(opts.metrics ? { metrics: opts.metrics as Config['metrics'] } : {}),
+      ...(opts.egress ? { egress: opts.egress as Config['egress'] } : {}),
     },
   });
-  const berth = await createBerth(config, false);
+  const berth = await createBerth(config, false, opts.resolve ? { resolve: opts.resolve } : {});
   await berth.app.ready();
   let url = '';
   if (opts.listen) url = (await berth.app.listen({ host: '127.0.0.1', port: 0 })).replace('localhost', '127.0.0.1');

@@ -13,7 +13,8 @@ describe('/metrics', () => {
   let pushedBytes = 0;
 
   before(async () => {
-    b = await openBerth({ webhooks: { backoffBaseMs: 10, maxAttempts: 2, pollIntervalMs: 20 } });
+    // the receiver listens on loopback: opened explicitly, as the egress policy is closed by default
+    b = await openBerth({ webhooks: { backoffBaseMs: 10, maxAttempts: 2, pollIntervalMs: 20 }, egress: { allow: ['127.0.0.1'] } });
     await apiOk(b.app, 'POST', '/api/v1/orgs', ADMIN, { name: 'acme' }, 201);
     await apiOk(b.app, 'POST', '/api/v1/owners/acme/repos', ADMIN, { name: 'prod' }, 201);
     const rx = await startReceiver((i) => (i === 0 ? 200 : 500));

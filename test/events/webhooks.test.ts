@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -30,6 +32,8 @@ import {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SECRET = 'a-webhook-secret-of-some-length';
+/** The receivers listen on loopback, which the egress policy refuses unless allowed. */
+const LOOPBACK = { allow: ['127.0.0.1'] };
 
 function hmac(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -47,7 +51,7 @@ describe('webhooks', () => {
 
   before(async () => {
     // small backoff: 100 ms, 200 ms, 400 ms, …
-    b = await openBerth({ events: { flushIntervalMs: 20 }, webhooks: { backoffBaseMs: 100, maxAttempts: 4, pollIntervalMs: 50, timeoutMs: 2000 } });
+    b = await openBerth({ events: { flushIntervalMs: 20 }, webhooks: { backoffBaseMs: 100, maxAttempts: 4, pollIntervalMs: 50, timeoutMs: 2000 }, egress: LOOPBACK });
     t = await setupTenancy(b.app);
   });
   after(async () => {
@@ -160,7 +164,43 @@ describe('webhooks', () => {
     const down = await apiOk(b.app, 'POST', `${hooks}/${hook.id}/test`, t.bob, undefined, 200);
     assert.deepEqual([down.status, down.attempts, down.responseStatus], ['pending', 1, null]);
     assert.ok(down.error && down.nextAttemptAt, JSON.stringify(down));
+    assert.equal(down.error, 'connection failed', 'one text, whatever the network said');
     await apiOk(b.app, 'DELETE', `${hooks}/${hook.id}`, t.bob, undefined, 204);
+  });
+
+  it("the test endpoint and the delivery log give a status and its reason, never the receiver's body; redirects are not followed", async () => {
+    const internal = await createServer((req, res) => {
+      if (req.url === '/redirect') res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end('moved');
+      else res.writeHead(500, { 'content-type': 'application/json' }).end('{"secret":"INTERNAL-DATA-123","stack":"at internal.js:1"}');
+    });
+    await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(internal.address() as AddressInfo).port}`;
+    try {
+      const echo = await apiOk(b.app, 'POST', hooks, t.bob, { url: `${base}/hook`, events: ['push'] }, 201);
+      const d = await apiOk(b.app, 'POST', `${hooks}/${echo.id}/test`, t.bob, undefined, 200);
+      assert.deepEqual([d.responseStatus, d.error], [500, 'HTTP 500 Internal Server Error']);
+      const log = await api(b.app, 'GET', `${hooks}/${echo.id}/deliveries`, t.bob);
+      assert.ok(!log.res.body.includes('INTERNAL-DATA') && !log.res.body.includes('internal.js'), log.res.body);
+      const moved = await apiOk(b.app, 'POST', hooks, t.bob, { url: `${base}/redirect`, events: ['push'] }, 201);
+      const m = await apiOk(b.app, 'POST', `${hooks}/${moved.id}/test`, t.bob, undefined, 200);
+      assert.deepEqual([m.responseStatus, m.error], [302, 'HTTP 302 Found'], 'a redirect is a failed delivery, not followed');
+      for (const id of [echo.id, moved.id]) await apiOk(b.app, 'DELETE', `${hooks}/${id}`, t.bob, undefined, 204);
+    } finally {
+      internal.closeAllConnections();
+      await new Promise((resolve) => internal.close(resolve));
+    }
+  });
+
+  it('with the default (closed) egress policy, a loopback receiver is refused when saved', async () => {
+    const closed = await openBerth({});
+    try {
+      await setupTenancy(closed.app);
+      const r = await api(closed.app, 'POST', hooks, ADMIN, { url: 'http://127.0.0.1:9/x', events: ['push'] });
+      assert.equal(r.status, 400);
+      assert.match(r.json.errors[0].message, /egress policy: 127\.0\.0\.1 is a loopback address/);
+    } finally {
+      await closed.close();
+    }
   });
 
   it('lists without secrets, updates, deletes; validates URL and events', async () => {
@@ -220,7 +260,7 @@ describe('webhooks', () => {
 
   it('deliveries are in the database: another Berth on it (a restart, another node) sends them', async () => {
     const rx = await receiver();
-    const first = await openBerth({ webhooks: { pollIntervalMs: 50 } });
+    const first = await openBerth({ webhooks: { pollIntervalMs: 50 }, egress: LOOPBACK });
     const dir = first.dir;
     await apiOk(first.app, 'POST', '/api/v1/orgs', ADMIN, { name: 'acme' }, 201);
     await apiOk(first.app, 'POST', '/api/v1/owners/acme/repos', ADMIN, { name: 'prod' }, 201);
@@ -232,7 +272,7 @@ describe('webhooks', () => {
     assert.equal(rx.received.length, 0);
     await first.berth.close(); // keeps the folder: the test removes it
 
-    const second = await openBerth({ dir, webhooks: { pollIntervalMs: 50 } });
+    const second = await openBerth({ dir, webhooks: { pollIntervalMs: 50 }, egress: LOOPBACK });
     try {
       const [got] = await rx.waitFor(1);
       assert.equal(JSON.parse(got!.body).digest, img.digest);
@@ -244,7 +284,7 @@ describe('webhooks', () => {
   });
 
   it('berth webhook add | list | test | deliveries | rm (the CLI)', async () => {
-    const srv = await openBerth({ listen: true });
+    const srv = await openBerth({ listen: true, egress: LOOPBACK });
     const rx = await receiver();
     try {
       await apiOk(srv.app, 'POST', '/api/v1/orgs', ADMIN, { name: 'acme' }, 201);

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/schema.ts';
 import { createBerth, type Berth } from '../../src/main.ts';
+import type { Resolve } from '../../src/core/egress/egress.ts';
 import { onExit } from '../helpers/e2e.ts';
 import { freePort } from '../helpers/server.ts';
 
@@ -117,6 +118,8 @@ export async function startTestProxy(
     hang?: boolean;
     /** Send half of each blob body, then stall. */
     stallBlobs?: boolean;
+    /** Hold each blob GET this long before relaying it. */
+    delayBlobsMs?: number;
   } = {},
 ): Promise<TestProxy> {
   const counts = new Map<string, number>();
@@ -132,31 +135,35 @@ export async function startTestProxy(
       res.writeHead(opts.failStatus ?? 503, { 'content-type': 'text/plain' }).end('try later');
       return;
     }
-    const up = http.request(
-      { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
-      (ures) => {
-        res.writeHead(ures.statusCode ?? 502, ures.headers);
-        let flipped = false;
-        let sent = 0;
-        const total = Number(ures.headers['content-length'] ?? 0);
-        ures.on('data', (chunk: Buffer) => {
-          if (opts.stallBlobs && isBlobGet) {
-            if (sent >= total / 2) return; // swallow the rest: the body stalls
-            sent += chunk.length;
-          }
-          if (opts.corrupt && isBlobGet && !flipped && chunk.length > 0) {
-            chunk = Buffer.from(chunk);
-            chunk[Math.floor(chunk.length / 2)]! ^= 0xff;
-            flipped = true;
-          }
-          res.write(chunk);
-        });
-        ures.on('end', () => res.end());
-        ures.on('error', () => res.destroy());
-      },
-    );
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+    const relay = () => {
+      const up = http.request(
+        { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
+        (ures) => {
+          res.writeHead(ures.statusCode ?? 502, ures.headers);
+          let flipped = false;
+          let sent = 0;
+          const total = Number(ures.headers['content-length'] ?? 0);
+          ures.on('data', (chunk: Buffer) => {
+            if (opts.stallBlobs && isBlobGet) {
+              if (sent >= total / 2) return; // swallow the rest: the body stalls
+              sent += chunk.length;
+            }
+            if (opts.corrupt && isBlobGet && !flipped && chunk.length > 0) {
+              chunk = Buffer.from(chunk);
+              chunk[Math.floor(chunk.length / 2)]! ^= 0xff;
+              flipped = true;
+            }
+            res.write(chunk);
+          });
+          ures.on('end', () => res.end());
+          ures.on('error', () => res.destroy());
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    };
+    if (isBlobGet && opts.delayBlobsMs) setTimeout(relay, opts.delayBlobsMs);
+    else relay();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address() as { port: number };
@@ -184,15 +191,29 @@ export interface ProxyBerth {
   close(): Promise<void>;
 }
 
-/** An in-process Berth on loopback with organisation `acme`, the pull-through cache configured by `proxy`. */
-export async function startProxyBerth(proxy: Record<string, unknown> = {}): Promise<ProxyBerth> {
+/**
+ * An in-process Berth on loopback with organisation `acme`, the pull-through cache configured by
+ * `proxy`. The upstream fixtures listen on 127.0.0.1, which the egress policy refuses by
+ * default: `egressAllow` (default `127.0.0.1`) opens them explicitly.
+ */
+export async function startProxyBerth(
+  proxy: Record<string, unknown> = {},
+  opts: { egressAllow?: string[]; resolve?: Resolve } = {},
+): Promise<ProxyBerth> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'berth-proxy-'));
   const port = await freePort();
   const berth = await createBerth(
     loadConfig({
       env: { BERTH_ADMIN_PASSWORD: ADMIN_PASSWORD },
-      overrides: { data: dir, listen: `127.0.0.1:${port}`, proxy: { backoffMs: 50, retries: 1, timeoutMs: 10_000, ...proxy } as never },
+      overrides: {
+        data: dir,
+        listen: `127.0.0.1:${port}`,
+        proxy: { backoffMs: 50, retries: 1, timeoutMs: 10_000, ...proxy } as never,
+        egress: { allow: opts.egressAllow ?? ['127.0.0.1'] },
+      },
     }),
+    false,
+    opts.resolve ? { resolve: opts.resolve } : {},
   );
   await berth.app.listen({ host: '127.0.0.1', port });
   const acme = await berth.accessStore.createOwner('acme', 'org');

@@ -1,7 +1,9 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { type Agent, STATUS_CODES } from 'node:http';
 import type { Access, Identity } from '../access/access.ts';
 import { actorOf } from './bus.ts';
 import { ApiError } from '../access/tenancy.ts';
+import { CONNECT_FAILED, Egress, EgressError, send } from '../egress/egress.ts';
 import type { RepositoryRecord } from '../../metadata/access-store.ts';
 import type {
   ActiveWebhook,
@@ -12,6 +14,15 @@ import type {
   NewEvent,
   WebhookRecord,
 } from '../../metadata/event-store.ts';
+
+/** Where a URL points, without its path and query (which may carry a receiver's token). */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(invalid URL)';
+  }
+}
 
 /** Events a webhook may subscribe to. `ping` is only sent by the test endpoint. */
 export const WEBHOOK_EVENTS = ['push', 'delete', 'pull'] as const;
@@ -26,6 +37,8 @@ export interface WebhookOptions {
   /** How long the list of active webhooks is cached for matching events (other nodes' changes show up after this). */
   cacheTtlMs?: number;
   onError?: (e: unknown) => void;
+  /** The real reason of a failed attempt, with the receiver's origin (for the server's log; tenants see only CONNECT_FAILED). */
+  onDeliveryError?: (origin: string, reason: string) => void;
 }
 
 export interface DeliveryStats {
@@ -49,7 +62,8 @@ function toPublic(w: WebhookRecord, repository: string): PublicWebhook {
   return { ...rest, repository };
 }
 
-function validUrl(raw: string): string {
+/** A webhook URL as saved: http(s), no credentials, a destination the egress policy allows now. */
+async function validUrl(egress: Egress, raw: string): Promise<string> {
   let u: URL;
   try {
     u = new URL(raw);
@@ -58,6 +72,12 @@ function validUrl(raw: string): string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ApiError(400, 'INVALID', 'a webhook URL must be http:// or https://');
   if (u.username || u.password) throw new ApiError(400, 'INVALID', 'a webhook URL must not carry credentials: use the secret');
+  try {
+    await egress.validateUrl(u.toString());
+  } catch (e) {
+    if (!(e instanceof EgressError)) throw e;
+    throw new ApiError(400, 'INVALID', `webhook URL refused by the egress policy: ${e.reason} (an operator may allow it with egress.allow)`);
+  }
   return u.toString();
 }
 
@@ -100,6 +120,7 @@ export function eventPayload(deliveryId: string, eventId: number, e: NewEvent): 
  * runs in a request; a restart or another node continues what is pending.
  */
 export class Webhooks {
+  private readonly agents: { 'http:': Agent; 'https:': Agent };
   readonly stats: DeliveryStats = { delivered: 0, retried: 0, failed: 0 };
   private cache: { until: number; byRepository: Map<string, ActiveWebhook[]> } | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -112,7 +133,10 @@ export class Webhooks {
     private readonly store: EventStore | undefined,
     private readonly access: Access,
     private readonly opts: WebhookOptions,
-  ) {}
+    private readonly egress: Egress = new Egress(),
+  ) {
+    this.agents = { 'http:': egress.agent('http:', { maxSockets: 16 }), 'https:': egress.agent('https:', { maxSockets: 16 }) };
+  }
 
   private requireStore(): EventStore {
     if (!this.store) throw new ApiError(503, 'UNAVAILABLE', 'events are not configured on this server');
@@ -145,7 +169,7 @@ export class Webhooks {
     const secret = w.secret ?? randomBytes(24).toString('base64url');
     const hook = await this.requireStore().createWebhook({
       repositoryId: repo.id,
-      url: validUrl(w.url),
+      url: await validUrl(this.egress, w.url),
       secret,
       events: validEvents(w.events),
       active: w.active ?? true,
@@ -169,7 +193,7 @@ export class Webhooks {
   ): Promise<PublicWebhook> {
     await this.hookOf(actor, owner, name, id);
     await this.requireStore().updateWebhook(id, {
-      ...(changes.url !== undefined ? { url: validUrl(changes.url) } : {}),
+      ...(changes.url !== undefined ? { url: await validUrl(this.egress, changes.url) } : {}),
       ...(changes.events !== undefined ? { events: validEvents(changes.events) } : {}),
       ...(changes.active !== undefined ? { active: changes.active } : {}),
     });
@@ -261,6 +285,8 @@ export class Webhooks {
     this.timer = undefined;
     for (const c of this.inFlight) c.abort();
     await this.running;
+    this.agents['http:'].destroy(); // idle keep-alive sockets
+    this.agents['https:'].destroy();
   }
 
   /** Looks for due deliveries now (e.g. right after events that started some were written). */
@@ -303,11 +329,11 @@ export class Webhooks {
     } else {
       const controller = new AbortController();
       this.inFlight.add(controller);
-      const timer = setTimeout(() => controller.abort(new Error(`no answer in ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
       try {
-        const res = await fetch(d.url, {
+        const res = await send(new URL(d.url), {
           method: 'POST',
-          redirect: 'manual',
+          agents: this.agents,
+          timeoutMs: this.opts.timeoutMs,
           signal: controller.signal,
           headers: {
             'content-type': 'application/json',
@@ -316,19 +342,16 @@ export class Webhooks {
             'x-berth-delivery': d.id,
             'x-berth-signature': signPayload(d.secret, d.payload),
           },
-          body: d.payload,
+          body: Buffer.from(d.payload),
         });
         responseStatus = res.status;
-        // Read (and bound) the answer so the connection is reused; its content does not matter.
-        const text = await res.text().catch(() => '');
-        if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+        // A status and its standard reason: never the receiver's body (it may be anything).
+        if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}${STATUS_CODES[res.status] ? ` ${STATUS_CODES[res.status]}` : ''}`;
       } catch (e) {
-        const cause = (e as { cause?: unknown }).cause;
-        error = controller.signal.aborted
-          ? String((controller.signal.reason as Error | undefined)?.message ?? 'aborted')
-          : `${(e as Error).message}${cause ? `: ${(cause as Error).message ?? String(cause)}` : ''}`;
+        // The same text whatever happened before an answer: refused, closed, unreachable, timed out.
+        error = CONNECT_FAILED;
+        this.opts.onDeliveryError?.(originOf(d.url), e instanceof EgressError ? e.reason : String(e));
       } finally {
-        clearTimeout(timer);
         this.inFlight.delete(controller);
       }
     }

@@ -18,6 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { digestOf, looksLikeDigest, parseDigest } from '../content/digest.ts';
 import { baseMediaType, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../content/media-types.ts';
 import { ImportError } from './errors.ts';
+import { CONNECT_FAILED, type Egress, portOf } from '../egress/egress.ts';
 import type { TargetRegistry } from './importer.ts';
 
 export interface RegistryClientOptions {
@@ -30,8 +31,16 @@ export interface RegistryClientOptions {
   /** `push` (default) asks tokens for `pull,push`; `pull` for `pull`. */
   mode?: 'push' | 'pull';
   userAgent?: string;
-  /** Socket idle timeout in ms (default 5 minutes). */
+  /** Socket idle timeout in ms (default 5 minutes); with `egress` also the bound on waiting for headers and on bodies read into memory. */
   timeoutMs?: number;
+  /**
+   * The server's outbound policy (the pull-through cache): every connection, redirect and token
+   * realm is checked and pinned by it, failures before an answer read CONNECT_FAILED, error
+   * messages carry a status and a registered code but never the remote body, and a token realm
+   * on another host gets the credentials only over https (or when the operator named that host).
+   * Without it (the CLI) the client connects anywhere and quotes the registry's messages.
+   */
+  egress?: Egress;
 }
 
 export interface FetchedManifest {
@@ -91,18 +100,43 @@ export function parseChallenge(header: string | undefined): Challenge | undefine
   return { scheme, params };
 }
 
-async function readBody(res: http.IncomingMessage, limit: number): Promise<Buffer> {
+/** Reads a body into memory: at most `limit` bytes, within `deadlineMs` when given. */
+async function readBody(res: http.IncomingMessage, limit: number, deadlineMs?: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > limit) {
-      res.destroy();
-      throw new ImportError('REGISTRY', `response body over ${limit} bytes`);
+  const timer =
+    deadlineMs === undefined ? undefined : setTimeout(() => res.destroy(new ImportError('REGISTRY', `response body not complete within ${deadlineMs} ms`)), deadlineMs);
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > limit) {
+        res.destroy();
+        throw new ImportError('REGISTRY', `response body over ${limit} bytes`);
+      }
+      parts.push(chunk);
     }
-    parts.push(chunk);
+  } finally {
+    clearTimeout(timer);
   }
   return Buffer.concat(parts, n);
+}
+
+/** The OCI Distribution spec's error codes: the only remote text quoted under an egress policy. */
+const OCI_CODES = new Set([
+  'BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN', 'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED', 'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS',
+]);
+
+/** `401 Unauthorized (UNAUTHORIZED)`: the status, its standard reason and a registered code; nothing else of the body. */
+function statusText(status: number, body: Buffer): string {
+  let code: string | undefined;
+  try {
+    const c = (JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown }[] }).errors?.[0]?.code;
+    if (typeof c === 'string' && OCI_CODES.has(c)) code = c;
+  } catch {
+    /* not JSON */
+  }
+  return `${status} ${http.STATUS_CODES[status] ?? ''}${code ? ` (${code})` : ''}`.replace(/\s+/g, ' ').trim();
 }
 
 /** `401 UNAUTHORIZED: authentication required` from an OCI error body, else the status text. */
@@ -123,7 +157,7 @@ function errorText(status: number, body: Buffer): string {
 export class RegistryClient implements TargetRegistry, SourceRegistry {
   readonly location: string;
   private readonly base: URL;
-  private readonly agent: http.Agent;
+  private readonly agents: { 'http:'?: http.Agent; 'https:'?: http.Agent } = {};
   private readonly basic: string | undefined;
   private readonly actions: string;
   private challenge: Challenge | undefined;
@@ -144,8 +178,6 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
     }
     this.base = new URL(url.origin + url.pathname.replace(/\/+$/, ''));
     this.location = this.base.toString().replace(/\/$/, '');
-    const agentOpts = { keepAlive: true, maxSockets: 32 };
-    this.agent = url.protocol === 'https:' ? new https.Agent({ ...agentOpts, rejectUnauthorized: !opts.insecure }) : new http.Agent(agentOpts);
     this.basic =
       opts.username !== undefined && opts.password !== undefined
         ? `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`
@@ -155,7 +187,34 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
 
   /** Closes idle keep-alive sockets. */
   close(): void {
-    this.agent.destroy();
+    for (const a of Object.values(this.agents)) a.destroy();
+  }
+
+  /** The keep-alive agent for a protocol (checked and pinned under an egress policy). */
+  private agentFor(protocol: string): http.Agent {
+    if (protocol !== 'http:' && protocol !== 'https:') throw new ImportError('REGISTRY', `unsupported protocol ${protocol}`);
+    let a = this.agents[protocol];
+    if (!a) {
+      const o = { keepAlive: true, maxSockets: 32 };
+      const tlsVerify = !this.opts.insecure;
+      a = this.opts.egress
+        ? this.opts.egress.agent(protocol, { ...o, rejectUnauthorized: tlsVerify, connectTimeoutMs: Math.min(this.opts.egress.connectTimeoutMs, this.opts.timeoutMs ?? 300_000) })
+        : protocol === 'https:'
+          ? new https.Agent({ ...o, rejectUnauthorized: tlsVerify })
+          : new http.Agent(o);
+      this.agents[protocol] = a;
+    }
+    return a;
+  }
+
+  /** The text of a failed answer: the registry's own message for the CLI; status and code only under an egress policy. */
+  private errorText(status: number, body: Buffer): string {
+    return this.opts.egress ? statusText(status, body) : errorText(status, body);
+  }
+
+  /** The bound on reading a body into memory: under an egress policy, the timeout. */
+  private bodyDeadline(): number | undefined {
+    return this.opts.egress ? (this.opts.timeoutMs ?? 300_000) : undefined;
   }
 
   private url(p: string): URL {
@@ -173,13 +232,32 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
       const h: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'berth-import', ...headers };
       if (Buffer.isBuffer(body)) h['content-length'] = String(body.length);
       else if (!body && method !== 'GET' && method !== 'HEAD') h['content-length'] ??= '0';
-      const req = mod.request(url, { method, headers: h, agent: this.agent, timeout: this.opts.timeoutMs ?? 300_000 });
+      let agent: http.Agent;
+      try {
+        agent = this.agentFor(url.protocol);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      const timeoutMs = this.opts.timeoutMs ?? 300_000;
+      const req = mod.request(url, { method, headers: h, agent, timeout: timeoutMs });
       let settled = false;
+      const egress = this.opts.egress;
+      // Under an egress policy the answer's headers must arrive in time, however slowly they trickle.
+      const headersTimer = egress
+        ? setTimeout(() => fail(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs)
+        : undefined;
       const fail = (e: unknown) => {
         if (settled) return;
         settled = true;
+        clearTimeout(headersTimer);
         signal?.removeEventListener('abort', onAbort);
         req.destroy();
+        // One text for refused, closed, unreachable and timed out: no oracle for scanning.
+        if (egress && !(e instanceof ImportError)) {
+          reject(Object.assign(new ImportError('REGISTRY', `${url.origin}: ${CONNECT_FAILED}`), { cause: e }));
+          return;
+        }
         reject(e);
       };
       const onAbort = () => fail(new ImportError('ABORTED', 'import aborted'));
@@ -192,6 +270,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
           return;
         }
         settled = true;
+        clearTimeout(headersTimer);
         signal?.removeEventListener('abort', onAbort);
         resolve({ status: res.statusCode ?? 0, headers: res.headers, res });
       });
@@ -225,7 +304,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
         const err = e as NodeJS.ErrnoException;
         throw new ImportError('REGISTRY', `cannot reach ${this.location}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '));
       }
-      const body = await readBody(r.res, 1024 * 1024).catch(() => Buffer.alloc(0));
+      const body = await readBody(r.res, 1024 * 1024, this.bodyDeadline()).catch(() => Buffer.alloc(0));
       if (r.status === 401) {
         this.challenge = parseChallenge(headerOf(r.headers['www-authenticate']));
         if (!this.challenge) throw new ImportError('AUTH', `${this.location} answers 401 without a Bearer or Basic challenge`);
@@ -234,7 +313,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
         throw new ImportError('REGISTRY', `${this.location} is not an OCI registry (GET /v2/ → 404)`, 404);
       } else if (r.status >= 500) {
         this.pinged = undefined;
-        throw new ImportError('REGISTRY', `${this.location}: GET /v2/ → ${errorText(r.status, body)}`, r.status);
+        throw new ImportError('REGISTRY', `${this.location}: GET /v2/ → ${this.errorText(r.status, body)}`, r.status);
       }
     })();
     return this.pinged;
@@ -258,6 +337,11 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
     } catch {
       throw new ImportError('AUTH', `${this.location}: the Bearer challenge's realm "${realm}" is not a URL`);
     }
+    const egress = this.opts.egress;
+    if (egress && url.origin !== this.base.origin && url.protocol !== 'https:' && this.basic && !egress.policy.namesHost(url.hostname, portOf(url))) {
+      // Credentials cross to another host only under TLS (docker.io → auth.docker.io), or to a host the operator named.
+      throw new ImportError('AUTH', `${this.location}: the token realm ${url.origin} is another host over plain http: credentials withheld`);
+    }
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     for (const sc of scopes) url.searchParams.append('scope', sc);
     const headers: Record<string, string> = {};
@@ -269,17 +353,17 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
       if (e instanceof ImportError) throw e;
       throw new ImportError('AUTH', `cannot get a token from ${url.origin}${url.pathname}: ${(e as Error).message}`);
     }
-    const body = await readBody(r.res, 1024 * 1024);
+    const body = await readBody(r.res, 1024 * 1024, this.bodyDeadline());
     if (r.status === 401 || r.status === 403) {
       throw new ImportError(
         'AUTH',
         this.basic
-          ? `${this.location} refused the credentials of "${this.opts.username}": ${errorText(r.status, body)}`
+          ? `${this.location} refused the credentials of "${this.opts.username}": ${this.errorText(r.status, body)}`
           : `${this.location} requires credentials: give --username and --password, set BERTH_API_KEY, or run berth login`,
         r.status,
       );
     }
-    if (r.status !== 200) throw new ImportError('AUTH', `token request to ${url.origin}${url.pathname} failed: ${errorText(r.status, body)}`, r.status);
+    if (r.status !== 200) throw new ImportError('AUTH', `token request to ${url.origin}${url.pathname} failed: ${this.errorText(r.status, body)}`, r.status);
     let doc: { token?: string; access_token?: string; expires_in?: number };
     try {
       doc = JSON.parse(body.toString('utf8')) as typeof doc;
@@ -312,23 +396,34 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
       const auth = await this.authorization(opts.name, opts.alsoPull ?? [], fresh, opts.signal);
       if (auth) headers.authorization = auth;
       let r = await this.exchange(method, url, headers, opts.body, opts.signal);
-      for (let hops = 0; opts.redirects && [301, 302, 303, 307, 308].includes(r.status) && hops < 5; hops++) {
+      let at = url;
+      for (let hops = 0; opts.redirects && [301, 302, 303, 307, 308].includes(r.status); hops++) {
         const loc = headerOf(r.headers.location);
         r.res.resume();
         if (!loc) break;
-        const next = new URL(loc, url);
+        if (hops >= 5) throw new ImportError('REGISTRY', `${method} ${url.pathname}: more than 5 redirects`);
+        let next: URL;
+        try {
+          next = new URL(loc, at);
+        } catch {
+          throw new ImportError('REGISTRY', `${method} ${url.pathname}: a redirect to an invalid URL`);
+        }
         const h = { ...(opts.headers ?? {}) };
-        // credentials go only to the registry itself, never to the storage it redirects to
+        // credentials go only to the registry itself, never to the storage it redirects to;
+        // every hop connects through the same egress check as the first URL
         if (next.origin === this.base.origin && auth) h.authorization = auth;
         r = await this.exchange('GET', next, h, undefined, opts.signal);
+        at = next;
       }
+      // A challenge counts only from the registry itself: another host must not name a realm.
+      if (r.status === 401 && at.origin !== this.base.origin) return r;
       if (r.status !== 401 || round >= 2) return r;
-      const body = await readBody(r.res, 1024 * 1024).catch(() => Buffer.alloc(0));
+      const body = await readBody(r.res, 1024 * 1024, this.bodyDeadline()).catch(() => Buffer.alloc(0));
       const ch = parseChallenge(headerOf(r.headers['www-authenticate']));
-      if (!ch) throw new ImportError('AUTH', `${method} ${url.pathname}: ${errorText(401, body)}`, 401);
+      if (!ch) throw new ImportError('AUTH', `${method} ${url.pathname}: ${this.errorText(401, body)}`, 401);
       const wasBasic = this.challenge?.scheme === 'basic';
       if (ch.scheme === 'basic' && wasBasic) {
-        throw new ImportError('AUTH', `${this.location} refused the credentials${this.opts.username ? ` of "${this.opts.username}"` : ''}: ${errorText(401, body)}`, 401);
+        throw new ImportError('AUTH', `${this.location} refused the credentials${this.opts.username ? ` of "${this.opts.username}"` : ''}: ${this.errorText(401, body)}`, 401);
       }
       if (ch.scheme === 'bearer' && fresh) {
         if (!this.basic) {
@@ -336,7 +431,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
         }
         throw new ImportError(
           'AUTH',
-          `${this.location} did not grant "${this.opts.username}" ${this.actions} on ${opts.name ?? url.pathname} (${method} ${url.pathname}: ${errorText(401, body)})`,
+          `${this.location} did not grant "${this.opts.username}" ${this.actions} on ${opts.name ?? url.pathname} (${method} ${url.pathname}: ${this.errorText(401, body)})`,
           401,
         );
       }
@@ -346,15 +441,16 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
   }
 
   private async fail(r: RawResponse, doing: string): Promise<never> {
-    const body = await readBody(r.res, 1024 * 1024).catch(() => Buffer.alloc(0));
+    const body = await readBody(r.res, 1024 * 1024, this.bodyDeadline()).catch(() => Buffer.alloc(0));
     const code = r.status === 401 ? 'AUTH' : 'REGISTRY';
-    throw new ImportError(code, `${doing}: ${errorText(r.status, body)}`, r.status);
+    throw new ImportError(code, `${doing}: ${this.errorText(r.status, body)}`, r.status);
   }
 
   async hasBlob(name: string, digest: string, signal?: AbortSignal): Promise<boolean> {
     const r = await this.request('HEAD', this.url(`/v2/${name}/blobs/${digest}`), { name, signal });
     r.res.resume();
-    if (r.status === 200) return true;
+    // Registries that keep blobs in object storage (Docker Hub among them) answer a blob HEAD with a redirect to it.
+    if (r.status === 200 || [301, 302, 303, 307, 308].includes(r.status)) return true;
     if (r.status === 404) return false;
     return this.fail(r, `HEAD ${name} blob ${digest}`);
   }
@@ -411,7 +507,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
   async getManifest(name: string, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
     const r = await this.request('GET', this.url(`/v2/${name}/manifests/${reference}`), { name, signal, headers: { accept: MANIFEST_ACCEPT } });
     if (r.status !== 200) return this.fail(r, `GET ${name}${looksLikeDigest(reference) ? '@' : ':'}${reference}`);
-    const bytes = await readBody(r.res, 4 * 1024 * 1024 + 1);
+    const bytes = await readBody(r.res, 4 * 1024 * 1024 + 1, this.bodyDeadline());
     let mediaType = baseMediaType(headerOf(r.headers['content-type']));
     if (!mediaType || mediaType === 'application/json' || mediaType === 'application/octet-stream') {
       try {
@@ -456,10 +552,12 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
         return tags;
       }
       if (r.status !== 200) return this.fail(r, `GET ${name} tags`);
-      const doc = JSON.parse((await readBody(r.res, 16 * 1024 * 1024)).toString('utf8')) as { tags?: string[] | null };
-      tags.push(...(doc.tags ?? []));
+      const doc = parseJson<{ tags?: unknown }>(await readBody(r.res, 16 * 1024 * 1024, this.bodyDeadline()), `${name} tags`);
+      if (Array.isArray(doc.tags)) tags.push(...doc.tags.filter((t): t is string => typeof t === 'string'));
       const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(headerOf(r.headers.link) ?? '');
       url = link ? new URL(link[1]!, this.base) : undefined;
+      // the next page comes from the registry itself, or not at all (our token goes with it)
+      if (url && url.origin !== this.base.origin) url = undefined;
     }
     return tags;
   }
@@ -477,7 +575,7 @@ export class RegistryClient implements TargetRegistry, SourceRegistry {
       return [];
     }
     if (r.status !== 200) return this.fail(r, `GET ${name} referrers of ${digest}`);
-    const doc = JSON.parse((await readBody(r.res, 4 * 1024 * 1024)).toString('utf8')) as { manifests?: ReferrerDescriptor[] };
+    const doc = parseJson<{ manifests?: ReferrerDescriptor[] }>(await readBody(r.res, 4 * 1024 * 1024, this.bodyDeadline()), `${name} referrers of ${digest}`);
     const all = Array.isArray(doc.manifests) ? doc.manifests : [];
     return all.filter(
       (d) =>
@@ -502,6 +600,16 @@ export interface ReferrerDescriptor {
   size: number;
   artifactType?: string;
   annotations?: Record<string, string>;
+}
+
+function parseJson<T>(body: Buffer, what: string): T {
+  try {
+    const doc: unknown = JSON.parse(body.toString('utf8'));
+    if (doc === null || typeof doc !== 'object') throw new Error('not an object');
+    return doc as T;
+  } catch {
+    throw new ImportError('REGISTRY', `${what}: the registry's answer is not a JSON object`);
+  }
 }
 
 function headerOf(v: string | string[] | undefined): string | undefined {

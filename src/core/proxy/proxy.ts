@@ -14,6 +14,8 @@ import { digestOf, newHash, parseDigest } from '../content/digest.ts';
 import { parseImageName } from '../content/names.ts';
 import { type Manifests, type Page, type ReferrersIndex, parseReference } from '../content/manifests.ts';
 import { OCI_INDEX } from '../content/media-types.ts';
+import { parseManifest } from '../content/manifest.ts';
+import { Egress, EgressError } from '../egress/egress.ts';
 import type { Images } from '../content/images.ts';
 import type { Uploads } from '../content/uploads.ts';
 import { RegistryClient } from '../import/client.ts';
@@ -33,6 +35,8 @@ export interface ProxyOptions {
   backoffMs: number;
   /** Key material for encrypting upstream passwords; else generated once into the settings table. */
   secretKey?: string;
+  /** The real reason an upstream could not be reached, for the server's log (clients read only "connection failed"). */
+  onUpstreamError?: (url: string, reason: string) => void;
 }
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = { tagTtlSeconds: 300, timeoutMs: 30_000, retries: 2, backoffMs: 250 };
@@ -64,7 +68,18 @@ interface Candidate {
   /** The image's name upstream. */
   remote: string;
   client: RegistryClient;
+  /** Who Berth is at this upstream: a hash of its URL, username and password. */
+  identity: string;
 }
+
+/** A blob fetch in flight: the stored size (-1: not cached), and whose authorisation it ran under. */
+interface BlobFlight {
+  size: Promise<number>;
+  /** The identities and remote names of every candidate the fetch could use, in order. */
+  authority: string;
+}
+
+const authorityOf = (cands: Candidate[]) => cands.map((c) => `${c.identity}\0${c.remote}`).join('\n');
 
 const SECRET_SETTING = 'proxy.secretKey';
 
@@ -135,11 +150,11 @@ async function* teeHoldingLast(src: AsyncIterable<Buffer>, out: PassThrough | un
 
 export class UpstreamProxy {
   private box: Promise<SecretBox> | undefined;
-  private readonly clients = new Map<number, RegistryClient>();
+  private readonly clients = new Map<number, { client: RegistryClient; identity: string }>();
   /** When each cached tag was last revalidated by this process (`name:tag` → ms). A cache only. */
   private readonly checked = new Map<string, number>();
   /** Single-flight: one upstream fetch per missing blob digest in this process. */
-  private readonly blobFlights = new Map<string, Promise<number>>();
+  private readonly blobFlights = new Map<string, BlobFlight>();
   private readonly manifestFlights = new Map<string, Promise<ServedManifest>>();
 
   constructor(
@@ -149,6 +164,7 @@ export class UpstreamProxy {
     private readonly manifests: Manifests,
     private readonly uploads: Uploads,
     private readonly opts: ProxyOptions = DEFAULT_PROXY_OPTIONS,
+    private readonly egress: Egress = new Egress(),
   ) {}
 
   private secrets(): Promise<SecretBox> {
@@ -169,6 +185,12 @@ export class UpstreamProxy {
       throw new ApiError(400, 'INVALID', `invalid upstream URL "${u.url}"`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ApiError(400, 'INVALID', 'upstream URL must be http:// or https://');
+    try {
+      await this.egress.validateUrl(url.toString());
+    } catch (e) {
+      if (!(e instanceof EgressError)) throw e;
+      throw new ApiError(400, 'INVALID', `upstream URL refused by the egress policy: ${e.reason} (an operator may allow it with egress.allow)`);
+    }
     const norm = (p: string | undefined) => (p ? p.replace(/^\/+/, '').replace(/\/*$/, '/') : '');
     return this.access.createUpstream({
       repositoryId,
@@ -188,7 +210,7 @@ export class UpstreamProxy {
 
   async remove(repositoryId: number, id: number): Promise<boolean> {
     const ok = await this.access.removeUpstream(repositoryId, id);
-    this.clients.get(id)?.close();
+    this.clients.get(id)?.client.close();
     this.clients.delete(id);
     return ok;
   }
@@ -204,22 +226,25 @@ export class UpstreamProxy {
     const out: Candidate[] = [];
     for (const up of ups) {
       if (up.prefix && !(n.image.startsWith(up.prefix) && n.image.length > up.prefix.length)) continue;
-      out.push({ upstream: up, remote: up.remotePrefix + n.image.slice(up.prefix.length), client: await this.client(up) });
+      out.push({ upstream: up, remote: up.remotePrefix + n.image.slice(up.prefix.length), ...(await this.client(up)) });
     }
     return out;
   }
 
-  private async client(up: UpstreamRecord): Promise<RegistryClient> {
+  private async client(up: UpstreamRecord): Promise<{ client: RegistryClient; identity: string }> {
     let c = this.clients.get(up.id);
     if (!c) {
       const password = up.passwordEnc ? (await this.secrets()).decrypt(up.passwordEnc) : undefined;
-      c = new RegistryClient({
+      const client = new RegistryClient({
         url: up.url,
         ...(up.username !== null && password !== undefined ? { username: up.username, password } : {}),
         mode: 'pull',
         userAgent: 'berth-proxy',
         timeoutMs: this.opts.timeoutMs,
+        egress: this.egress,
       });
+      const identity = createHash('sha256').update(`${up.url}\0${up.username ?? ''}\0${password ?? ''}`).digest('hex');
+      c = { client, identity };
       this.clients.set(up.id, c);
     }
     return c;
@@ -248,6 +273,8 @@ export class UpstreamProxy {
           if (e instanceof RegistryError) throw e;
           if (!retryable(e) || attempt >= this.opts.retries) {
             errors.push(`${cand.upstream.url}: ${(e as Error).message}`);
+            const cause = (e as { cause?: unknown }).cause;
+            if (cause) this.opts.onUpstreamError?.(cand.upstream.url, cause instanceof EgressError ? cause.reason : String((cause as Error).message ?? cause));
             break;
           }
           await sleep(this.opts.backoffMs * 2 ** attempt);
@@ -320,10 +347,22 @@ export class UpstreamProxy {
     return this.keep(name, ref, found.value.bytes, found.value.mediaType, found.cand.upstream.cache);
   }
 
-  /** Stores a fetched manifest (when caching) by the same core function a push uses. */
+  /**
+   * Serves (and, when caching, stores by the same core function a push uses) a fetched manifest
+   * only once it parses as a manifest of a known media type: an upstream answering something
+   * else (an internal service's page, an error document) is the upstream's failure, a 502.
+   */
   private async keep(name: string, ref: string, bytes: Buffer, mediaType: string, cache: boolean): Promise<ServedManifest> {
-    if (!cache) return { digest: digestOf(bytes), mediaType, size: bytes.length, payload: bytes };
-    const put = await this.manifests.put(name, ref, bytes, mediaType, { cached: true });
+    let parsed;
+    try {
+      parsed = parseManifest(bytes, mediaType);
+    } catch (e) {
+      if (!(e instanceof RegistryError)) throw e;
+      // Not the parser's message: it may quote the answer (JSON.parse does).
+      throw new RegistryError('UPSTREAM_UNAVAILABLE', `the upstream's answer for ${name}${ref.includes(':') ? '@' : ':'}${ref} is not a manifest of a known media type`);
+    }
+    if (!cache) return { digest: digestOf(bytes), mediaType: parsed.mediaType, size: bytes.length, payload: bytes };
+    const put = await this.manifests.put(name, ref, bytes, parsed.mediaType, { cached: true });
     return this.manifests.get(name, put.digest);
   }
 
@@ -340,7 +379,14 @@ export class UpstreamProxy {
     const key = `${cands[0]!.upstream.url}\0${cands[0]!.remote}\0${digest}`;
     const running = this.blobFlights.get(key);
     if (running) {
-      const size = await running;
+      // The bytes may be shared, never the authorisation: a request whose upstreams are not
+      // exactly those of the fetch in flight (other credentials, another tenant) first asks its
+      // own upstreams whether it may have the blob, as it would have without the flight.
+      if (running.authority !== authorityOf(cands)) {
+        const allowed = await this.first(cands, `blob ${digest}`, async (c) => ((await c.client.hasBlob(c.remote, digest)) ? true : undefined));
+        if (!allowed) throw new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } });
+      }
+      const size = await running.size;
       if (size >= 0) {
         const img = await this.images.ensure(name);
         await this.meta.saveBlob(img.id, digest, size, { cached: true });
@@ -348,13 +394,27 @@ export class UpstreamProxy {
       }
       return this.fetchBlob(name, digest, cands, withBody); // a non-caching upstream: fetch our own copy
     }
+    // The bytes are here already (another repository pulled them): with our own upstream's
+    // word (HEAD, our credentials) they are linked without being downloaded again.
+    const known = await this.meta.findBlob(digest);
+    if (known) {
+      const entitled = await this.first(cands, `blob ${digest}`, async (c) => ((await c.client.hasBlob(c.remote, digest)) ? c : undefined));
+      if (!entitled) throw new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } });
+      if (entitled.value.upstream.cache) {
+        const img = await this.images.ensure(name);
+        await this.meta.saveBlob(img.id, digest, known.size, { cached: true });
+        return { kind: 'stored' };
+      }
+    }
+    if (this.blobFlights.has(key)) return this.blob(name, digest, withBody); // started while we asked
     // Registered before any await, so every concurrent request finds it.
     let settle!: { resolve: (n: number) => void; reject: (e: unknown) => void };
     const flight = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
     flight.catch(() => undefined);
-    this.blobFlights.set(key, flight);
+    const entry: BlobFlight = { size: flight, authority: authorityOf(cands) };
+    this.blobFlights.set(key, entry);
     const done = () => {
-      if (this.blobFlights.get(key) === flight) this.blobFlights.delete(key);
+      if (this.blobFlights.get(key) === entry) this.blobFlights.delete(key);
     };
     try {
       return await this.fetchBlob(name, digest, cands, withBody, (p) =>
@@ -519,7 +579,7 @@ export class UpstreamProxy {
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
+    for (const c of this.clients.values()) c.client.close();
     this.clients.clear();
   }
 }
