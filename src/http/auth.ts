@@ -6,6 +6,7 @@ import { FailureLimiter } from '../core/access/rate-limit.ts';
 import type { Registry } from '../core/registry.ts';
 import type { VerifiedToken } from '../core/access/tokens.ts';
 import { noteLogin } from './events.ts';
+import { decodeUtf8, isCleanText } from '../core/content/text.ts';
 
 /** What authentication established for one request. */
 export interface RequestAuth {
@@ -29,14 +30,24 @@ export interface AuthOptions {
 
 const ANONYMOUS: RequestAuth = { identity: { kind: 'anonymous' } };
 
-/** Parses `Authorization: Basic …`; undefined when it is not Basic. */
-export function parseBasic(header: string): { username: string; password: string } | undefined {
+/**
+ * Parses `Authorization: Basic …`: undefined when it is not Basic, null when it is garbled
+ * (not base64, not UTF-8, or a control character in the username or password).
+ */
+export function parseBasic(header: string): { username: string; password: string } | null | undefined {
+  if (!/^Basic(\s|$)/i.test(header)) return undefined;
   const m = /^Basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(header);
-  if (!m) return undefined;
-  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  if (!m) return null;
+  const text = decodeUtf8(Buffer.from(m[1]!, 'base64'));
+  if (text === undefined) return null;
   const i = text.indexOf(':');
-  if (i < 0) return { username: text, password: '' };
-  return { username: text.slice(0, i), password: text.slice(i + 1) };
+  const creds = i < 0 ? { username: text, password: '' } : { username: text.slice(0, i), password: text.slice(i + 1) };
+  return cleanCredentials(creds.username, creds.password) ? creds : null;
+}
+
+/** Usernames and passwords are plain text: a control character is never part of one. */
+export function cleanCredentials(username: string, password: string): boolean {
+  return isCleanText(username) && isCleanText(password);
 }
 
 /**
@@ -84,6 +95,10 @@ export class HttpAuth {
     let auth: RequestAuth = ANONYMOUS;
     if (header) {
       const basic = parseBasic(header);
+      if (basic === null) {
+        noteLogin(req, { ok: false, token: false, via: 'basic' });
+        throw this.unauthorized(req, 'malformed Basic credentials: base64 of UTF-8 username:password without control characters');
+      }
       if (basic) {
         auth = { identity: await this.checkBasic(req, basic.username, basic.password) };
       } else {
