@@ -76,7 +76,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   observeRequests(app, registry, metrics);
   if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
-  const auth = new HttpAuth(registry, opts.auth);
+  const auth = new HttpAuth(registry, { ...opts.auth, trustedProxies: opts.trustProxy ?? [] });
   tokenRoutes(app, registry, auth);
   distributionRoutes(app, registry, auth);
   apiRoutes(app, registry, auth);
