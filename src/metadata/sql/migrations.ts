@@ -235,9 +235,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
-export function createMigrator(db: Kysely<any>, dialect: Dialect): Migrator {
+/**
+ * `schema`: where the migration tables live (PostgreSQL: the connection's current schema).
+ * Without it Kysely looks for them in every schema of the database and, finding another
+ * Berth's, skips creating its own.
+ */
+export function createMigrator(db: Kysely<any>, dialect: Dialect, schema?: string): Migrator {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
-  return new Migrator({ db, provider, migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
+  return new Migrator({
+    db,
+    provider,
+    migrationTableName: 'berth_migrations',
+    migrationLockTableName: 'berth_migrations_lock',
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
 }
 
 export interface MigrationStatus {
@@ -272,7 +283,8 @@ function newerError(unknown: string[]): Error {
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
   const before = await migrationStatus(db, dialect);
   if (before.unknown.length) throw newerError(before.unknown);
-  const { error, results } = await createMigrator(db, dialect).migrateToLatest();
+  const schema = dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
+  const { error, results } = await createMigrator(db, dialect, schema).migrateToLatest();
   for (const r of results ?? []) {
     if (r.status === 'Error') throw new Error(`migration ${r.migrationName} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
