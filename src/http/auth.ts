@@ -200,6 +200,7 @@ export class HttpAuth {
     const hit = limited ? cached?.() : undefined;
     if (hit) {
       noteLogin(req, { ok: true, identity: hit, token, via });
+      await this.limiter.succeeded(req.ip, username!, true);
       return hit;
     }
     const state = limited ? await this.limiter.check(req.ip, username) : undefined;

@@ -43,6 +43,8 @@ const PRUNE_EVERY_MS = 60_000;
  */
 export class LoginLimiter {
   private lastPrune = 0;
+  /** Pairs this process counted a failure for (a hint: a success on a cached password clears them without a read). */
+  private readonly failedHere = new Set<string>();
 
   constructor(
     private readonly store: LoginFailureStore,
@@ -77,15 +79,23 @@ export class LoginLimiter {
     const { pair, user } = this.keys(source, username);
     const windowMs = this.limits.windowSeconds * 1000;
     await this.store.addLoginFailure([pair, user], now, now - windowMs);
+    if (this.failedHere.size >= 10_000) this.failedHere.clear();
+    this.failedHere.add(pair);
     if (now - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = now;
       void this.store.deleteLoginFailuresBefore(now - windowMs).catch(() => undefined);
     }
   }
 
-  /** A correct credential: the pair's count starts again (the username's stays). */
-  async succeeded(source: string, username: string): Promise<void> {
-    await this.store.clearLoginFailures([this.keys(source, username).pair]);
+  /**
+   * A correct credential: the pair's count starts again (the username's stays). `onlyIfSeen`:
+   * only when this process counted a failure for the pair (no store write on every request).
+   */
+  async succeeded(source: string, username: string, onlyIfSeen = false): Promise<void> {
+    const { pair } = this.keys(source, username);
+    if (onlyIfSeen && !this.failedHere.has(pair)) return;
+    this.failedHere.delete(pair);
+    await this.store.clearLoginFailures([pair]);
   }
 }
 
