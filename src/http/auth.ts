@@ -220,6 +220,8 @@ export class HttpAuth {
         req.log.info({ username: username?.slice(0, 100) }, 'failed login');
         throw this.unauthorized(req, e.message);
       }
+      // podman and skopeo print a token endpoint's message only for a 401 ("download limit reached").
+      if (e instanceof RegistryError && e.code === 'DENIED' && via === 'token_endpoint') throw this.unauthorized(req, e.message);
       throw e;
     }
   }

@@ -98,7 +98,8 @@ export class Authenticator {
 
 /**
  * Why an entitlement token may not download now, in words docker and podman print: revoked,
- * "entitlement token expired on DATE" (401), or "download limit reached" (403); undefined when it may.
+ * "entitlement token expired on DATE" (401), or "download limit reached" (403; the token
+ * endpoint answers it as a 401); undefined when it may.
  */
 export function entitlementProblem(c: CredentialRecord, now = Date.now()): RegistryError | undefined {
   if (c.revokedAt !== null) return unauthorized(`entitlement token revoked on ${new Date(c.revokedAt).toISOString()}`);
