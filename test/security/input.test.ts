@@ -145,6 +145,26 @@ for (const driver of ['sqlite', 'postgres'] as const) {
       assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0');
     });
 
+    it('a manifest whose artifactType or a descriptor media type carries a NUL → 400 MANIFEST_INVALID', async () => {
+      const cfg = '{}';
+      const put = async (doc: object) =>
+        b.app.inject({
+          method: 'PUT',
+          url: '/v2/acme/prod/app/manifests/bad',
+          headers: { authorization: ADMIN, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          payload: JSON.stringify(doc),
+        });
+      const desc = { mediaType: 'application/vnd.oci.empty.v1+json', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: cfg.length };
+      const base = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: desc, layers: [desc] };
+      for (const doc of [
+        { ...base, artifactType: `application/x${NUL}y` },
+        { ...base, config: { ...desc, mediaType: `application/x${NUL}y` } },
+        { ...base, layers: [{ ...desc, artifactType: 'a\u0085b' }] },
+      ]) {
+        assertRefused(await put(doc), JSON.stringify(doc).slice(0, 80), 'MANIFEST_INVALID');
+      }
+    });
+
     it('Basic credentials with a control character or broken UTF-8 → 401 UNAUTHORIZED, never a 500', async () => {
       const raw = (bytes: Buffer) => `Basic ${bytes.toString('base64')}`;
       for (const auth of [
