@@ -148,7 +148,7 @@ export class HttpAuth {
     if (header) {
       const basic = parseBasic(header);
       if (basic === null) {
-        noteLogin(req, { ok: false, token: false, via: 'basic' });
+        noteLogin(req, { ok: false, token: false, via: req.url.startsWith('/v2/token') ? 'token_endpoint' : 'basic' });
         throw this.unauthorized(req, 'malformed Basic credentials: base64 of UTF-8 username:password without control characters');
       }
       if (basic) {
