@@ -93,8 +93,13 @@ export async function createBerth(
     },
   });
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);
+  if (!config.auth.publicUrl) {
+    log?.warn(
+      'auth.publicUrl is not set: the token realm is the address each client connected to (or X-Forwarded-Host from events.trustedProxies); set auth.publicUrl (BERTH_PUBLIC_URL) to the URL clients use',
+    );
+  }
   const app = buildApp(registry, {
-    auth: config.auth,
+    auth: { ...config.auth, listen: config.listen },
     logger: logger === false ? false : logger,
     readiness: [() => meta.ping(), async () => void (await blobStore.listUploads())],
     // Next to the blobs on the same filesystem (fs), or with the S3 part spool.

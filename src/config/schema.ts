@@ -71,18 +71,37 @@ export const ConfigSchema = z
       .object({
         /** The `service` of the bearer-token flow: the token audience and issuer. */
         service: z.string().min(1).default('berth'),
-        /** Public base URL (e.g. https://registry.example.com) for the token realm; default: from each request's Host. */
+        /**
+         * Public base URL (e.g. https://registry.example.com) for the token realm. Unset: the
+         * address the client connected to, or X-Forwarded-Proto/-Host from a trusted proxy
+         * (`events.trustedProxies`) — never the Host header; a warning is logged at start-up.
+         */
         publicUrl: z.string().url().optional(),
         /** Lifetime of bearer tokens, in seconds. */
         tokenTtlSeconds: z.number().int().min(30).max(86_400).default(300),
         /** Password of the first administrator, created on an empty database; generated and printed once if unset. */
         adminPassword: z.string().min(8).optional(),
-        /** Failed logins allowed per source address and per username within the window. */
+        /** Failed logins of one username from one source within the window; then that pair waits it out (docs/security.md). */
         maxLoginFailures: z.number().int().positive().default(10),
+        /** Failed logins of one username from all sources within the window; then sources that failed for it wait it out. */
+        maxUserLoginFailures: z.number().int().positive().default(100),
+        /** Free failures of one username from one source before each next try waits (1 s, 2 s, 4 s, …). */
+        loginDelayAfterFailures: z.number().int().nonnegative().default(3),
+        /** Longest wait between tries of a failing (source, username); 0: no delays. */
+        loginMaxDelaySeconds: z.number().int().nonnegative().max(3600).default(30),
+        /** Failed-login counters last this long from their first failure. */
         loginFailureWindowSeconds: z.number().int().positive().default(300),
       })
       .strict()
-      .default({ service: 'berth', tokenTtlSeconds: 300, maxLoginFailures: 10, loginFailureWindowSeconds: 300 }),
+      .default({
+        service: 'berth',
+        tokenTtlSeconds: 300,
+        maxLoginFailures: 10,
+        maxUserLoginFailures: 100,
+        loginDelayAfterFailures: 3,
+        loginMaxDelaySeconds: 30,
+        loginFailureWindowSeconds: 300,
+      }),
     /** The event stream: audit log, analytics, webhooks (docs/events.md). */
     events: z
       .object({
@@ -206,6 +225,10 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_TOKEN_TTL_SECONDS: (c, v) => ((c.auth ??= {}).tokenTtlSeconds = Number(v)),
   BERTH_ADMIN_PASSWORD: (c, v) => ((c.auth ??= {}).adminPassword = v),
   BERTH_MAX_LOGIN_FAILURES: (c, v) => ((c.auth ??= {}).maxLoginFailures = Number(v)),
+  BERTH_MAX_USER_LOGIN_FAILURES: (c, v) => ((c.auth ??= {}).maxUserLoginFailures = Number(v)),
+  BERTH_LOGIN_DELAY_AFTER_FAILURES: (c, v) => ((c.auth ??= {}).loginDelayAfterFailures = Number(v)),
+  BERTH_LOGIN_MAX_DELAY_SECONDS: (c, v) => ((c.auth ??= {}).loginMaxDelaySeconds = Number(v)),
+  BERTH_LOGIN_FAILURE_WINDOW_SECONDS: (c, v) => ((c.auth ??= {}).loginFailureWindowSeconds = Number(v)),
   BERTH_EVENTS_ENABLED: (c, v) => ((c.events ??= {}).enabled = v === 'true' || v === '1'),
   BERTH_EVENTS_RETENTION_DAYS: (c, v) => ((c.events ??= {}).retentionDays = Number(v)),
   BERTH_EVENTS_QUEUE_SIZE: (c, v) => ((c.events ??= {}).queueSize = Number(v)),

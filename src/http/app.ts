@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from '../core/registry.ts';
 import { RegistryError } from '../core/errors.ts';
 import { errorBody, handleError } from './errors.ts';
+import { rejectDirtyUrls } from './edge.ts';
 import { distributionRoutes } from './distribution/index.ts';
 import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
@@ -57,6 +58,9 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     handleError(new RegistryError('NOT_FOUND', `no such endpoint: ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`), req, reply);
   });
 
+  // Control characters in a path or query never reach a handler, the stores or the event stream.
+  app.addHook('onRequest', rejectDirtyUrls);
+
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {
@@ -72,7 +76,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   observeRequests(app, registry, metrics);
   if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
-  const auth = new HttpAuth(registry, opts.auth);
+  const auth = new HttpAuth(registry, { ...opts.auth, trustedProxies: opts.trustProxy ?? [] });
   tokenRoutes(app, registry, auth);
   distributionRoutes(app, registry, auth);
   apiRoutes(app, registry, auth);

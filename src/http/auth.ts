@@ -2,10 +2,13 @@ import type { FastifyRequest } from 'fastify';
 import type { Action, Identity } from '../core/access/access.ts';
 import { RegistryError } from '../core/errors.ts';
 import { parseImageName } from '../core/content/names.ts';
-import { FailureLimiter } from '../core/access/rate-limit.ts';
+import { LoginLimiter } from '../core/access/rate-limit.ts';
 import type { Registry } from '../core/registry.ts';
 import type { VerifiedToken } from '../core/access/tokens.ts';
+import { entitlementProblem } from '../core/access/auth.ts';
 import { noteLogin } from './events.ts';
+import { decodeUtf8, isCleanText } from '../core/content/text.ts';
+import { proxyTrust } from './proxies.ts';
 
 /** What authentication established for one request. */
 export interface RequestAuth {
@@ -24,19 +27,38 @@ export interface AuthOptions {
   service: string;
   publicUrl?: string;
   maxLoginFailures: number;
+  maxUserLoginFailures: number;
+  loginDelayAfterFailures: number;
+  loginMaxDelaySeconds: number;
   loginFailureWindowSeconds: number;
+  /** The configured listen address (`listen`): the realm's last resort without publicUrl. */
+  listen?: string;
+  /** Proxies whose X-Forwarded-Proto / -Host may set the realm when publicUrl is unset. */
+  trustedProxies?: readonly string[];
 }
 
 const ANONYMOUS: RequestAuth = { identity: { kind: 'anonymous' } };
+/** A host[:port] a proxy may forward: a DNS name, an IPv4 address or a bracketed IPv6 address. */
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
-/** Parses `Authorization: Basic …`; undefined when it is not Basic. */
-export function parseBasic(header: string): { username: string; password: string } | undefined {
+/**
+ * Parses `Authorization: Basic …`: undefined when it is not Basic, null when it is garbled
+ * (not base64, not UTF-8, or a control character in the username or password).
+ */
+export function parseBasic(header: string): { username: string; password: string } | null | undefined {
+  if (!/^Basic(\s|$)/i.test(header)) return undefined;
   const m = /^Basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(header);
-  if (!m) return undefined;
-  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  if (!m) return null;
+  const text = decodeUtf8(Buffer.from(m[1]!, 'base64'));
+  if (text === undefined) return null;
   const i = text.indexOf(':');
-  if (i < 0) return { username: text, password: '' };
-  return { username: text.slice(0, i), password: text.slice(i + 1) };
+  const creds = i < 0 ? { username: text, password: '' } : { username: text.slice(0, i), password: text.slice(i + 1) };
+  return cleanCredentials(creds.username, creds.password) ? creds : null;
+}
+
+/** Usernames and passwords are plain text: a control character is never part of one. */
+export function cleanCredentials(username: string, password: string): boolean {
+  return isCleanText(username) && isCleanText(password);
 }
 
 /**
@@ -44,22 +66,63 @@ export function parseBasic(header: string): { username: string; password: string
  * the HTTP layer, over core's Authenticator, TokenService and Access. One decision per request.
  */
 export class HttpAuth {
-  private readonly limiter: FailureLimiter;
+  private readonly limiter: LoginLimiter;
+  private readonly trusted: (address: string | undefined) => boolean;
 
   constructor(
     private readonly registry: Registry,
     private readonly opts: AuthOptions,
   ) {
-    this.limiter = new FailureLimiter(opts.maxLoginFailures, opts.loginFailureWindowSeconds * 1000);
+    this.limiter = new LoginLimiter(registry.accessStore, {
+      windowSeconds: opts.loginFailureWindowSeconds,
+      delayAfterFailures: opts.loginDelayAfterFailures,
+      maxDelaySeconds: opts.loginMaxDelaySeconds,
+      maxFailures: opts.maxLoginFailures,
+      maxUserFailures: opts.maxUserLoginFailures,
+    });
+    this.trusted = proxyTrust(opts.trustedProxies ?? []);
   }
 
   get service(): string {
     return this.opts.service;
   }
 
+  /**
+   * The token endpoint's URL: `auth.publicUrl`; else X-Forwarded-Proto/-Host sent by a trusted
+   * proxy; else the address the client connected to (the server's side of the socket); else
+   * the configured listen address. Never the Host header: a client must not choose where
+   * other clients are sent to log in.
+   */
   realm(req: FastifyRequest): string {
-    const base = this.opts.publicUrl ?? `${req.protocol}://${req.host}`;
+    const base = this.opts.publicUrl ?? this.forwardedBase(req) ?? this.localBase(req);
     return `${base.replace(/\/$/, '')}/v2/token`;
+  }
+
+  private forwardedBase(req: FastifyRequest): string | undefined {
+    const socket = req.raw.socket as { remoteAddress?: string; encrypted?: boolean } | null;
+    if (!this.trusted(socket?.remoteAddress)) return undefined;
+    const last = (v: string | string[] | undefined) => (Array.isArray(v) ? v.at(-1) : v)?.split(',').at(-1)?.trim();
+    const host = last(req.headers['x-forwarded-host']);
+    if (!host || !HOST_RE.test(host)) return undefined;
+    const proto = last(req.headers['x-forwarded-proto'])?.toLowerCase();
+    return `${proto === 'https' || proto === 'http' ? proto : socket?.encrypted ? 'https' : 'http'}://${host}`;
+  }
+
+  private localBase(req: FastifyRequest): string {
+    const socket = req.raw.socket as { localAddress?: string; localPort?: number; encrypted?: boolean } | null;
+    const proto = socket?.encrypted ? 'https' : 'http';
+    let host = socket?.localAddress;
+    let port = socket?.localPort;
+    if (!host || !port) {
+      const listen = this.opts.listen ?? ':5000';
+      const i = listen.lastIndexOf(':');
+      host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+      port = Number(listen.slice(i + 1));
+      if (host === '' || host === '0.0.0.0' || host === '::') host = 'localhost';
+    }
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+    if (mapped) host = mapped[1]!;
+    return `${proto}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
 
   /** The `WWW-Authenticate` value sending clients to the token endpoint. */
@@ -84,6 +147,10 @@ export class HttpAuth {
     let auth: RequestAuth = ANONYMOUS;
     if (header) {
       const basic = parseBasic(header);
+      if (basic === null) {
+        noteLogin(req, { ok: false, token: false, via: req.url.startsWith('/v2/token') ? 'token_endpoint' : 'basic' });
+        throw this.unauthorized(req, 'malformed Basic credentials: base64 of UTF-8 username:password without control characters');
+      }
       if (basic) {
         auth = { identity: await this.checkBasic(req, basic.username, basic.password) };
       } else {
@@ -110,30 +177,51 @@ export class HttpAuth {
   /** Checks Basic credentials under the failed-login limits. */
   async checkBasic(req: FastifyRequest, username: string, password: string): Promise<Identity> {
     const token = username === 'token' || username.includes('/') || password.startsWith('berth_');
-    return this.guard(req, username, () => this.registry.authenticator.basic(username, password), token);
+    const authn = this.registry.authenticator;
+    return this.guard(req, username, () => authn.basic(username, password), token, () => authn.cachedPassword(username, password));
   }
 
-  /** Checks credentials under the failed-login limits; the attempt is noted for the event stream. */
-  private async guard(req: FastifyRequest, username: string | undefined, check: () => Promise<Identity>, token: boolean): Promise<Identity> {
-    const keys = [`ip:${req.ip}`, ...(username ? [`user:${username}`] : [])];
-    const wait = Math.max(...keys.map((k) => this.limiter.retryAfter(k)));
+  /**
+   * Checks credentials under the failed-login limits (docs/security.md); the attempt is noted for
+   * the event stream. Passwords only: API keys and entitlement tokens are 256-bit random
+   * secrets that no one guesses, so they are neither counted nor ever held back. A password
+   * verified within the last minute (the authenticator's cache) is not a guess either.
+   */
+  private async guard(
+    req: FastifyRequest,
+    username: string | undefined,
+    check: () => Promise<Identity>,
+    token: boolean,
+    cached?: () => Identity | undefined,
+  ): Promise<Identity> {
     const via = req.url.startsWith('/v2/token') ? 'token_endpoint' : username === undefined ? 'bearer' : 'basic';
     noteLogin(req, { ok: false, token, via, ...(username ? { username } : {}) });
-    if (wait > 0) {
-      throw new RegistryError('TOOMANYREQUESTS', `too many failed logins: try again in ${wait} s`, {
-        headers: { 'Retry-After': String(wait) },
+    const limited = !token && username !== undefined;
+    const hit = limited ? cached?.() : undefined;
+    if (hit) {
+      noteLogin(req, { ok: true, identity: hit, token, via });
+      await this.limiter.succeeded(req.ip, username!, true);
+      return hit;
+    }
+    const state = limited ? await this.limiter.check(req.ip, username) : undefined;
+    if (state && state.retryAfter > 0) {
+      throw new RegistryError('TOOMANYREQUESTS', `too many failed logins for this username from this address: try again in ${state.retryAfter} s`, {
+        headers: { 'Retry-After': String(state.retryAfter) },
       });
     }
     try {
       const identity = await check();
       noteLogin(req, { ok: true, identity, token, via });
+      if (state?.pairFailed) await this.limiter.succeeded(req.ip, username!);
       return identity;
     } catch (e) {
       if (e instanceof RegistryError && e.code === 'UNAUTHORIZED') {
-        for (const k of keys) this.limiter.fail(k);
-        req.log.info({ username }, 'failed login');
+        if (limited) await this.limiter.failed(req.ip, username);
+        req.log.info({ username: username?.slice(0, 100) }, 'failed login');
         throw this.unauthorized(req, e.message);
       }
+      // podman and skopeo print a token endpoint's message only for a 401 ("download limit reached").
+      if (e instanceof RegistryError && e.code === 'DENIED' && via === 'token_endpoint') throw this.unauthorized(req, e.message);
       throw e;
     }
   }
@@ -188,12 +276,20 @@ export class HttpAuth {
     return ids === 'all' ? undefined : [...ids];
   }
 
-  /** Counts a pull by an entitlement token against its download limit. */
+  /**
+   * Counts one download by an entitlement token (docs/security.md: one GET that yields a
+   * manifest's bytes — by tag, by digest, or through /blobs/<digest>; HEAD and 304 are free).
+   * A token revoked, expired or exhausted since its bearer token was issued says so.
+   */
   async countDownload(req: FastifyRequest): Promise<void> {
     const identity = req.berthAuth?.identity;
     if (identity?.kind !== 'entitlement') return;
-    if (!(await this.registry.accessStore.countDownload(identity.credentialId))) {
-      throw new RegistryError('DENIED', 'this token has reached its download limit');
-    }
+    const store = this.registry.accessStore;
+    const cred = await store.findCredential(identity.credentialId);
+    if (!cred) throw this.unauthorized(req, 'entitlement token revoked');
+    const problem = entitlementProblem(cred);
+    if (!problem && (await store.countDownload(cred.id))) return;
+    const e = problem ?? entitlementProblem({ ...cred, downloadCount: Math.max(cred.downloadCount, cred.downloadLimit ?? 0) })!;
+    throw e.code === 'UNAUTHORIZED' ? this.unauthorized(req, e.message) : e;
   }
 }

@@ -77,13 +77,23 @@ export class Metrics {
     });
     new Counter({
       name: 'berth_events_dropped_total',
-      help: 'Events dropped: queue_full (the queue was full), write_failed (the store refused the batch three times)',
+      help: 'Events dropped: queue_full (the queue was full), write_failed (the store failed three times), rejected (the store refused that one row even sanitised; the rest of its batch was written)',
       labelNames: ['reason'],
       registers,
       collect() {
         this.reset();
         this.inc({ reason: 'queue_full' }, bus.stats.droppedQueueFull);
         this.inc({ reason: 'write_failed' }, bus.stats.droppedWriteFailed);
+        this.inc({ reason: 'rejected' }, bus.stats.droppedRejected);
+      },
+    });
+    new Counter({
+      name: 'berth_events_sanitised_total',
+      help: 'Events recorded with control characters (or values the store refused) replaced',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(bus.stats.sanitised);
       },
     });
     new Gauge({

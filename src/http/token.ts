@@ -4,7 +4,7 @@ import { RegistryError } from '../core/errors.ts';
 import { parseImageName } from '../core/content/names.ts';
 import type { Registry } from '../core/registry.ts';
 import { type AccessGrant, parseScope, scopeActions } from '../core/access/tokens.ts';
-import type { HttpAuth } from './auth.ts';
+import { cleanCredentials, type HttpAuth } from './auth.ts';
 import { readSmallBody } from './distribution/util.ts';
 
 function list(v: unknown): string[] {
@@ -75,7 +75,10 @@ export function tokenRoutes(app: FastifyInstance, registry: Registry, auth: Http
     const grant = form.get('grant_type');
     let identity: Identity;
     if (grant === 'password') {
-      identity = await auth.checkBasic(req, form.get('username') ?? '', form.get('password') ?? '');
+      const username = form.get('username') ?? '';
+      const password = form.get('password') ?? '';
+      if (!cleanCredentials(username, password)) throw auth.unauthorized(req, 'malformed credentials: control characters in the username or password');
+      identity = await auth.checkBasic(req, username, password);
     } else if (grant === null || grant === '') {
       identity = (await auth.authenticate(req)).identity;
     } else {

@@ -91,6 +91,14 @@ export interface UpstreamRecord {
 
 export type NewUpstream = Omit<UpstreamRecord, 'id' | 'createdAt'>;
 
+/** A failed-login counter (docs/security.md): failures counted since `since`, the last at `lastAt`. */
+export interface LoginFailureCount {
+  key: string;
+  failures: number;
+  since: number;
+  lastAt: number;
+}
+
 export type MembershipScope = { ownerId: number } | { repositoryId: number };
 
 export class ConflictError extends Error {
@@ -143,4 +151,15 @@ export interface AccessStore {
   getSetting(key: string): Promise<string | undefined>;
   /** Stores the value unless the key exists; returns the value now stored. */
   putSettingIfAbsent(key: string, value: string): Promise<string>;
+
+  /** The failed-login counters of these keys whose window started at or after `windowStart`. */
+  findLoginFailures(keys: string[], windowStart: number): Promise<LoginFailureCount[]>;
+  /**
+   * Counts one failure for each key, atomically (one upsert): a counter whose window started
+   * before `windowStart` starts again at 1.
+   */
+  addLoginFailure(keys: string[], now: number, windowStart: number): Promise<void>;
+  clearLoginFailures(keys: string[]): Promise<void>;
+  /** Removes counters whose last failure is older than `before`; returns how many. */
+  deleteLoginFailuresBefore(before: number): Promise<number>;
 }

@@ -73,6 +73,19 @@ export interface EventBatchItem {
   deliveries?: (eventId: number) => NewDelivery[];
 }
 
+/**
+ * Thrown by `recordEvents` when the store refused the batch's data — a row it cannot hold (a
+ * value the column type or a constraint rejects) — rather than failing itself (connection
+ * lost, disk full, …). The writer then isolates the row (docs/events.md); other failures are
+ * retried as they are.
+ */
+export class EventRowsRejected extends Error {
+  constructor(readonly reason: unknown) {
+    super(`the store refused an event row: ${reason instanceof Error ? reason.message : String(reason)}`);
+    this.name = 'EventRowsRejected';
+  }
+}
+
 export interface NewWebhook {
   repositoryId: number;
   url: string;

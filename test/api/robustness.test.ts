@@ -71,6 +71,9 @@ const refused: [string, () => Req][] = [
   ['n twice', () => ({ method: 'GET', url: '/v2/_catalog?n=1&n=2' })],
   ['n with a bad escape', () => ({ method: 'GET', url: '/v2/_catalog?n=%ZZ' })],
   ['n = Infinity', () => ({ method: 'GET', url: '/v2/_catalog?n=Infinity' })],
+  // control characters and broken escapes in a query: refused at the edge (docs/security.md)
+  ['last with a bad escape', () => ({ method: 'GET', url: '/v2/_catalog?last=%ZZ' })],
+  ['last with NUL', () => ({ method: 'GET', url: `/v2/${NAME}/tags/list?last=%00` })],
   // weird methods
   ['OPTIONS /v2/', () => ({ method: 'OPTIONS', url: '/v2/' })],
   ['TRACE /v2/', () => ({ method: 'TRACE', url: '/v2/' })],
@@ -179,9 +182,7 @@ describe('robustness: odd requests get a 4xx OCI error, never a 500', () => {
 const tolerated: [string, () => Req, number][] = [
   ['huge n on the catalog is capped', () => ({ method: 'GET', url: `/v2/_catalog?n=${big(40, '9')}` }), 200],
   ['huge n on tags is capped', () => ({ method: 'GET', url: `/v2/${NAME}/tags/list?n=${big(40, '9')}` }), 200],
-  ['last with a bad escape', () => ({ method: 'GET', url: '/v2/_catalog?last=%ZZ' }), 200],
   ['last of 10k chars', () => ({ method: 'GET', url: `/v2/_catalog?last=${big(10_000, 'z')}` }), 200],
-  ['last with NUL', () => ({ method: 'GET', url: `/v2/${NAME}/tags/list?last=%00` }), 200],
   ['unknown query parameters', () => ({ method: 'GET', url: `/v2/${NAME}/tags/list?foo=bar&n[]=1` }), 200],
   ['Range with an inverted huge start is ignored', () => ({ method: 'GET', url: `/v2/${NAME}/blobs/${blob}`, headers: { range: `bytes=${big(25, '9')}-1` } }), 200],
   ['Range on a manifest GET is ignored', () => ({ method: 'GET', url: `/v2/${NAME}/manifests/latest`, headers: { range: 'bytes=0-0' } }), 200],

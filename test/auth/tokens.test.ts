@@ -47,7 +47,7 @@ describe('tokens and credentials', () => {
 
   before(async () => {
     // many deliberate failures below: keep the failed-login limiter out of the way here
-    b = await openAuthBerth({ auth: { maxLoginFailures: 1000 } });
+    b = await openAuthBerth({ auth: { maxLoginFailures: 1000, maxUserLoginFailures: 1000, loginMaxDelaySeconds: 0 } });
     imgs = await populate(b);
   });
   after(() => b?.close());
@@ -59,7 +59,8 @@ describe('tokens and credentials', () => {
     it('anonymous → 401 with a challenge pointing at the token endpoint', async () => {
       const res = await get('/v2/');
       assertError(res, 401, 'UNAUTHORIZED');
-      assert.match(String(res.headers['www-authenticate']), /^Bearer realm="http:\/\/localhost:80\/v2\/token",service="berth"$/);
+      // inject() has no socket address: the configured listen address (:5000) stands in
+      assert.match(String(res.headers['www-authenticate']), /^Bearer realm="http:\/\/localhost:5000\/v2\/token",service="berth"$/);
       assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0');
     });
 
@@ -80,9 +81,11 @@ describe('tokens and credentials', () => {
       assertError(await get('/v2/', basic('bob', '')), 401, 'UNAUTHORIZED');
     });
 
-    it('the realm follows the request Host, or auth.publicUrl when set', async () => {
+    it('the realm never follows the request Host; auth.publicUrl when set', async () => {
       const res = await b.app.inject({ url: '/v2/', headers: { host: 'registry.example.test:5443' } });
-      assert.match(String(res.headers['www-authenticate']), /realm="http:\/\/registry\.example\.test:5443\/v2\/token"/);
+      assert.match(String(res.headers['www-authenticate']), /realm="http:\/\/localhost:5000\/v2\/token"/);
+      const spoofed = await b.app.inject({ url: '/v2/', headers: { host: 'evil.test', 'x-forwarded-host': 'evil.test', 'x-forwarded-proto': 'https' } });
+      assert.doesNotMatch(String(spoofed.headers['www-authenticate']), /evil/);
       const other = await openAuthBerth({ auth: { publicUrl: 'https://reg.example.com/' } });
       try {
         const r = await other.app.inject({ url: '/v2/acme/x/app/tags/list' });
@@ -409,8 +412,10 @@ describe('tokens and credentials', () => {
       const row = listed.find((x) => x.id === t.id)!;
       assert.equal(row.downloadCount, 2);
       assert.equal(row.downloadLimit, 2);
-      // no fresh bearer token either
-      assertError(await get('/v2/token?service=berth&scope=repository:acme/priv/app:pull', a), 403, 'DENIED');
+      // no fresh bearer token either: a 401 that says why (podman prints a token endpoint's message only for a 401)
+      const refused = await get('/v2/token?service=berth&scope=repository:acme/priv/app:pull', a);
+      assertError(refused, 401, 'UNAUTHORIZED');
+      assert.match(refused.body, /download limit reached/);
     });
 
     it('download limit also holds for a bearer token issued before it was reached', async () => {
@@ -423,8 +428,8 @@ describe('tokens and credentials', () => {
 });
 
 describe('failed-login limits', () => {
-  it('10 failed logins (the default) → 429 TOOMANYREQUESTS with Retry-After, even for the right password', async (t) => {
-    const b = await openAuthBerth();
+  it('10 failures (the default) of one username from one address → 429 with Retry-After for that pair only', async (t) => {
+    const b = await openAuthBerth({ auth: { loginMaxDelaySeconds: 0 } });
     t.after(() => b.close());
     const ip = { remoteAddress: '10.1.1.1' };
     for (let i = 0; i < 10; i++) {
@@ -440,31 +445,28 @@ describe('failed-login limits', () => {
     // the token endpoint and the management API are limited too
     assertError(await b.app.inject({ url: '/v2/token?service=berth', headers: { authorization: basic('admin', ADMIN_PASSWORD) }, ...ip }), 429, 'TOOMANYREQUESTS');
     assert.equal((await b.app.inject({ url: '/api/v1/whoami', headers: { authorization: basic('admin', ADMIN_PASSWORD) }, ...ip })).statusCode, 429);
-    // … but the username is blocked everywhere (10 failures for "admin"), other users are not
-    assertError(await b.app.inject({ url: '/v2/', headers: { authorization: basic('admin', ADMIN_PASSWORD) }, remoteAddress: '10.2.2.2' }), 429, 'TOOMANYREQUESTS');
+    // … but the right password from an address that has not failed works
+    assert.equal((await b.app.inject({ url: '/v2/', headers: { authorization: basic('admin', ADMIN_PASSWORD) }, remoteAddress: '10.2.2.2' })).statusCode, 200);
   });
 
-  it('per source address and per username, with maxLoginFailures from the config', async (t) => {
-    const b = await openAuthBerth({ auth: { maxLoginFailures: 3 } });
+  it('the numbers come from the config; other users at the same address are never held back; API keys are never limited', async (t) => {
+    const b = await openAuthBerth({ auth: { maxLoginFailures: 3, maxUserLoginFailures: 5, loginMaxDelaySeconds: 0 } });
     t.after(() => b.close());
     await apiOk(b.app, 'POST', '/api/v1/users', ADMIN, { username: 'bob', password: USER_PASSWORD }, 201);
     await apiOk(b.app, 'POST', '/api/v1/users', ADMIN, { username: 'carol', password: USER_PASSWORD }, 201);
+    const key = await apiOk(b.app, 'POST', '/api/v1/user/api-keys', basic('bob', USER_PASSWORD), {}, 201);
     const at = (addr: string, authz: string) => b.app.inject({ url: '/v2/', headers: { authorization: authz }, remoteAddress: addr });
-    // three failures for bob, from three addresses
-    for (const addr of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) assertError(await at(addr, basic('bob', 'bad-password')), 401, 'UNAUTHORIZED');
-    // bob is now blocked from anywhere, carol is not
-    assertError(await at('10.0.0.9', basic('bob', USER_PASSWORD)), 429, 'TOOMANYREQUESTS');
-    assert.equal((await at('10.0.0.9', basic('carol', USER_PASSWORD))).statusCode, 200);
-    // three failures from one address with different usernames block that address
-    for (const u of ['x1', 'x2', 'x3']) assertError(await at('10.9.9.9', basic(u, 'bad-password')), 401, 'UNAUTHORIZED');
-    const r = await at('10.9.9.9', basic('carol', USER_PASSWORD));
-    assertError(r, 429, 'TOOMANYREQUESTS');
-    assert.ok(Number(r.headers['retry-after']) > 0);
-    assert.equal((await at('10.8.8.8', basic('carol', USER_PASSWORD))).statusCode, 200);
-    // bad API keys count too
-    const apiKeyAt = (addr: string, key: string) => b.app.inject({ url: '/api/v1/whoami', headers: { authorization: bearer(key) }, remoteAddress: addr });
-    for (let i = 0; i < 3; i++) assert.equal((await apiKeyAt('10.7.7.7', `berth_k_bogus${i}`)).statusCode, 401);
-    assert.equal((await apiKeyAt('10.7.7.7', 'berth_k_bogus')).statusCode, 429);
+    for (let i = 0; i < 3; i++) assertError(await at('10.0.0.1', basic('bob', 'bad-password')), 401, 'UNAUTHORIZED');
+    assertError(await at('10.0.0.1', basic('bob', 'bad-password')), 429, 'TOOMANYREQUESTS');
+    assert.equal((await at('10.0.0.1', basic('carol', USER_PASSWORD))).statusCode, 200);
+    assert.equal((await at('10.0.0.1', basic('bob', key.secret))).statusCode, 200);
+    // failures with different usernames from one address hold back none of them beyond their own pair
+    for (const u of ['x1', 'x2', 'x3', 'x4']) assertError(await at('10.9.9.9', basic(u, 'bad-password')), 401, 'UNAUTHORIZED');
+    assert.equal((await at('10.9.9.9', basic('carol', USER_PASSWORD))).statusCode, 200);
+    // bad API keys are not counted: a 256-bit secret is not guessed
+    const apiKeyAt = (addr: string, k: string) => b.app.inject({ url: '/api/v1/whoami', headers: { authorization: bearer(k) }, remoteAddress: addr });
+    for (let i = 0; i < 5; i++) assert.equal((await apiKeyAt('10.7.7.7', `berth_k_bogus${i}`)).statusCode, 401);
+    assert.equal((await apiKeyAt('10.7.7.7', key.secret)).statusCode, 200);
   });
 });
 

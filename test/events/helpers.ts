@@ -53,16 +53,55 @@ export interface BerthOptions {
   listen?: boolean;
   /** An existing data folder (kept on close), e.g. to restart on it. */
   dir?: string;
+  auth?: Partial<Config['auth']>;
+  /**
+   * Metadata on PostgreSQL: `true` for a fresh schema (dropped on close), or the name of an
+   * existing schema to share with another Berth (the caller drops it: see `dropSchema`).
+   */
+  postgres?: boolean | string;
+}
+
+export const POSTGRES_URL = process.env.BERTH_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function pgQuery(text: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: POSTGRES_URL });
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}
+
+/** A new, empty PostgreSQL schema with a random name. */
+export async function createSchema(): Promise<string> {
+  const schema = `berth_t_${randomBytes(6).toString('hex')}`;
+  await pgQuery(`CREATE SCHEMA ${schema}`);
+  return schema;
+}
+
+export async function dropSchema(schema: string): Promise<void> {
+  await pgQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 }
 
 /** A Berth on a fresh temporary folder with `admin` / ADMIN_PASSWORD. */
 export async function openBerth(opts: BerthOptions = {}): Promise<EventsBerth> {
   const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), 'berth-events-')));
+  const ownSchema = opts.postgres === true ? await createSchema() : undefined;
+  const schema = typeof opts.postgres === 'string' ? opts.postgres : ownSchema;
+  let pgUrl: string | undefined;
+  if (schema) {
+    const u = new URL(POSTGRES_URL);
+    u.searchParams.set('options', `-c search_path=${schema}`);
+    pgUrl = u.toString();
+  }
   const config = loadConfig({
     env: {},
     overrides: {
       data: dir,
-      auth: { adminPassword: ADMIN_PASSWORD } as Config['auth'],
+      auth: { adminPassword: ADMIN_PASSWORD, ...opts.auth } as Config['auth'],
+      ...(pgUrl ? { metadata: { driver: 'postgres', postgresUrl: pgUrl, poolSize: 4 } as Config['metadata'] } : {}),
       ...(opts.events ? { events: opts.events as Config['events'] } : {}),
       ...(opts.webhooks ? { webhooks: opts.webhooks as Config['webhooks'] } : {}),
       ...(opts.metrics ? { metrics: opts.metrics as Config['metrics'] } : {}),
@@ -81,6 +120,7 @@ export async function openBerth(opts: BerthOptions = {}): Promise<EventsBerth> {
     flush: () => berth.registry.events.flush(),
     async close() {
       await berth.close();
+      if (ownSchema) await dropSchema(ownSchema);
       if (!opts.dir) await rm(dir, { recursive: true, force: true });
     },
   };

@@ -287,6 +287,24 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal((await access.findCredential(key.id))?.revokedAt, 1000);
     });
 
+    withStores('login failures: one atomic upsert per failure, a stale window restarts at 1, cleared and expired', async (_meta, access) => {
+      const keys = ['pair-a', 'user-a'];
+      // concurrent failures (several nodes at once) are all counted
+      await Promise.all(Array.from({ length: 8 }, (_, i) => access.addLoginFailure(keys, 1000 + i, 0)));
+      let rows = await access.findLoginFailures(keys, 0);
+      assert.deepEqual(rows.map((r) => [r.key, r.failures]).sort(), [['pair-a', 8], ['user-a', 8]]);
+      assert.ok(rows.every((r) => r.since >= 1000 && r.lastAt <= 1007 && r.lastAt >= r.since));
+      // counters whose window started before windowStart are not reported, and restart at 1
+      assert.deepEqual(await access.findLoginFailures(keys, 2000), []);
+      await access.addLoginFailure(['pair-a'], 5000, 2000);
+      rows = await access.findLoginFailures(keys, 2000);
+      assert.deepEqual(rows.map((r) => [r.key, r.failures, r.since, r.lastAt]), [['pair-a', 1, 5000, 5000]]);
+      await access.clearLoginFailures(['pair-a']);
+      assert.deepEqual(await access.findLoginFailures(['pair-a'], 0), []);
+      assert.equal(await access.deleteLoginFailuresBefore(2000), 1, 'user-a expired');
+      assert.deepEqual(await access.findLoginFailures(keys, 0), []);
+    });
+
     withStores('settings keep the first value written', async (_meta, access) => {
       assert.equal(await access.getSetting('k'), undefined);
       assert.equal(await access.putSettingIfAbsent('k', 'first'), 'first');

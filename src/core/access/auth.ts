@@ -32,7 +32,7 @@ export class Authenticator {
       return this.entitlement(username, password);
     }
     if (password.startsWith(API_KEY_PREFIX)) return this.apiKey(username, password);
-    const cacheKey = createHash('sha256').update(`${username}\0${password}`).digest('hex');
+    const cacheKey = passwordCacheKey(username, password);
     const hit = this.passwordCache.get(cacheKey);
     if (hit && hit.until > Date.now()) return hit.identity;
     const user = await this.store.findUserByName(username);
@@ -46,6 +46,12 @@ export class Authenticator {
     if (this.passwordCache.size > 10_000) this.passwordCache.clear();
     this.passwordCache.set(cacheKey, { identity, until: Date.now() + PASSWORD_CACHE_MS });
     return identity;
+  }
+
+  /** The identity of a username + password verified within the last minute, if any (no argon2, no store). */
+  cachedPassword(username: string, password: string): Identity | undefined {
+    const hit = this.passwordCache.get(passwordCacheKey(username, password));
+    return hit && hit.until > Date.now() ? hit.identity : undefined;
   }
 
   /** An API key alone (e.g. `Authorization: Bearer berth_k_…` on the management API). */
@@ -69,14 +75,14 @@ export class Authenticator {
 
   private async entitlement(username: string, secret: string): Promise<Identity> {
     const cred = await this.store.findCredentialByHash(hashSecret(secret));
-    if (!cred || cred.kind !== 'entitlement' || cred.repositoryId === null || !live(cred)) throw unauthorized();
+    if (!cred || cred.kind !== 'entitlement' || cred.repositoryId === null) throw unauthorized();
     if (username !== 'token') {
       const repo = await this.store.findRepositoryById(cred.repositoryId);
       if (!repo || `${repo.owner}/${repo.name}` !== username) throw unauthorized();
     }
-    if (cred.downloadLimit !== null && cred.downloadCount >= cred.downloadLimit) {
-      throw new RegistryError('DENIED', 'this token has reached its download limit');
-    }
+    // The holder has the secret: telling them why it no longer works reveals nothing.
+    const problem = entitlementProblem(cred);
+    if (problem) throw problem;
     this.touch(cred);
     return { kind: 'entitlement', credentialId: cred.id, repositoryId: cred.repositoryId };
   }
@@ -88,6 +94,24 @@ export class Authenticator {
     this.touched.set(cred.id, now);
     void this.store.touchCredential(cred.id, now).catch(() => undefined);
   }
+}
+
+/**
+ * Why an entitlement token may not download now, in words docker and podman print: revoked,
+ * "entitlement token expired on DATE" (401), or "download limit reached" (403; the token
+ * endpoint answers it as a 401); undefined when it may.
+ */
+export function entitlementProblem(c: CredentialRecord, now = Date.now()): RegistryError | undefined {
+  if (c.revokedAt !== null) return unauthorized(`entitlement token revoked on ${new Date(c.revokedAt).toISOString()}`);
+  if (c.expiresAt !== null && c.expiresAt <= now) return unauthorized(`entitlement token expired on ${new Date(c.expiresAt).toISOString()}`);
+  if (c.downloadLimit !== null && c.downloadCount >= c.downloadLimit) {
+    return new RegistryError('DENIED', `download limit reached: this entitlement token allowed ${c.downloadLimit} download${c.downloadLimit === 1 ? '' : 's'}`);
+  }
+  return undefined;
+}
+
+function passwordCacheKey(username: string, password: string): string {
+  return createHash('sha256').update(`${username}\0${password}`).digest('hex');
 }
 
 function live(c: CredentialRecord): boolean {

@@ -7,6 +7,7 @@ import {
   ConflictError,
   type CredentialRecord,
   type MembershipRecord,
+  type MembershipScope,
   type OwnerRecord,
   type RepositoryRecord,
   type Role,
@@ -146,12 +147,57 @@ export class Tenancy {
     return o;
   }
 
+  /**
+   * An owner's repositories the actor may read. An owner the actor can see nothing of (no
+   * readable repository, not theirs, no membership) is not found, as a missing one is: an
+   * anonymous caller cannot tell them apart.
+   */
   async listRepositories(actor: Identity, owner: string): Promise<RepositoryRecord[]> {
     const o = await this.store.findOwner(owner);
     if (!o) throw notFound(`owner ${owner}`);
     const readable = await this.access.readableRepositoryIds(actor);
     const repos = await this.store.listRepositories(o.id);
-    return readable === 'all' ? repos : repos.filter((r) => readable.has(r.id));
+    const visible = readable === 'all' ? repos : repos.filter((r) => readable.has(r.id));
+    if (visible.length === 0 && !(await this.belongsTo(actor, o))) throw notFound(`owner ${owner}`);
+    return visible;
+  }
+
+  /** Whether the actor is the owner's own user, a member of it, or a site administrator. */
+  private async belongsTo(actor: Identity, o: OwnerRecord): Promise<boolean> {
+    if (actor.kind !== 'user') return false;
+    if (actor.siteAdmin || (o.kind === 'user' && o.name === actor.username)) return true;
+    return (await this.store.findRoles(actor.userId, o.id, null)).length > 0;
+  }
+
+  /**
+   * Whether the actor holds the `owner` role where owners are changed: a site administrator,
+   * the user of a user namespace, an owner of the organisation, or (for a repository) an owner
+   * of that repository. Admins manage members but never owners.
+   */
+  private async isOwner(actor: Identity, o: OwnerRecord, repositoryId: number | null): Promise<boolean> {
+    if (actor.kind !== 'user') return false;
+    if (actor.siteAdmin || (o.kind === 'user' && o.name === actor.username)) return true;
+    return (await this.store.findRoles(actor.userId, o.id, repositoryId)).includes('owner');
+  }
+
+  /**
+   * Refuses a change of `username`'s role from `current` to `next` (undefined: removal) unless
+   * the actor is an owner when either is `owner`; and refuses to leave an organisation without
+   * an owner.
+   */
+  private async guardOwners(actor: Identity, o: OwnerRecord, scope: MembershipScope, current: Role | undefined, next: Role | undefined): Promise<void> {
+    if (current !== 'owner' && next !== 'owner') return;
+    const repositoryId = 'repositoryId' in scope ? scope.repositoryId : null;
+    if (!(await this.isOwner(actor, o, repositoryId))) throw forbidden(`only an owner may grant, change or remove the owner role in ${o.name}`);
+    if (current === 'owner' && next !== 'owner' && !('repositoryId' in scope)) {
+      const owners = (await this.store.listMemberships(scope)).filter((m) => m.role === 'owner');
+      if (owners.length <= 1) throw new ApiError(409, 'CONFLICT', `${o.name} must keep at least one owner: make another member owner first`);
+    }
+  }
+
+  /** A user's role held directly in the scope (organisation level or repository level). */
+  private async roleIn(userId: number, scope: MembershipScope): Promise<Role | undefined> {
+    return (await this.store.listMemberships(scope)).find((m) => m.userId === userId)?.role;
   }
 
   async createRepository(actor: Identity, owner: string, name: string, visibility: Visibility, description: string): Promise<RepositoryRecord> {
@@ -163,8 +209,12 @@ export class Tenancy {
       if (acc.actions.has('pull')) throw new ApiError(409, 'CONFLICT', `${owner}/${name} exists`);
       throw forbidden(`you may not create repositories under ${owner}`);
     }
-    if (!acc.canCreate) throw forbidden(`you may not create repositories under ${owner}`);
     const o = (await this.store.findOwner(owner))!;
+    if (!acc.canCreate) {
+      // An owner the actor can see nothing of answers as a missing one.
+      if (!(await this.listRepositories(actor, owner).then(() => true, () => false))) throw notFound(`owner ${owner}`);
+      throw forbidden(`you may not create repositories under ${owner}`);
+    }
     try {
       return await this.store.createRepository(o.id, name, visibility, description);
     } catch (e) {
@@ -202,13 +252,19 @@ export class Tenancy {
     if (!ROLES.includes(role)) throw new ApiError(400, 'INVALID', `role must be one of ${ROLES.join(', ')}`);
     const user = await this.store.findUserByName(username);
     if (!user) throw notFound(`user ${username}`);
-    await this.store.setMembership(user.id, { repositoryId: repo.id }, role);
+    const scope = { repositoryId: repo.id };
+    await this.guardOwners(actor, (await this.store.findOwner(owner))!, scope, await this.roleIn(user.id, scope), role);
+    await this.store.setMembership(user.id, scope, role);
   }
 
   async removeRepositoryMember(actor: Identity, owner: string, name: string, username: string): Promise<void> {
     const repo = await this.manageable(actor, owner, name);
     const user = await this.store.findUserByName(username);
-    if (!user || !(await this.store.removeMembership(user.id, { repositoryId: repo.id }))) throw notFound(`member ${username}`);
+    const scope = { repositoryId: repo.id };
+    const current = user ? await this.roleIn(user.id, scope) : undefined;
+    if (!user || !current) throw notFound(`member ${username}`);
+    await this.guardOwners(actor, (await this.store.findOwner(owner))!, scope, current, undefined);
+    if (!(await this.store.removeMembership(user.id, scope))) throw notFound(`member ${username}`);
   }
 
   private async manageableOrg(actor: Identity, org: string): Promise<OwnerRecord> {
@@ -232,13 +288,19 @@ export class Tenancy {
     if (!ROLES.includes(role)) throw new ApiError(400, 'INVALID', `role must be one of ${ROLES.join(', ')}`);
     const user = await this.store.findUserByName(username);
     if (!user) throw notFound(`user ${username}`);
-    await this.store.setMembership(user.id, { ownerId: o.id }, role);
+    const scope = { ownerId: o.id };
+    await this.guardOwners(actor, o, scope, await this.roleIn(user.id, scope), role);
+    await this.store.setMembership(user.id, scope, role);
   }
 
   async removeOrgMember(actor: Identity, org: string, username: string): Promise<void> {
     const o = await this.manageableOrg(actor, org);
     const user = await this.store.findUserByName(username);
-    if (!user || !(await this.store.removeMembership(user.id, { ownerId: o.id }))) throw notFound(`member ${username}`);
+    const scope = { ownerId: o.id };
+    const current = user ? await this.roleIn(user.id, scope) : undefined;
+    if (!user || !current) throw notFound(`member ${username}`);
+    await this.guardOwners(actor, o, scope, current, undefined);
+    if (!(await this.store.removeMembership(user.id, scope))) throw notFound(`member ${username}`);
   }
 
   async createApiKey(actor: Identity, name: string, expiresAt: number | null): Promise<IssuedSecret> {

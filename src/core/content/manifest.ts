@@ -1,4 +1,5 @@
 import { RegistryError } from '../errors.ts';
+import { CONTROL_CHARACTERS_MESSAGE, isCleanText } from './text.ts';
 import { isValidDigest } from './digest.ts';
 import {
   DOCKER_MANIFEST,
@@ -70,6 +71,8 @@ export function parseDescriptor(v: unknown, where: string): Descriptor {
   if (!isObject(v)) throw invalid(`${where} must be a descriptor object`);
   const { mediaType, digest, size, artifactType, urls, platform } = v;
   if (typeof mediaType !== 'string' || mediaType.length === 0) throw invalid(`${where}.mediaType must be a non-empty string`);
+  // Media and artifact types are stored as columns (and in events): plain text only.
+  if (!isCleanText(mediaType)) throw invalid(`${where}.mediaType ${CONTROL_CHARACTERS_MESSAGE}`);
   if (typeof digest !== 'string' || !isValidDigest(digest)) throw invalid(`${where}.digest is not a valid digest`, { digest });
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
     throw invalid(`${where}.size must be a non-negative integer`);
@@ -77,6 +80,7 @@ export function parseDescriptor(v: unknown, where: string): Descriptor {
   const d: Descriptor = { mediaType, digest, size };
   if (artifactType !== undefined) {
     if (typeof artifactType !== 'string') throw invalid(`${where}.artifactType must be a string`);
+    if (!isCleanText(artifactType)) throw invalid(`${where}.artifactType ${CONTROL_CHARACTERS_MESSAGE}`);
     d.artifactType = artifactType;
   }
   const annotations = checkAnnotations(v.annotations, where);
@@ -152,6 +156,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
 
   const artifactTypeField = doc.artifactType;
   if (artifactTypeField !== undefined && typeof artifactTypeField !== 'string') throw invalid('artifactType must be a string');
+  if (artifactTypeField !== undefined && !isCleanText(artifactTypeField)) throw invalid(`artifactType ${CONTROL_CHARACTERS_MESSAGE}`);
   const subject = doc.subject === undefined ? null : parseDescriptor(doc.subject, 'subject');
   const annotations = checkAnnotations(doc.annotations, 'manifest') ?? null;
 

@@ -1,5 +1,6 @@
 import type { Identity } from '../access/access.ts';
-import type { ActorKind, EventBatchItem, EventStore, NewDelivery, NewEvent } from '../../metadata/event-store.ts';
+import { type ActorKind, type EventBatchItem, EventRowsRejected, type EventStore, type NewDelivery, type NewEvent } from '../../metadata/event-store.ts';
+import { isCleanText, sanitiseText } from '../content/text.ts';
 
 /**
  * What an event records (docs/events.md):
@@ -63,6 +64,10 @@ export interface EventBusStats {
   droppedQueueFull: number;
   /** Dropped because writing failed (after retries). */
   droppedWriteFailed: number;
+  /** Dropped alone because the store refused the row even sanitised; the rest of its batch was written. */
+  droppedRejected: number;
+  /** Recorded with control characters (or a value the store refused) replaced. */
+  sanitised: number;
   batches: number;
   /** Longest batch write so far, in ms. */
   maxBatchMs: number;
@@ -83,9 +88,15 @@ interface Queued {
  * batch in one transaction, with the webhook deliveries it starts. When the queue is full, new
  * events are dropped and counted (`stats.droppedQueueFull`): memory stays bounded under any load.
  * A failed write is retried twice, then its events are dropped and counted.
+ *
+ * Nothing a client sends can make the writer lose other events: text with control characters
+ * is sanitised when queued (U+FFFD), and a batch the store refuses for its data
+ * (`EventRowsRejected`) is bisected until the refused row stands alone; every other row is
+ * written with its webhook deliveries, and the refused one is written sanitised, else without
+ * its deliveries, else dropped alone (`stats.droppedRejected`).
  */
 export class EventBus {
-  readonly stats: EventBusStats = { emitted: 0, recorded: 0, droppedQueueFull: 0, droppedWriteFailed: 0, batches: 0, maxBatchMs: 0 };
+  readonly stats: EventBusStats = { emitted: 0, recorded: 0, droppedQueueFull: 0, droppedWriteFailed: 0, droppedRejected: 0, sanitised: 0, batches: 0, maxBatchMs: 0 };
   private queue: Queued[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
@@ -111,7 +122,7 @@ export class EventBus {
       this.stats.droppedQueueFull++;
       return false;
     }
-    this.queue.push({ event, tries: 0 });
+    this.queue.push({ event: this.clean(event), tries: 0 });
     this.stats.emitted++;
     this.schedule(this.queue.length >= this.opts.batchSize ? 0 : this.opts.flushIntervalMs);
     return true;
@@ -179,31 +190,152 @@ export class EventBus {
     return this.writing;
   }
 
+  /** The event with every text field free of control characters (counted when one was changed). */
+  private clean(e: NewEvent): NewEvent {
+    const fields = ['action', 'actor', 'repository', 'image', 'reference', 'digest', 'clientIp', 'userAgent'] as const;
+    const dirty = fields.filter((f) => typeof e[f] === 'string' && !isCleanText(e[f]!));
+    const detail = e.detail === null || e.detail === undefined ? e.detail : cleanDetail(e.detail);
+    if (dirty.length === 0 && detail === e.detail) return e;
+    this.stats.sanitised++;
+    const out: NewEvent = { ...e, detail: detail ?? null };
+    for (const f of dirty) (out as unknown as Record<string, string>)[f] = sanitiseText(e[f]!);
+    return out;
+  }
+
   /** One transaction; true when written. Failed events go back to the front of the queue until their last try. */
   private async write(batch: Queued[]): Promise<boolean> {
     const started = performance.now();
     const events = batch.map((q) => q.event);
+    let pending: Queued[] = batch;
     try {
       const deliveries = this.opts.deliveriesFor ? await this.opts.deliveriesFor(events) : new Map();
       const items: EventBatchItem[] = events.map((event, i) => {
         const d = deliveries.get(i);
         return d ? { event, deliveries: d } : { event };
       });
-      await this.store!.recordEvents(items);
-      this.stats.recorded += batch.length;
+      try {
+        await this.store!.recordEvents(items);
+        this.stats.recorded += batch.length;
+      } catch (e) {
+        if (!(e instanceof EventRowsRejected)) throw e;
+        this.opts.onError?.(e, 0);
+        pending = await this.isolate(batch.map((q, i) => ({ q, item: items[i]! })));
+        if (pending.length > 0) throw new Error('the store failed while isolating a refused event row');
+      }
       this.stats.batches++;
       this.stats.maxBatchMs = Math.max(this.stats.maxBatchMs, performance.now() - started);
       if (deliveries.size > 0) this.opts.onDeliveries?.();
       return true;
     } catch (e) {
-      const retry = batch.filter((q) => ++q.tries < WRITE_TRIES);
+      const retry = pending.filter((q) => ++q.tries < WRITE_TRIES);
       const room = Math.max(0, this.opts.queueSize - this.queue.length);
       const kept = retry.slice(0, room);
-      const lost = batch.length - kept.length;
+      const lost = pending.length - kept.length;
       this.queue.unshift(...kept);
       this.stats.droppedWriteFailed += lost;
       this.opts.onError?.(e, lost);
       return false;
     }
   }
+
+  /**
+   * Writes a refused batch in halves, recursively, until each refused row stands alone; that
+   * row is written sanitised (with its deliveries, else without), else dropped and counted.
+   * Returns the rows not written because the store failed (not refused) meanwhile.
+   */
+  private async isolate(rows: { q: Queued; item: EventBatchItem }[]): Promise<Queued[]> {
+    const stack = [rows];
+    while (stack.length > 0) {
+      const part = stack.pop()!;
+      try {
+        await this.store!.recordEvents(part.map((r) => r.item));
+        this.stats.recorded += part.length;
+        continue;
+      } catch (e) {
+        if (!(e instanceof EventRowsRejected)) return [...part, ...stack.reverse().flat()].map((r) => r.q);
+      }
+      if (part.length > 1) {
+        const mid = Math.ceil(part.length / 2);
+        stack.push(part.slice(mid), part.slice(0, mid));
+        continue;
+      }
+      const { item } = part[0]!;
+      const event = scrub(item.event);
+      const attempts: EventBatchItem[] = [{ event }];
+      if (item.deliveries && this.opts.deliveriesFor) {
+        // Deliveries of the sanitised event (their payload may be what the store refused).
+        const d = await this.opts.deliveriesFor([event]).then((m) => m.get(0), () => undefined);
+        if (d) attempts.unshift({ event, deliveries: d });
+      }
+      let written = false;
+      for (const attempt of attempts) {
+        try {
+          await this.store!.recordEvents([attempt]);
+          written = true;
+          break;
+        } catch (e) {
+          if (!(e instanceof EventRowsRejected)) return [part[0]!.q, ...stack.reverse().flat().map((r) => r.q)];
+        }
+      }
+      if (written) {
+        this.stats.recorded++;
+        this.stats.sanitised++;
+      } else {
+        this.stats.droppedRejected++;
+      }
+    }
+    return [];
+  }
+}
+
+const MAX_SCRUBBED_TEXT = 1000;
+
+/** `detail` with control characters replaced in every string (keys too); the same object when clean. */
+function cleanDetail(detail: Record<string, unknown>): Record<string, unknown> {
+  let changed = false;
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      if (isCleanText(v)) return v;
+      changed = true;
+      return sanitiseText(v);
+    }
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object') {
+      const o: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) o[isCleanText(k) ? k : ((changed = true), sanitiseText(k))] = walk(x);
+      return o;
+    }
+    return v;
+  };
+  const out = walk(detail) as Record<string, unknown>;
+  return changed ? out : detail;
+}
+
+/** An event the store refused, reduced to values any store holds: short clean text, finite numbers, plain JSON. */
+function scrub(e: NewEvent): NewEvent {
+  const text = (v: unknown): string | null => (typeof v === 'string' ? sanitiseText(v).slice(0, MAX_SCRUBBED_TEXT) : null);
+  const num = (v: unknown): number | null => (typeof v === 'number' && Number.isSafeInteger(v) ? v : null);
+  let detail: Record<string, unknown>;
+  try {
+    const json = JSON.stringify(e.detail ?? {});
+    detail = json.length <= 4 * MAX_SCRUBBED_TEXT ? (JSON.parse(json) as Record<string, unknown>) : { truncated: true };
+  } catch {
+    detail = { unserialisable: true };
+  }
+  return {
+    time: num(e.time) ?? Date.now(),
+    action: text(e.action) ?? 'unknown',
+    actorKind: (['anonymous', 'user', 'api_key', 'entitlement'] as ActorKind[]).includes(e.actorKind) ? e.actorKind : 'anonymous',
+    actor: text(e.actor) ?? 'anonymous',
+    credentialId: num(e.credentialId),
+    repository: text(e.repository),
+    image: text(e.image),
+    reference: text(e.reference),
+    digest: text(e.digest),
+    clientIp: text(e.clientIp),
+    userAgent: text(e.userAgent),
+    bytes: num(e.bytes),
+    status: num(e.status) ?? 0,
+    detail: { ...cleanDetail(detail), sanitised: true },
+  };
 }

@@ -7,22 +7,23 @@ import { WEBHOOK_EVENTS } from '../../core/events/webhooks.ts';
 import type { DeliveryRecord, EventRecord } from '../../core/types.ts';
 import type { ApiRoute } from './index.ts';
 import { RawResponse } from './raw.ts';
+import { Text } from './fields.ts';
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 const schemas = {
   createWebhook: z
     .object({
-      url: z.string().min(1).max(2000),
+      url: Text.min(1).max(2000),
       events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).default(['push', 'delete']),
       /** Given, or generated; returned only in the creation response. */
-      secret: z.string().min(16).max(200).optional(),
+      secret: Text.min(16).max(200).optional(),
       active: z.boolean().default(true),
     })
     .strict(),
   updateWebhook: z
     .object({
-      url: z.string().min(1).max(2000).optional(),
+      url: Text.min(1).max(2000).optional(),
       events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).optional(),
       active: z.boolean().optional(),
     })

@@ -9,27 +9,28 @@ import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
 import { RawResponse } from './raw.ts';
+import { MultilineText, Text } from './fields.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
 const Visibility = z.enum(['public', 'private']);
 /** `30d`, `12h`, `90m`, or a number of seconds. */
-const Duration = z.string().regex(/^\d+[smhd]?$/, 'use e.g. 30d, 12h, 90m or seconds');
+const Duration = Text.regex(/^\d+[smhd]?$/, 'use e.g. 30d, 12h, 90m or seconds');
 
 const schemas = {
   createUser: z.object({
-    username: z.string(),
-    password: z.string().min(8).optional(),
-    email: z.string().email().optional(),
+    username: Text,
+    password: Text.min(8).optional(),
+    email: Text.pipe(z.email()).optional(),
     siteAdmin: z.boolean().optional(),
   }).strict(),
-  createOrg: z.object({ name: z.string() }).strict(),
-  createRepo: z.object({ name: z.string(), visibility: Visibility.default('private'), description: z.string().max(2000).default('') }).strict(),
-  updateRepo: z.object({ visibility: Visibility.optional(), description: z.string().max(2000).optional() }).strict(),
+  createOrg: z.object({ name: Text }).strict(),
+  createRepo: z.object({ name: Text, visibility: Visibility.default('private'), description: MultilineText.max(2000).default('') }).strict(),
+  updateRepo: z.object({ visibility: Visibility.optional(), description: MultilineText.max(2000).optional() }).strict(),
   setMember: z.object({ role: Role }).strict(),
-  createApiKey: z.object({ name: z.string().min(1).max(200).default('api key'), expiresIn: Duration.optional() }).strict(),
+  createApiKey: z.object({ name: Text.min(1).max(200).default('api key'), expiresIn: Duration.optional() }).strict(),
   createToken: z
     .object({
-      name: z.string().min(1).max(200).default('entitlement token'),
+      name: Text.min(1).max(200).default('entitlement token'),
       expiresIn: Duration.optional(),
       downloadLimit: z.number().int().positive().optional(),
     })

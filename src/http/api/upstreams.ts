@@ -4,24 +4,23 @@ import type { Registry } from '../../core/registry.ts';
 import { ApiError } from '../../core/access/tenancy.ts';
 import type { UpstreamRecord } from '../../core/types.ts';
 import type { ApiRoute } from './index.ts';
+import { Text } from './fields.ts';
 
 const iso = (t: number) => new Date(t).toISOString();
 
-const PrefixSchema = z
-  .string()
+const PrefixSchema = Text
   .max(200)
   .regex(/^[a-z0-9._\/-]*$/, 'a name prefix: lowercase letters, digits, . _ - and /');
 
 const schemas = {
   createUpstream: z
     .object({
-      url: z
-        .string()
-        .url()
-        .max(2000)
+      url: Text
+        .pipe(z.url())
+        .pipe(z.string().max(2000))
         .refine((u) => /^https?:\/\//i.test(u), 'must be an http:// or https:// URL'),
-      username: z.string().min(1).max(200).optional(),
-      password: z.string().min(1).max(4000).optional(),
+      username: Text.min(1).max(200).optional(),
+      password: Text.min(1).max(4000).optional(),
       priority: z.number().int().min(-1000).max(1000).default(0),
       cache: z.boolean().default(true),
       /** Only images whose name inside the repository starts with this are proxied; stripped upstream. */

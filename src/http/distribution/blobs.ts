@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
 import type { ByteRange } from '../../core/types.ts';
+import type { HttpAuth } from '../auth.ts';
 
 /** Parses a single `Range: bytes=…` against `size`; undefined = serve the whole blob. */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined | 'unsatisfiable' {
@@ -27,7 +28,7 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 }
 
 /** GET and HEAD /v2/<name>/blobs/<digest> */
-export async function getBlob(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string): Promise<void> {
+export async function getBlob(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string, auth?: HttpAuth): Promise<void> {
   const blob = await registry.blobs.stat(name, digest).catch(async (e: unknown) => {
     // A local miss: the repository's upstreams, if any (docs/proxy.md).
     if (!(e instanceof RegistryError && (e.code === 'BLOB_UNKNOWN' || e.code === 'NAME_UNKNOWN'))) throw e;
@@ -71,6 +72,8 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     }
   }
   if (blob.manifest) {
+    // A manifest's bytes through the blobs endpoint count as a download, as on /manifests.
+    if (auth) await auth.countDownload(req);
     const p = blob.manifest.payload;
     reply.send(range ? p.subarray(range.start, range.end + 1) : p);
     return;

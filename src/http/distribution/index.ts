@@ -80,7 +80,7 @@ function routes(auth: HttpAuth): Route[] {
     pattern: /^(.+)\/blobs\/([^/]+)$/,
     label: '/v2/{name}/blobs/{digest}',
     methods: {
-      GET: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!)),
+      GET: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!, auth)),
       HEAD: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!)),
       DELETE: {
         ...del((r, _q, p, m) => deleteBlob(r, p, m[0]!, m[1]!)),

@@ -17,8 +17,6 @@ export async function getManifest(
 ): Promise<void> {
   const m = await registry.proxy.manifest(name, ref);
   noteEvent(req, { digest: m.digest });
-  // A pull by an entitlement token counts against its download limit.
-  if (req.method === 'GET' && auth) await auth.countDownload(req);
   const etag = `"${m.digest}"`;
   reply.header('Docker-Content-Digest', m.digest);
   reply.header('ETag', etag);
@@ -28,6 +26,8 @@ export async function getManifest(
     reply.code(304).send();
     return;
   }
+  // A GET that yields the bytes counts against an entitlement token's download limit.
+  if (req.method === 'GET' && auth) await auth.countDownload(req);
   reply.header('Content-Length', String(m.size));
   if (req.method === 'HEAD') {
     reply.send();

@@ -3,6 +3,7 @@ import type {
   AccessStore,
   CredentialKind,
   CredentialRecord,
+  LoginFailureCount,
   MembershipRecord,
   MembershipScope,
   NewCredential,
@@ -375,6 +376,38 @@ export class SqlAccessStore implements AccessStore {
   async putSettingIfAbsent(key: string, value: string): Promise<string> {
     await this.db.insertInto('settings').values({ key, value }).onConflict((oc) => oc.column('key').doNothing()).execute();
     return (await this.getSetting(key))!;
+  }
+
+  async findLoginFailures(keys: string[], windowStart: number): Promise<LoginFailureCount[]> {
+    if (keys.length === 0) return [];
+    const rows = await this.db.selectFrom('login_failures').selectAll().where('key', 'in', keys).where('since', '>=', windowStart).execute();
+    return rows.map((r) => ({ key: r.key, failures: n(r.failures), since: n(r.since), lastAt: n(r.last_at) }));
+  }
+
+  async addLoginFailure(keys: string[], now: number, windowStart: number): Promise<void> {
+    if (keys.length === 0) return;
+    const stale = sql<boolean>`login_failures.since < ${windowStart}`;
+    await this.db
+      .insertInto('login_failures')
+      .values(keys.map((key) => ({ key, failures: 1, since: now, last_at: now })))
+      .onConflict((oc) =>
+        oc.column('key').doUpdateSet({
+          failures: sql`CASE WHEN ${stale} THEN 1 ELSE login_failures.failures + 1 END`,
+          since: sql`CASE WHEN ${stale} THEN excluded.since ELSE login_failures.since END`,
+          last_at: sql`excluded.last_at`,
+        }),
+      )
+      .execute();
+  }
+
+  async clearLoginFailures(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.db.deleteFrom('login_failures').where('key', 'in', keys).execute();
+  }
+
+  async deleteLoginFailuresBefore(before: number): Promise<number> {
+    const r = await this.db.deleteFrom('login_failures').where('last_at', '<', before).executeTakeFirst();
+    return n(r.numDeletedRows);
   }
 }
 

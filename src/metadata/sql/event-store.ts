@@ -1,21 +1,22 @@
 import { CompiledQuery, type Kysely, type Selectable, type Transaction, sql } from 'kysely';
-import type {
-  ActiveWebhook,
-  ActorKind,
-  AttemptResult,
-  ClaimedDelivery,
-  DeliveryRecord,
-  DeliveryStatus,
-  EventBatchItem,
-  EventCursor,
-  EventFilter,
-  EventRecord,
-  EventStore,
-  NewDelivery,
-  NewEvent,
-  NewWebhook,
-  PullStats,
-  WebhookRecord,
+import {
+  EventRowsRejected,
+  type ActiveWebhook,
+  type ActorKind,
+  type AttemptResult,
+  type ClaimedDelivery,
+  type DeliveryRecord,
+  type DeliveryStatus,
+  type EventBatchItem,
+  type EventCursor,
+  type EventFilter,
+  type EventRecord,
+  type EventStore,
+  type NewDelivery,
+  type NewEvent,
+  type NewWebhook,
+  type PullStats,
+  type WebhookRecord,
 } from '../event-store.ts';
 import type { Database } from './schema.ts';
 
@@ -139,6 +140,20 @@ function deliveryRow(d: NewDelivery, eventId: number | null, now: number) {
   };
 }
 
+/**
+ * Whether an error says the data was refused (not that the store failed): PostgreSQL's data
+ * exceptions (SQLSTATE class 22: e.g. a NUL in text), integrity violations (23) and limits
+ * (54); SQLite's constraint, type, size and range errors; and a value that cannot be bound or
+ * serialised at all (TypeError, RangeError: e.g. a BigInt in `detail`).
+ */
+function isRefusedData(e: unknown): boolean {
+  if (e instanceof TypeError || e instanceof RangeError) return true;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  if (/^(22|23|54)[0-9A-Z]{3}$/.test(code)) return true;
+  return /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(code);
+}
+
 /** The Kysely implementation of EventStore, for SQLite and PostgreSQL. */
 export class SqlEventStore implements EventStore {
   /** INSERT text per row count, compiled by Kysely once (the dialect's placeholders). */
@@ -164,6 +179,14 @@ export class SqlEventStore implements EventStore {
 
   async recordEvents(batch: EventBatchItem[]): Promise<void> {
     if (batch.length === 0) return;
+    try {
+      await this.writeEvents(batch);
+    } catch (e) {
+      throw isRefusedData(e) ? new EventRowsRejected(e) : e;
+    }
+  }
+
+  private async writeEvents(batch: EventBatchItem[]): Promise<void> {
     const now = Date.now();
     await this.db.transaction().execute(async (trx) => {
       // Events that start deliveries need their id: inserted one by one (neither dialect

@@ -218,6 +218,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('image_blobs').addColumn('cached', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    '0005_login_failures': {
+      async up(db: Kysely<any>) {
+        // Failed-login counters shared by every node (docs/security.md): key = a hash of
+        // (source, username) or of the username alone.
+        await db.schema
+          .createTable('login_failures')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('failures', 'integer', (c) => c.notNull())
+          .addColumn('since', 'bigint', (c) => c.notNull())
+          .addColumn('last_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('login_failures_last_at').on('login_failures').column('last_at').execute();
+      },
+    },
   };
 }
 

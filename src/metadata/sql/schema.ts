@@ -64,6 +64,7 @@ export interface Database {
     created_at: number;
   };
   settings: { key: string; value: string };
+  login_failures: { key: string; failures: number; since: number; last_at: number };
   upstreams: {
     id: Generated<number>;
     repository_id: number;
