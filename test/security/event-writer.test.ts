@@ -33,7 +33,7 @@ for (const driver of ['sqlite', 'postgres'] as const) {
     let b: EventsBerth;
     let hookId: number;
     before(async () => {
-      b = await openBerth({ postgres: driver === 'postgres', webhooks: { pollIntervalMs: 60_000 } });
+      b = await openBerth({ postgres: driver === 'postgres', webhooks: { pollIntervalMs: 60_000 }, egress: { allow: ['127.0.0.1:9'] } });
       await setupTenancy(b.app);
       // A receiver that is never reached matters not: deliveries are rows first.
       hookId = (await apiOk(b.app, 'POST', '/api/v1/repos/acme/prod/webhooks', ADMIN, { url: 'http://127.0.0.1:9/hook', events: ['push'] }, 201)).id;
