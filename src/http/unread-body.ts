@@ -24,27 +24,32 @@ export function discardUnreadBody(request: FastifyRequest, reply: FastifyReply):
   const socket = req.socket;
   if (req.readableEnded || req.destroyed || !(socket instanceof Socket) || socket.destroyed) return;
   let received = 0;
-  let closing = false;
-  const halfClose = () => {
-    if (closing) return;
-    closing = true;
+  let lingering = false;
+  const linger = () => {
+    if (lingering) return;
+    lingering = true;
     clearTimeout(timer);
-    const end = () => {
-      if (socket.destroyed) return;
-      socket.end();
-      setTimeout(() => socket.destroy(), LINGER_MS).unref();
-    };
-    if (reply.raw.writableFinished) end();
-    else reply.raw.once('finish', end).once('close', end);
+    if (socket.destroyed) return;
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
+  // Past the bound: once the answer is out.
+  const halfClose = () => {
+    if (reply.raw.writableFinished) linger();
+    else reply.raw.once('finish', linger).once('close', linger);
   };
   const onData = (chunk: Buffer) => {
     received += chunk.length;
     if (received > DISCARD_BYTES) halfClose();
   };
   const timer = setTimeout(halfClose, DISCARD_MS).unref();
+  // Node closes the socket at once after an answer when the client asked it to (`Connection:
+  // close`, HTTP/1.0): while the body is unread, that close lingers too.
+  socket.destroySoon = linger;
   const done = () => {
     clearTimeout(timer);
     req.off('data', onData);
+    if (socket.destroySoon === linger) delete (socket as { destroySoon?: () => void }).destroySoon;
   };
   req.on('data', onData);
   req.once('end', done).once('close', done);

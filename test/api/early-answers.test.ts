@@ -203,6 +203,22 @@ describe('early answers reach a client that writes its whole body first (real so
     }
   });
 
+  it('a client that sends `Connection: close` reads the answer too (the close lingers while its body is unread)', async () => {
+    for (const size of [MiB, 40 * MiB]) {
+      const c = await connect();
+      await c.write(
+        request('POST', `/v2/${NAME}/blobs/uploads/?digest=sha256:${'0'.repeat(64)}`, { connection: 'close', 'content-type': 'application/octet-stream', 'content-length': size }),
+        Buffer.alloc(size),
+      );
+      const res = await c.response();
+      assert.equal(res.status, 401, `${size} bytes`);
+      assert.equal(errorCode(res), 'UNAUTHORIZED');
+      assert.equal(res.headers.connection, 'close');
+      assert.ok(await c.closedWithin(LINGER_MS + 2000));
+      assert.equal(c.failed, undefined, 'no reset');
+    }
+  });
+
   it('PATCH to an unknown upload → 404 BLOB_UPLOAD_UNKNOWN', async () => {
     const c = await connect();
     const size = 20 * MiB;
