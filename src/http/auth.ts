@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Action, Identity } from '../core/access/access.ts';
 import { RegistryError } from '../core/errors.ts';
-import { parseImageName } from '../core/content/names.ts';
+import { type ImageName, parseImageName } from '../core/content/names.ts';
 import { LoginLimiter } from '../core/access/rate-limit.ts';
 import type { Registry } from '../core/registry.ts';
 import type { VerifiedToken } from '../core/access/tokens.ts';
@@ -40,6 +40,27 @@ export interface AuthOptions {
 const ANONYMOUS: RequestAuth = { identity: { kind: 'anonymous' } };
 /** A host[:port] a proxy may forward: a DNS name, an IPv4 address or a bracketed IPv6 address. */
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The answer to a push the caller may not make where they may not read either: the same for a
+ * repository that does not exist and one they may not see, and it says what to do.
+ */
+export const PUSH_REFUSED = 'repository does not exist or you may not push to it: create it with `berth repo create OWNER/REPOSITORY` or ask its owner for access';
+
+/** The scope a client asks the token endpoint for, for `action` on `name` (push → pull,push, as distribution). */
+export function scopeOf(name: string, action: Action): string {
+  return `repository:${name}:${action === 'push' ? 'pull,push' : action}`;
+}
+
+/** A mount's `from` when it is a valid image name (it may go into a challenge); else undefined. */
+export function parseMountSource(from: string | undefined): ImageName | undefined {
+  if (from === undefined) return undefined;
+  try {
+    return parseImageName(from);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Parses `Authorization: Basic …`: undefined when it is not Basic, null when it is garbled
@@ -229,44 +250,61 @@ export class HttpAuth {
   /**
    * Authorizes `action` on image `name` (OWNER/REPOSITORY/IMAGE). Outcomes, so that nothing
    * reveals a private repository to someone who may not read it:
-   * - allowed → resolves;
+   * - allowed (by the bearer token's grants, or else by the identity's rights) → resolves;
+   * - a bearer token that lacks the action while its holder could be granted it → 401 with
+   *   `error="insufficient_scope"` and the scope to ask for (the Docker token flow: the client
+   *   fetches a wider token and retries);
    * - anonymous and not allowed → 401 with a challenge for the scope (the client may log in);
-   * - a bearer token that was not issued for this name → 401 challenge (fetch another token);
-   * - may read but not do this → 403 DENIED;
-   * - may not read (or it does not exist) → 404 NAME_UNKNOWN.
+   * - the identity may read but not do this → 403 DENIED;
+   * - may not read (or it does not exist) → 404 NAME_UNKNOWN, one message whatever the case.
+   * `alsoPull`: an image the request will read too (a mount's `from`), added to challenges.
    */
-  async authorize(req: FastifyRequest, name: string, action: Action): Promise<void> {
+  async authorize(req: FastifyRequest, name: string, action: Action, opts: { alsoPull?: string } = {}): Promise<void> {
     const parsed = parseImageName(name);
     const auth = await this.authenticate(req);
-    const scope = `repository:${name}:${action === 'pull' ? 'pull' : action === 'delete' ? 'delete' : 'pull,push'}`;
-    let actions: Set<Action>;
-    if (auth.token) {
-      const granted = auth.token.grants.get(name);
-      if (!granted) throw this.unauthorized(req, 'token does not cover this repository', scope, 'insufficient_scope');
-      actions = granted;
-    } else {
-      actions = (await this.registry.access.check(auth.identity, parsed.owner, parsed.repository)).actions;
-    }
-    if (actions.has(action)) return;
-    if (auth.identity.kind === 'anonymous') throw this.unauthorized(req, 'authentication required', scope);
-    // A token asked for `delete` alone does not say whether its holder may read: ask the access
-    // decision, so that a reader gets the same 403 with a token as with Basic credentials.
-    if (auth.token && !actions.has('pull')) {
-      actions = (await this.registry.access.check(auth.identity, parsed.owner, parsed.repository)).actions;
-    }
-    if (actions.has('pull')) throw new RegistryError('DENIED', `requested access to ${name} is denied: ${action} not allowed`);
-    throw new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`);
+    if (auth.token?.grants.get(name)?.has(action)) return;
+    // The identity's own rights: they decide for Basic callers, and for a token they tell a
+    // holder who may fetch a wider one (401) from one who may not (403/404).
+    const held = (await this.registry.access.check(auth.identity, parsed.owner, parsed.repository)).actions;
+    if (held.has(action) && !auth.token) return;
+    const scopes = [scopeOf(name, action), ...(opts.alsoPull ? [scopeOf(opts.alsoPull, 'pull')] : [])].join(' ');
+    if (held.has(action)) throw this.unauthorized(req, `this token does not grant ${action} on ${name}: fetch one for scope "${scopes}"`, scopes, 'insufficient_scope');
+    if (auth.identity.kind === 'anonymous') throw this.unauthorized(req, 'authentication required', scopes);
+    if (held.has('pull')) throw new RegistryError('DENIED', `requested access to ${name} is denied: ${action} not allowed`);
+    throw new RegistryError('NAME_UNKNOWN', action === 'push' ? `${name}: ${PUSH_REFUSED}` : `repository name not known to registry: ${name}`);
   }
 
-  /** Whether the request may pull `name` (for cross-repository mounts); never throws for access. */
-  async mayPull(req: FastifyRequest, name: string): Promise<boolean> {
-    try {
-      await this.authorize(req, name, 'pull');
-      return true;
-    } catch (e) {
-      if (e instanceof RegistryError) return false;
-      throw e;
+  /**
+   * Whether a cross-repository mount into `to` may take blobs from image `from`: the request
+   * must be allowed to pull there. A bearer token without pull on `from` whose holder could be
+   * granted it → 401 insufficient_scope for both images, so a client following challenges
+   * fetches a token for both and retries (distribution asks pull on `from` the same way).
+   * Otherwise false (an ordinary upload follows, revealing nothing about `from`).
+   */
+  async mayMountFrom(req: FastifyRequest, to: string, from: string): Promise<boolean> {
+    const parsed = parseMountSource(from);
+    if (!parsed) return false;
+    const auth = await this.authenticate(req);
+    if (auth.token?.grants.get(from)?.has('pull')) return true;
+    const held = (await this.registry.access.check(auth.identity, parsed.owner, parsed.repository)).actions;
+    if (!held.has('pull')) return false;
+    if (!auth.token) return true;
+    const scopes = `${scopeOf(to, 'push')} ${scopeOf(from, 'pull')}`;
+    throw this.unauthorized(req, `this token does not grant pull on ${from}, the source of the mount: fetch one for scope "${scopes}"`, scopes, 'insufficient_scope');
+  }
+
+  /**
+   * Images the request may read that link blob `digest`, for a mount without (or past) `from`.
+   * A bearer token: among the names it grants pull on (at most 16); otherwise one indexed query
+   * over every repository the identity may read.
+   */
+  async readableImagesWithBlob(req: FastifyRequest, digest: string): Promise<string[]> {
+    const auth = await this.authenticate(req);
+    if (auth.token) {
+      return [...auth.token.grants].filter(([, actions]) => actions.has('pull')).slice(0, 16).map(([name]) => name);
     }
+    const found = await this.registry.access.findReadableImageWithBlob(auth.identity, digest);
+    return found === undefined ? [] : [found];
   }
 
   /** Repository ids the request may read, for the catalog. */

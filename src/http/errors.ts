@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, RegistryError, type ErrorCode } from '../core/errors.ts';
 import { ApiError } from '../core/access/tenancy.ts';
+import { discardUnreadBody } from './unread-body.ts';
 
 export interface OciErrorBody {
   errors: { code: string; message: string; detail?: unknown }[];
@@ -48,6 +49,8 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     status = 500;
     body = errorBody('UNKNOWN', ERROR_CODES.UNKNOWN.message);
   }
+  // An error may come before the body was read (or half way through): let the client see it.
+  discardUnreadBody(request, reply);
   reply.code(status);
   reply.removeHeader('content-length');
   if (request.method === 'HEAD') {

@@ -98,6 +98,8 @@ export interface LoginFailureCount {
   since: number;
   lastAt: number;
 }
+/** Whose reading rights bound a search: a user (null: anyone), plus one more repository (an entitlement's); or `any`. */
+export type BlobReader = { userId: number | null; repositoryId?: number } | 'any';
 
 export type MembershipScope = { ownerId: number } | { repositoryId: number };
 
@@ -132,6 +134,12 @@ export interface AccessStore {
   listMemberships(scope: MembershipScope): Promise<MembershipRecord[]>;
   /** Ids of repositories the user (or, with null, anyone) may read through visibility or membership. */
   listReadableRepositoryIds(userId: number | null): Promise<number[]>;
+  /**
+   * The name of an image linking blob `digest` in a repository `reader` may read (the rows of
+   * listReadableRepositoryIds, plus `repositoryId` when given; `any`: every repository), or
+   * undefined. One query driven by the digest's links (indexed), never a scan of repositories.
+   */
+  findReadableImageWithBlob(digest: string, reader: BlobReader): Promise<string | undefined>;
 
   createCredential(c: NewCredential): Promise<CredentialRecord>;
   findCredentialByHash(secretHash: string): Promise<CredentialRecord | undefined>;

@@ -421,12 +421,17 @@ describe('[GET /v2/<name>/manifests/<ref>]', () => {
   it('unknown image → 404 NAME_UNKNOWN', async () => {
     assertOciError(await get('acme/prod/nope', 'latest'), 404, 'NAME_UNKNOWN');
   });
-  it('invalid tag → 400', async () => {
-    assertOciError(await get(NAME, '-bad'), 400);
-    assertOciError(await get(NAME, 'x'.repeat(129)), 400);
+  // The spec lists only 404 for a manifest that is not found: one that cannot exist is not found.
+  it('a reference that cannot be a tag → 404 MANIFEST_UNKNOWN saying why', async () => {
+    for (const ref of ['-bad', '.INVALID_MANIFEST_NAME', 'x'.repeat(129)]) {
+      const err = assertOciError(await get(NAME, ref), 404, 'MANIFEST_UNKNOWN');
+      assert.match(err.message, /invalid tag/);
+    }
   });
-  it('invalid digest → 400 DIGEST_INVALID', async () => {
-    assertOciError(await get(NAME, 'sha256:short'), 400, 'DIGEST_INVALID');
+  it('a reference that cannot be a digest → 404 MANIFEST_UNKNOWN saying why', async () => {
+    const err = assertOciError(await get(NAME, 'sha256:short'), 404, 'MANIFEST_UNKNOWN');
+    assert.match(err.message, /sha256 digest/);
+    assertOciError(await get(NAME, 'md5:d41d8cd98f00b204e9800998ecf8427e'), 404, 'MANIFEST_UNKNOWN');
   });
   it('invalid name → 400 NAME_INVALID', async () => {
     assertOciError(await get('acme/app', 'latest'), 400, 'NAME_INVALID');
@@ -454,6 +459,15 @@ describe('[HEAD /v2/<name>/manifests/<ref>]', () => {
     const res = await head('acme/prod/nope', 'latest');
     assert.equal(res.statusCode, 404);
     assert.equal(res.body, '');
+  });
+  it('a reference or a name that cannot exist → 404 with no body (GET says why)', async () => {
+    for (const [name, ref] of [[NAME, '.INVALID_MANIFEST_NAME'], [NAME, 'sha256:short'], ['acme/app', 'latest'], ['app', 'latest']] as const) {
+      const res = await head(name, ref);
+      assert.equal(res.statusCode, 404, `${name}:${ref}`);
+      assert.equal(res.body, '');
+    }
+    const err = assertOciError(await get('acme/app', 'latest'), 400, 'NAME_INVALID');
+    assert.match(err.message, /OWNER\/REPOSITORY\/IMAGE/);
   });
 });
 
@@ -503,8 +517,8 @@ describe('[DELETE /v2/<name>/manifests/<ref>]', () => {
   it('unknown image → 404 NAME_UNKNOWN', async () => {
     assertOciError(await del('acme/prod/nope', 'latest'), 404, 'NAME_UNKNOWN');
   });
-  it('invalid reference → 400', async () => {
-    assertOciError(await del(NAME, 'sha256:nothex'), 400, 'DIGEST_INVALID');
-    assertOciError(await del(NAME, '.bad'), 400);
+  it('a reference that cannot exist → 404 MANIFEST_UNKNOWN', async () => {
+    assertOciError(await del(NAME, 'sha256:nothex'), 404, 'MANIFEST_UNKNOWN');
+    assertOciError(await del(NAME, '.bad'), 404, 'MANIFEST_UNKNOWN');
   });
 });

@@ -289,13 +289,27 @@ describe('access matrix', () => {
     });
   }
 
-  it('a bearer token without the source scope cannot mount (falls back to an upload)', async () => {
+  it('a bearer token without the source scope: 401 insufficient_scope for both when its holder may read the source, else an upload', async () => {
     const target = `carol/nosrc-${uniq()}/app`;
     const token = await authorization('carol', 'bearer', [`repository:${target}:pull,push`]);
     const digest = images.priv!.layerDigest;
     const res = await req('POST', `/v2/${target}/blobs/uploads/?mount=${digest}&from=acme/priv/app`, token);
-    assert.equal(res.statusCode, 202, res.body);
-    assertError(await req('GET', `/v2/${target}/blobs/${digest}`, ADMIN), 404, 'BLOB_UNKNOWN');
+    assertError(res, 401, 'UNAUTHORIZED');
+    assert.match(
+      String(res.headers['www-authenticate']),
+      new RegExp(`,scope="repository:${esc(target)}:pull,push repository:acme/priv/app:pull",error="insufficient_scope"$`),
+    );
+    assertError(await req('GET', `/v2/${target}/blobs/${digest}`, ADMIN), 404, 'NAME_UNKNOWN', 'nothing created or linked');
+    // eve may not read acme/priv: the same request is an ordinary upload, as for a missing source
+    const eveTarget = `eve/nosrc-${uniq()}/app`;
+    const eveToken = await authorization('eve', 'bearer', [`repository:${eveTarget}:pull,push`]);
+    const viaPriv = await req('POST', `/v2/${eveTarget}/blobs/uploads/?mount=${digest}&from=acme/priv/app`, eveToken);
+    const viaNone = await req('POST', `/v2/${eveTarget}/blobs/uploads/?mount=${digest}&from=acme/nope/app`, eveToken);
+    for (const r of [viaPriv, viaNone]) {
+      assert.equal(r.statusCode, 202, r.body);
+      assert.equal(r.headers['docker-content-digest'], undefined);
+    }
+    assertError(await req('GET', `/v2/${eveTarget}/blobs/${digest}`, ADMIN), 404, 'BLOB_UNKNOWN');
   });
 
   it('a bearer token is only good for the names it was issued for (401 insufficient_scope)', async () => {

@@ -265,6 +265,42 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.deepEqual((await access.listRepositories(acme.id)).map((r) => r.name), ['priv', 'pub']);
     });
 
+    withStores('findReadableImageWithBlob: a link only in a repository the reader may read', async (meta, access) => {
+      const acme = (await access.findOwner('acme'))!;
+      const pub = await access.createRepository(acme.id, 'pub', 'public', '');
+      const priv = await access.createRepository(acme.id, 'priv', 'private', '');
+      const bob = await access.createUser({ username: 'bob', passwordHash: null, siteAdmin: false, email: null });
+      const carol = await access.createUser({ username: 'carol', passwordHash: null, siteAdmin: false, email: null });
+      const dan = await access.createUser({ username: 'dan', passwordHash: null, siteAdmin: false, email: null });
+      const eve = await access.createUser({ username: 'eve', passwordHash: null, siteAdmin: false, email: null });
+      await access.setMembership(bob.id, { repositoryId: priv.id }, 'read');
+      await access.setMembership(carol.id, { ownerId: acme.id }, 'read');
+      const image = async (name: string) => (await meta.ensureImage(parseImageName(name)))!;
+      const [a, b, c, x] = [await image('acme/pub/a'), await image('acme/priv/b'), await image('dan/own/c'), await image('other/x/i')];
+      assert.equal(a.repositoryId, pub.id);
+      assert.equal(b.repositoryId, priv.id);
+      await meta.saveBlob(b.id, d('private'), 1);
+      await meta.saveBlob(a.id, d('shared'), 2);
+      await meta.saveBlob(b.id, d('shared'), 2);
+      await meta.saveBlob(c.id, d('dan'), 3);
+      await meta.saveBlob(x.id, d('other'), 4);
+      const find = (digest: string, reader: Parameters<AccessStore['findReadableImageWithBlob']>[1]) => access.findReadableImageWithBlob(digest, reader);
+
+      assert.equal(await find(d('private'), { userId: null }), undefined, 'anyone: not in a private repository');
+      assert.equal(await find(d('shared'), { userId: null }), 'acme/pub/a', 'anyone: the public link');
+      assert.equal(await find(d('private'), { userId: eve.id }), undefined);
+      assert.equal(await find(d('private'), { userId: bob.id }), 'acme/priv/b', 'repository membership');
+      assert.equal(await find(d('private'), { userId: carol.id }), 'acme/priv/b', 'organisation membership');
+      assert.equal(await find(d('dan'), { userId: dan.id }), 'dan/own/c', 'own namespace');
+      assert.equal(await find(d('dan'), { userId: eve.id }), undefined);
+      assert.equal(await find(d('private'), { userId: null, repositoryId: priv.id }), 'acme/priv/b', 'one more repository (entitlement)');
+      assert.equal(await find(d('other'), { userId: null, repositoryId: priv.id }), undefined);
+      assert.equal(await find(d('other'), 'any'), 'other/x/i');
+      assert.equal(await find(d('nowhere'), 'any'), undefined);
+      assert.equal(await meta.removeImageBlob(b.id, d('private')), true);
+      assert.equal(await find(d('private'), 'any'), undefined, 'an unlinked blob is found nowhere');
+    });
+
     withStores('credentials: found by hash, revoked, touched, download limits counted atomically', async (_meta, access) => {
       const acme = (await access.findOwner('acme'))!;
       const repo = await access.createRepository(acme.id, 'r', 'private', '');

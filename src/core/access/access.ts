@@ -1,4 +1,4 @@
-import type { AccessStore, RepositoryRecord, Role } from '../../metadata/access-store.ts';
+import type { AccessStore, BlobReader, RepositoryRecord, Role } from '../../metadata/access-store.ts';
 
 /** What an identity may do on a repository. `manage` = members, tokens, settings. */
 export type Action = 'pull' | 'push' | 'delete' | 'manage';
@@ -73,6 +73,23 @@ export class Access {
       return { ownerExists: true, actions: canCreate ? actions : new Set(), canCreate };
     }
     return { repository, ownerExists: true, actions, canCreate: false };
+  }
+
+  /**
+   * The name of an image that links blob `digest` in a repository the identity may pull from,
+   * or undefined: the source of a cross-repository mount without `from`. One indexed query over
+   * the digest's links, whatever the number of repositories.
+   */
+  async findReadableImageWithBlob(identity: Identity, digest: string): Promise<string | undefined> {
+    const reader: BlobReader =
+      identity.kind === 'user'
+        ? identity.siteAdmin
+          ? 'any'
+          : { userId: identity.userId }
+        : identity.kind === 'entitlement'
+          ? { userId: null, repositoryId: identity.repositoryId }
+          : { userId: null };
+    return this.store.findReadableImageWithBlob(digest, reader);
   }
 
   /** Repository ids the identity may read (for the catalog). */

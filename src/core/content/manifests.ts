@@ -19,6 +19,20 @@ export function parseReference(ref: string): Reference {
   return { kind: 'tag', tag: ref };
 }
 
+/**
+ * Parses a reference to read or delete: one that cannot be a valid tag or digest names no
+ * manifest, so it is 404 MANIFEST_UNKNOWN (the spec lists only 404 for a manifest not found);
+ * the message still says why. Writes use parseReference (400).
+ */
+export function parseLookupReference(ref: string): Reference {
+  try {
+    return parseReference(ref);
+  } catch (e) {
+    if (!(e instanceof RegistryError)) throw e;
+    throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${e.message}`, { detail: { reference: ref.slice(0, 140) } });
+  }
+}
+
 export interface PutManifestResult {
   digest: string;
   subject: string | null;
@@ -53,7 +67,7 @@ export class Manifests {
   ) {}
 
   async get(name: string, ref: string): Promise<ManifestRecord> {
-    const r = parseReference(ref);
+    const r = parseLookupReference(ref);
     const img = await this.images.find(name);
     const m = r.kind === 'tag' ? await this.meta.findTaggedManifest(img.id, r.tag) : await this.meta.findManifest(img.id, r.digest);
     if (!m) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });
@@ -131,7 +145,7 @@ export class Manifests {
 
   /** By digest: removes the manifest and its tags. By tag: removes only the tag. */
   async delete(name: string, ref: string): Promise<void> {
-    const r = parseReference(ref);
+    const r = parseLookupReference(ref);
     const img = await this.images.find(name);
     const removed = r.kind === 'tag' ? await this.meta.removeTag(img.id, r.tag) : await this.meta.removeManifest(img.id, r.digest);
     if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });

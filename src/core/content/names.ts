@@ -34,7 +34,7 @@ export function parseImageName(full: string): ImageName {
   if (parts.length < 3) {
     throw new RegistryError(
       'NAME_INVALID',
-      'repository name must have the form OWNER/REPOSITORY/IMAGE[/...], e.g. acme/prod/app',
+      `"${full.slice(0, 100)}" has ${parts.length === 1 ? 'one part' : 'two parts'}: an image name on this registry is OWNER/REPOSITORY/IMAGE[/...], e.g. acme/prod/app`,
     );
   }
   const [owner, repository, ...rest] = parts as [string, string, ...string[]];

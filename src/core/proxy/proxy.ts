@@ -12,7 +12,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { RegistryError } from '../errors.ts';
 import { digestOf, newHash, parseDigest } from '../content/digest.ts';
 import { parseImageName } from '../content/names.ts';
-import { type Manifests, type Page, type ReferrersIndex, parseReference } from '../content/manifests.ts';
+import { type Manifests, type Page, type ReferrersIndex, parseLookupReference } from '../content/manifests.ts';
 import { OCI_INDEX } from '../content/media-types.ts';
 import { parseManifest } from '../content/manifest.ts';
 import { Egress, EgressError } from '../egress/egress.ts';
@@ -294,7 +294,7 @@ export class UpstreamProxy {
    * miss, or for a cached tag older than the TTL, the upstreams are asked.
    */
   async manifest(name: string, ref: string): Promise<ServedManifest> {
-    const r = parseReference(ref);
+    const r = parseLookupReference(ref);
     let local: ManifestRecord | undefined;
     let miss: RegistryError | undefined;
     try {
@@ -323,7 +323,7 @@ export class UpstreamProxy {
   }
 
   private async fetchManifest(name: string, ref: string, cands: Candidate[], local: ManifestRecord | undefined): Promise<ServedManifest> {
-    const r = parseReference(ref);
+    const r = parseLookupReference(ref);
     if (local && r.kind === 'tag') {
       // Revalidate: HEAD, honour the upstream's digest; serve the cached copy when it fails.
       let found;

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
 import type { Action } from '../../core/access/access.ts';
-import type { HttpAuth } from '../auth.ts';
+import { type HttpAuth, parseMountSource } from '../auth.ts';
+import { stringParam } from './util.ts';
 import { deleteBlob, getBlob } from './blobs.ts';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.ts';
 import { deleteManifest, getManifest, putManifest } from './manifests.ts';
@@ -17,6 +18,8 @@ interface Endpoint {
   handler: Handler;
   /** The event the request makes (docs/events.md), noted before authorization so refusals are recorded too. */
   event?: (m: string[]) => PendingEvent;
+  /** Another image the request reads (a mount's `from`): its pull scope joins the challenge. */
+  alsoPull?: (req: FastifyRequest) => string | undefined;
 }
 
 interface Route {
@@ -65,7 +68,11 @@ function routes(auth: HttpAuth): Route[] {
       },
     },
   },
-  { pattern: /^(.+)\/blobs\/uploads\/?$/, label: '/v2/{name}/blobs/uploads/', methods: { POST: push((r, q, p, m) => startUpload(r, q, p, m[0]!, auth)) } },
+  {
+    pattern: /^(.+)\/blobs\/uploads\/?$/,
+    label: '/v2/{name}/blobs/uploads/',
+    methods: { POST: { ...push((r, q, p, m) => startUpload(r, q, p, m[0]!, auth)), alsoPull: mountSource } },
+  },
   {
     pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/,
     label: '/v2/{name}/blobs/uploads/{uuid}',
@@ -90,6 +97,13 @@ function routes(auth: HttpAuth): Route[] {
   },
   { pattern: /^(.+)\/referrers\/([^/]+)$/, label: '/v2/{name}/referrers/{digest}', methods: { GET: pull((r, q, p, m) => listReferrers(r, q, p, m[0]!, m[1]!)) } },
   ];
+}
+
+/** The `from` of a cross-repository mount, when it is a valid image name. */
+function mountSource(req: FastifyRequest): string | undefined {
+  const q = req.query as Record<string, unknown>;
+  const from = stringParam(q.from);
+  return stringParam(q.mount) !== undefined && parseMountSource(from) ? from : undefined;
 }
 
 const METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'] as const;
@@ -129,14 +143,25 @@ export function distributionRoutes(app: FastifyInstance, registry: Registry, aut
           throw new RegistryError('UNSUPPORTED', `${req.method} is not supported on this endpoint`);
         }
         if (endpoint.event) req.berthEvent = endpoint.event(m.slice(1));
-        if (endpoint.action) {
-          await auth.authorize(req, m[1]!, endpoint.action);
-        } else {
-          const { identity } = await auth.authenticate(req);
-          // The version check answers 401 to anonymous clients so that they log in (docker login).
-          if (path === '' && identity.kind === 'anonymous') throw auth.unauthorized(req, 'authentication required');
+        try {
+          if (endpoint.action) {
+            const alsoPull = endpoint.alsoPull?.(req);
+            await auth.authorize(req, m[1]!, endpoint.action, alsoPull === undefined ? {} : { alsoPull });
+          } else {
+            const { identity } = await auth.authenticate(req);
+            // The version check answers 401 to anonymous clients so that they log in (docker login).
+            if (path === '' && identity.kind === 'anonymous') throw auth.unauthorized(req, 'authentication required');
+          }
+          await endpoint.handler(registry, req, reply, m.slice(1));
+        } catch (e) {
+          // A HEAD answer has no body to explain a malformed name, and clients print only its
+          // status: 404 (no such image can exist) lets them go on to the GET or POST whose
+          // error message they do print (skopeo and podman HEAD a blob first when pushing).
+          if (req.method === 'HEAD' && e instanceof RegistryError && e.code === 'NAME_INVALID') {
+            throw new RegistryError('NAME_INVALID', e.message, { status: 404 });
+          }
+          throw e;
         }
-        await endpoint.handler(registry, req, reply, m.slice(1));
         return reply;
       }
     }

@@ -39,10 +39,11 @@ export async function getManifest(
 
 /** PUT /v2/<name>/manifests/<reference> */
 export async function putManifest(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, ref: string): Promise<void> {
-  const payload = await readSmallBody(req, MAX_MANIFEST_BYTES, () => {
-    reply.header('Connection', 'close');
-    return new RegistryError('MANIFEST_INVALID', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, { status: 413 });
-  });
+  const payload = await readSmallBody(
+    req,
+    MAX_MANIFEST_BYTES,
+    () => new RegistryError('MANIFEST_INVALID', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, { status: 413 }),
+  );
   const r = await registry.manifests.put(name, ref, payload, req.headers['content-type']);
   noteEvent(req, { digest: r.digest, bytes: payload.length });
   if (r.previousDigest !== undefined && r.previousDigest !== r.digest) {

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
 import { type ChunkRange, parseContentRange } from '../../core/content/uploads.ts';
+import { parseDigest } from '../../core/content/digest.ts';
 import { contentLength, emptyReply, requestBody, stringParam } from './util.ts';
 import type { HttpAuth } from '../auth.ts';
 
@@ -33,12 +34,9 @@ export async function startUpload(registry: Registry, req: FastifyRequest, reply
   const mount = stringParam(q.mount);
   const from = stringParam(q.from);
   const digest = stringParam(q.digest);
-  // A mount from an image the caller may not read falls back to an upload, revealing nothing.
-  if (mount !== undefined && from !== undefined && (await auth.mayPull(req, from))) {
-    if (await registry.blobs.mount(name, mount, from)) {
-      sendCreated(reply, name, mount);
-      return;
-    }
+  if (mount !== undefined && (await tryMount(registry, req, name, parseDigest(mount).value, from, auth))) {
+    sendCreated(reply, name, mount);
+    return;
   }
   if (digest !== undefined) {
     const body = requestBody(req) ?? emptyBody();
@@ -48,6 +46,20 @@ export async function startUpload(registry: Registry, req: FastifyRequest, reply
   }
   const s = await registry.uploads.start(name);
   sendProgress(reply, 202, name, s.id, s.size);
+}
+
+/**
+ * A cross-repository mount: links `digest` into `name` from `from` when the request may pull
+ * there, or else from any image linking it that the request may read (automatic content
+ * discovery, which the spec allows). False → an ordinary upload (202); a source the caller
+ * may not read is never tried, so 201/202 reveals nothing about it.
+ */
+async function tryMount(registry: Registry, req: FastifyRequest, name: string, digest: string, from: string | undefined, auth: HttpAuth): Promise<boolean> {
+  if (from !== undefined && (await auth.mayMountFrom(req, name, from)) && (await registry.blobs.mount(name, digest, from))) return true;
+  for (const source of await auth.readableImagesWithBlob(req, digest)) {
+    if (source !== from && (await registry.blobs.mount(name, digest, source))) return true;
+  }
+  return false;
 }
 
 /** GET /v2/<name>/blobs/uploads/<id> — progress. */

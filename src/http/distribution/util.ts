@@ -49,7 +49,8 @@ export async function readSmallBody(request: FastifyRequest, limit: number, tooL
   if (declared !== undefined && declared > limit) throw tooLarge();
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const chunk of request.raw as AsyncIterable<Buffer>) {
+  // Stopping early leaves the request alive: the error answer then reaches the client.
+  for await (const chunk of request.raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     n += chunk.length;
     if (n > limit) throw tooLarge();
     parts.push(chunk);

@@ -1,6 +1,7 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool, sql } from 'kysely';
 import type {
   AccessStore,
+  BlobReader,
   CredentialKind,
   CredentialRecord,
   LoginFailureCount,
@@ -25,6 +26,17 @@ type UserRow = Selectable<Database['users']>;
 function isUniqueViolation(e: unknown): boolean {
   const err = e as { code?: string; message?: string };
   return err.code === '23505' || err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || /UNIQUE constraint/.test(err.message ?? '');
+}
+
+/** Repositories `userId` (or, with null, anyone) may read through visibility, their own namespace or memberships. */
+function readableBy(eb: ExpressionBuilder<Database, 'repositories'>, userId: number | null): Expression<SqlBool> {
+  if (userId === null) return eb('repositories.visibility', '=', 'public');
+  return eb.or([
+    eb('repositories.visibility', '=', 'public'),
+    eb('repositories.owner_id', 'in', eb.selectFrom('users').select('owner_id').where('id', '=', userId)),
+    eb('repositories.owner_id', 'in', eb.selectFrom('memberships').select('owner_id').where('user_id', '=', userId).where('owner_id', 'is not', null)),
+    eb('repositories.id', 'in', eb.selectFrom('memberships').select('repository_id').where('user_id', '=', userId).where('repository_id', 'is not', null)),
+  ]);
 }
 
 function n(v: unknown): number {
@@ -262,23 +274,29 @@ export class SqlAccessStore implements AccessStore {
   }
 
   async listReadableRepositoryIds(userId: number | null): Promise<number[]> {
-    if (userId === null) {
-      const rows = await this.db.selectFrom('repositories').select('id').where('visibility', '=', 'public').execute();
-      return rows.map((r) => n(r.id));
-    }
     const rows = await this.db
       .selectFrom('repositories')
       .select('repositories.id')
-      .where((eb) =>
-        eb.or([
-          eb('repositories.visibility', '=', 'public'),
-          eb('repositories.owner_id', 'in', eb.selectFrom('users').select('owner_id').where('id', '=', userId)),
-          eb('repositories.owner_id', 'in', eb.selectFrom('memberships').select('owner_id').where('user_id', '=', userId).where('owner_id', 'is not', null)),
-          eb('repositories.id', 'in', eb.selectFrom('memberships').select('repository_id').where('user_id', '=', userId).where('repository_id', 'is not', null)),
-        ]),
-      )
+      .where((eb) => readableBy(eb, userId))
       .execute();
     return rows.map((r) => n(r.id));
+  }
+
+  async findReadableImageWithBlob(digest: string, reader: BlobReader): Promise<string | undefined> {
+    // Driven by the image_blobs_digest index: only the digest's own links are visited, each
+    // joined by primary key; the memberships subqueries are per user and small.
+    let q = this.db
+      .selectFrom('image_blobs')
+      .innerJoin('images', 'images.id', 'image_blobs.image_id')
+      .innerJoin('repositories', 'repositories.id', 'images.repository_id')
+      .select('images.name')
+      .where('image_blobs.digest', '=', digest);
+    if (reader !== 'any') {
+      const { userId, repositoryId } = reader;
+      q = q.where((eb) => (repositoryId === undefined ? readableBy(eb, userId) : eb.or([readableBy(eb, userId), eb('repositories.id', '=', repositoryId)])));
+    }
+    const r = await q.limit(1).executeTakeFirst();
+    return r?.name;
   }
 
   async createCredential(c: NewCredential): Promise<CredentialRecord> {
