@@ -3,10 +3,15 @@ import { type ErrorCode, RegistryError } from '../core/errors.ts';
 import { ApiError } from '../core/access/tenancy.ts';
 import { CONTROL_CHARACTERS_MESSAGE, isCleanText } from '../core/content/text.ts';
 
-/** /v2 paths and the error code for each of their parts (the name first). */
-const V2_PARTS: [RegExp, (decoded: string) => ErrorCode][] = [
-  [/^\/v2\/(.+)\/manifests\/([^/]*)$/, (ref) => (ref.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID')],
-  [/^\/v2\/(.+)\/blobs\/uploads\/([^/]*)$/, () => 'BLOB_UPLOAD_INVALID'],
+/**
+ * /v2 paths and the error code for each of their parts (the name first). A reference that
+ * cannot exist is "not found" where it is only looked up (GET, HEAD, DELETE of a manifest; any
+ * request on an upload id), as the spec answers unknown references; a PUT that would create
+ * a tag is refused as an invalid tag.
+ */
+const V2_PARTS: [RegExp, (decoded: string, method: string) => ErrorCode][] = [
+  [/^\/v2\/(.+)\/manifests\/([^/]*)$/, (ref, method) => (method !== 'PUT' ? 'MANIFEST_UNKNOWN' : ref.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID')],
+  [/^\/v2\/(.+)\/blobs\/uploads\/([^/]*)$/, () => 'BLOB_UPLOAD_UNKNOWN'],
   [/^\/v2\/(.+)\/blobs\/([^/]*)$/, () => 'DIGEST_INVALID'],
   [/^\/v2\/(.+)\/referrers\/([^/]*)$/, () => 'DIGEST_INVALID'],
 ];
@@ -40,7 +45,7 @@ function v2Error(code: ErrorCode, what: string): RegistryError {
 }
 
 /** The error for a request whose URL carries a control character, or undefined when it is clean. */
-export function urlError(url: string): Error | undefined {
+export function urlError(url: string, method = 'GET'): Error | undefined {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const v2 = path === '/v2' || path.startsWith('/v2/');
@@ -50,7 +55,7 @@ export function urlError(url: string): Error | undefined {
       const m = re.exec(path);
       if (!m) continue;
       if (clean(m[1]!) === undefined) return v2Error('NAME_INVALID', 'the repository name');
-      return v2Error(codeOf(decode(m[2]!) ?? ''), 'the reference');
+      return v2Error(codeOf(decode(m[2]!) ?? '', method), 'the reference');
     }
     return v2Error('NAME_INVALID', 'the repository name');
   }
@@ -75,7 +80,7 @@ export function urlError(url: string): Error | undefined {
  * note, so that nothing of it is stored or recorded (docs/security.md, "Input at the edge").
  */
 export function rejectDirtyUrls(req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-  const e = urlError(req.raw.url ?? '');
+  const e = urlError(req.raw.url ?? '', req.raw.method);
   if (!e) return done();
   if (e instanceof RegistryError) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
   done(e);

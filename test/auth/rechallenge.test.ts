@@ -31,7 +31,7 @@ import {
 
 const ADMIN = basic('admin', ADMIN_PASSWORD);
 const pw = (u: string) => basic(u, USER_PASSWORD);
-const REALM = 'Bearer realm="http://localhost:80/v2/token",service="berth"';
+const REALM = 'Bearer realm="http://localhost:5000/v2/token",service="berth"';
 
 /** The scope and error of a challenge. */
 function challenge(res: Inject): { scope?: string; error?: string } {

@@ -13,8 +13,8 @@ const NUL = '\u0000';
 /** Controls that must be refused besides NUL (in text sent as JSON; a URL carries them percent-encoded). */
 const OTHERS = ['\u0001', '\u001b', '\u007f', '\u0085', '\u009f'];
 
-function assertRefused(res: LightMyRequestResponse, what: string, code?: string): void {
-  assert.equal(res.statusCode, 400, `${what}: expected 400, got ${res.statusCode}: ${res.body.slice(0, 300)}`);
+function assertRefused(res: LightMyRequestResponse, what: string, code?: string, status = 400): void {
+  assert.equal(res.statusCode, status, `${what}: expected 400, got ${res.statusCode}: ${res.body.slice(0, 300)}`);
   const body = JSON.parse(res.body) as { errors: { code: string; message: string }[] };
   if (code) assert.equal(body.errors[0]!.code, code, `${what}: ${body.errors[0]!.message}`);
   assert.match(body.errors[0]!.message, /control characters/, what);
@@ -130,12 +130,13 @@ for (const driver of ['sqlite', 'postgres'] as const) {
       const g = (url: string, method = 'GET', auth = ADMIN) => b.app.inject({ method: method as 'GET', url, headers: { authorization: auth } });
       assertRefused(await g('/v2/acme/prod/a%00pp/tags/list'), 'name', 'NAME_INVALID');
       assertRefused(await g('/v2/acme%00/prod/app/manifests/v1'), 'owner', 'NAME_INVALID');
-      assertRefused(await g('/v2/acme/prod/app/manifests/v%001'), 'tag', 'TAG_INVALID');
+      assertRefused(await g('/v2/acme/prod/app/manifests/v%001'), 'tag', 'MANIFEST_UNKNOWN', 404);
       assertRefused(await g('/v2/acme/prod/app/manifests/v%001', 'PUT'), 'tag on PUT', 'TAG_INVALID');
-      assertRefused(await g('/v2/acme/prod/app/manifests/v%001', 'DELETE'), 'tag on DELETE', 'TAG_INVALID');
-      assertRefused(await g('/v2/acme/prod/app/manifests/sha256:%01abc'), 'digest reference', 'DIGEST_INVALID');
+      assertRefused(await g('/v2/acme/prod/app/manifests/v%001', 'DELETE'), 'tag on DELETE', 'MANIFEST_UNKNOWN', 404);
+      assertRefused(await g('/v2/acme/prod/app/manifests/sha256:%01abc'), 'digest reference', 'MANIFEST_UNKNOWN', 404);
+      assertRefused(await g('/v2/acme/prod/app/manifests/sha256:%01abc', 'PUT'), 'digest reference on PUT', 'DIGEST_INVALID');
       assertRefused(await g('/v2/acme/prod/app/blobs/sha256:%7fab'), 'blob digest', 'DIGEST_INVALID');
-      assertRefused(await g('/v2/acme/prod/app/blobs/uploads/ab%00cd', 'PATCH'), 'upload id', 'BLOB_UPLOAD_INVALID');
+      assertRefused(await g('/v2/acme/prod/app/blobs/uploads/ab%00cd', 'PATCH'), 'upload id', 'BLOB_UPLOAD_UNKNOWN', 404);
       assertRefused(await g('/v2/acme/prod/app/tags/list?last=a%00b'), 'last', 'PAGINATION_NUMBER_INVALID');
       assertRefused(await g('/v2/acme/prod/app/blobs/uploads/?mount=sha256:00&from=acme/prod/a%00pp', 'POST'), 'from', 'NAME_INVALID');
       assertRefused(await g('/v2/acme/prod/app/blobs/uploads/?digest=sha256:%00', 'POST'), 'digest', 'DIGEST_INVALID');
