@@ -143,4 +143,11 @@ export interface AccessStore {
   getSetting(key: string): Promise<string | undefined>;
   /** Stores the value unless the key exists; returns the value now stored. */
   putSettingIfAbsent(key: string, value: string): Promise<string>;
+  /** Sets the value only if it is still `from` (compare-and-set); false when it changed or is absent. */
+  replaceSetting(key: string, from: string, to: string): Promise<boolean>;
+  deleteSetting(key: string): Promise<void>;
+  /** Every upstream's stored password (for re-encryption; core/keys). */
+  listUpstreamSecrets(): Promise<{ id: number; value: string }[]>;
+  /** Sets an upstream's stored password only if it is still `from`. */
+  replaceUpstreamSecret(id: number, from: string, to: string): Promise<boolean>;
 }

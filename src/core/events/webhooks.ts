@@ -12,6 +12,8 @@ import type {
   NewEvent,
   WebhookRecord,
 } from '../../metadata/event-store.ts';
+import { Keyring } from '../keys/keyring.ts';
+import { PURPOSE } from '../keys/sealed.ts';
 
 /** Events a webhook may subscribe to. `ping` is only sent by the test endpoint. */
 export const WEBHOOK_EVENTS = ['push', 'delete', 'pull'] as const;
@@ -23,6 +25,8 @@ export interface WebhookOptions {
   timeoutMs: number;
   pollIntervalMs: number;
   concurrency: number;
+  /** Seals webhook secrets at rest (core/keys); default: a key that lives as long as the process. */
+  keyring?: Keyring;
   /** How long the list of active webhooks is cached for matching events (other nodes' changes show up after this). */
   cacheTtlMs?: number;
   onError?: (e: unknown) => void;
@@ -114,6 +118,10 @@ export class Webhooks {
     private readonly opts: WebhookOptions,
   ) {}
 
+  private get keyring(): Keyring {
+    return (this.opts.keyring ??= Keyring.ephemeral());
+  }
+
   private requireStore(): EventStore {
     if (!this.store) throw new ApiError(503, 'UNAVAILABLE', 'events are not configured on this server');
     return this.store;
@@ -146,7 +154,7 @@ export class Webhooks {
     const hook = await this.requireStore().createWebhook({
       repositoryId: repo.id,
       url: validUrl(w.url),
-      secret,
+      secret: this.keyring.encrypt(PURPOSE.webhookSecret, secret),
       events: validEvents(w.events),
       active: w.active ?? true,
       createdBy: actorOf(actor).name,
@@ -314,7 +322,7 @@ export class Webhooks {
             'user-agent': 'Berth-Webhook/1',
             'x-berth-event': d.event,
             'x-berth-delivery': d.id,
-            'x-berth-signature': signPayload(d.secret, d.payload),
+            'x-berth-signature': signPayload(Keyring.isSealed(d.secret) ? this.keyring.decryptText(d.secret, PURPOSE.webhookSecret) : d.secret, d.payload),
           },
           body: d.payload,
         });

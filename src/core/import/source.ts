@@ -35,6 +35,22 @@ export interface OpenSourceOptions {
   tempDir?: string;
   /** Told when a gzip'd input is being decompressed. */
   onDecompress?: () => void;
+  /** Most bytes a gzip'd archive may decompress to (default: no limit but the ratio). */
+  maxUnpackedBytes?: number;
+  /**
+   * Most a gzip'd archive may expand, as a multiple of its size (default 20; archives under
+   * 64 MiB may always expand to 64 MiB). Stops a gzip bomb after a bounded write.
+   */
+  maxExpansionRatio?: number;
+}
+
+/** Expansion every gzip'd archive may have whatever its ratio: tiny archives of sparse files are normal. */
+const UNPACK_FLOOR = 64 * 1024 * 1024;
+
+/** The most bytes a gzip'd archive of `size` bytes may decompress to. */
+export function unpackLimit(size: number, opts: Pick<OpenSourceOptions, 'maxUnpackedBytes' | 'maxExpansionRatio'>): number {
+  const byRatio = Math.max(UNPACK_FLOOR, size * (opts.maxExpansionRatio ?? 20));
+  return Math.min(byRatio, opts.maxUnpackedBytes ?? Number.MAX_SAFE_INTEGER);
 }
 
 const missing = (label: string, name: string) => new ImportError('MISSING_FILE', `${label}: "${name}" not found`);
@@ -148,13 +164,25 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
   if (head[0] === 0x1f && head[1] === 0x8b) {
     opts.onDecompress?.();
     const dir = opts.tempDir ?? os.tmpdir();
-    await fsp.mkdir(dir, { recursive: true });
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = path.join(dir, `berth-import-${randomUUID()}.tar`);
     const remove = () => fsp.rm(tmp, { force: true });
+    const limit = unpackLimit(st.size, opts);
+    let unpacked = 0;
+    const bounded = async function* (src: AsyncIterable<Buffer>) {
+      for await (const chunk of src) {
+        unpacked += chunk.length;
+        if (unpacked > limit) {
+          throw new ImportError('TOO_LARGE', `${label}: the gzip'd archive decompresses to more than the ${limit} bytes allowed for it (${st.size} bytes compressed)`);
+        }
+        yield chunk;
+      }
+    };
     try {
-      await pipeline(createReadStream(input, { highWaterMark: 1024 * 1024 }), createGunzip(), createWriteStream(tmp));
+      await pipeline(createReadStream(input, { highWaterMark: 1024 * 1024 }), createGunzip(), bounded, createWriteStream(tmp, { mode: 0o600 }));
     } catch (e) {
       await remove();
+      if (e instanceof ImportError) throw e;
       throw new ImportError('TRUNCATED', `${label}: cannot decompress the gzip'd archive: ${(e as Error).message}`);
     }
     try {

@@ -218,6 +218,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('image_blobs').addColumn('cached', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    '0006_upload_session_owner': {
+      async up(db: Kysely<any>) {
+        // Who opened each upload session, so open sessions can be capped per user.
+        await db.schema.alterTable('uploads').addColumn('started_by', 'text').execute();
+        await db.schema.createIndex('uploads_started_by').on('uploads').column('started_by').execute();
+        await db.schema.createIndex('uploads_image').on('uploads').column('image_id').execute();
+      },
+    },
   };
 }
 

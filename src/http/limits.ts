@@ -1,0 +1,86 @@
+/**
+ * Connection-level bounds of the HTTP server (docs/security.md#resource-limits): time to send
+ * the headers, idle keep-alive connections, a body that stops moving, and open connections per
+ * client address. There is deliberately no bound on a request's total time: a multi-GB upload
+ * that keeps moving runs as long as it needs.
+ */
+import { BlockList, isIP, type Socket } from 'node:net';
+import type { Server } from 'node:http';
+
+export interface HttpLimits {
+  /** Time to send the request line and headers (slow-loris), seconds. */
+  headersTimeoutSeconds: number;
+  /** An idle keep-alive connection is closed after this long, seconds. */
+  keepAliveTimeoutSeconds: number;
+  /** A connection on which nothing moves (in or out) for this long is closed, seconds. */
+  bodyIdleTimeoutSeconds: number;
+  /** Open connections per peer address; 0: no limit. */
+  maxConnectionsPerAddress: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutSeconds: 30,
+  keepAliveTimeoutSeconds: 65,
+  bodyIdleTimeoutSeconds: 60,
+  maxConnectionsPerAddress: 256,
+};
+
+const NAMED_RANGES: Record<string, [string, number, 'ipv4' | 'ipv6'][]> = {
+  loopback: [['127.0.0.0', 8, 'ipv4'], ['::1', 128, 'ipv6']],
+  linklocal: [['169.254.0.0', 16, 'ipv4'], ['fe80::', 10, 'ipv6']],
+  uniquelocal: [['10.0.0.0', 8, 'ipv4'], ['172.16.0.0', 12, 'ipv4'], ['192.168.0.0', 16, 'ipv4'], ['fc00::', 7, 'ipv6']],
+};
+
+/** The trusted proxies (config `events.trustedProxies`) as a BlockList: their connections carry many clients. */
+export function proxyList(specs: string[]): BlockList {
+  const list = new BlockList();
+  for (const s of specs) {
+    for (const [net, bits, type] of NAMED_RANGES[s] ?? []) list.addSubnet(net, bits, type);
+    if (NAMED_RANGES[s]) continue;
+    const [ip, bits] = s.split('/');
+    const type = isIP(ip!) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(ip!, type);
+    else list.addSubnet(ip!, Number(bits), type);
+  }
+  return list;
+}
+
+/** Fastify server options for the timeouts. */
+export function timeoutOptions(limits: HttpLimits) {
+  const headersTimeout = limits.headersTimeoutSeconds * 1000;
+  return {
+    keepAliveTimeout: limits.keepAliveTimeoutSeconds * 1000,
+    // Socket inactivity: nothing read or written for this long closes the connection. A PATCH
+    // cut this way keeps what reached the disk; the client resumes from the offset GET reports.
+    connectionTimeout: limits.bodyIdleTimeoutSeconds * 1000,
+    // No total-request bound (big uploads run as long as they keep moving)...
+    requestTimeout: 0,
+    // ...but Node derives the header timeout from that one, so it is set on its own; it is
+    // checked every connectionsCheckingInterval.
+    http: { headersTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))) },
+  };
+}
+
+/** Closes connections beyond `max` open ones from one peer address (trusted proxies exempt). */
+export function capConnections(server: Server, max: number, trustedProxies: string[] = []): void {
+  if (max <= 0) return;
+  const exempt = proxyList(trustedProxies);
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const addr = socket.remoteAddress;
+    if (!addr) return;
+    const plain = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+    if (exempt.check(plain, isIP(plain) === 6 ? 'ipv6' : 'ipv4')) return;
+    const n = (open.get(addr) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(addr, n);
+    socket.once('close', () => {
+      const left = (open.get(addr) ?? 1) - 1;
+      if (left > 0) open.set(addr, left);
+      else open.delete(addr);
+    });
+  });
+}
