@@ -13,7 +13,7 @@ import * as fsp from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { RegistryError } from '../errors.ts';
+import { ERROR_CODES, RegistryError, isOutOfSpace } from '../errors.ts';
 import type { Registry } from '../registry.ts';
 import type { ArchiveFormat } from './content.ts';
 import { ImportError } from './errors.ts';
@@ -254,6 +254,7 @@ export class ImportJobs {
       v.state = 'failed';
       if (e instanceof ImportError) v.error = { code: e.code, message: e.message };
       else if (e instanceof RegistryError) v.error = { code: e.code, message: e.message };
+      else if (isOutOfSpace(e)) v.error = { code: 'STORAGE_FULL', message: ERROR_CODES.STORAGE_FULL.message };
       else {
         v.error = { code: 'UNKNOWN', message: `import failed: ${(e as Error)?.message ?? String(e)}` };
         this.opts.onInternalError?.(e, v.id);

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { ImportError } from './errors.ts';
+import { isOutOfSpace } from '../errors.ts';
 import { TarIndex, safeMemberName } from './tar.ts';
 
 export interface ImportSource {
@@ -182,7 +183,7 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
       await pipeline(createReadStream(input, { highWaterMark: 1024 * 1024 }), createGunzip(), bounded, createWriteStream(tmp, { mode: 0o600 }));
     } catch (e) {
       await remove();
-      if (e instanceof ImportError) throw e;
+      if (e instanceof ImportError || isOutOfSpace(e)) throw e;
       throw new ImportError('TRUNCATED', `${label}: cannot decompress the gzip'd archive: ${(e as Error).message}`);
     }
     try {
