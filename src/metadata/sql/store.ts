@@ -136,7 +136,7 @@ export class SqlMetadataStore implements MetadataStore {
 
   async findUpload(id: string): Promise<UploadRecord | undefined> {
     const r = await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && { id: r.id, imageId: Number(r.image_id), startedAt: Number(r.started_at), startedBy: r.started_by };
+    return r && { id: r.id, imageId: Number(r.image_id), startedAt: Number(r.started_at), ...(r.started_by !== null ? { startedBy: r.started_by } : {}) };
   }
 
   async removeUpload(id: string): Promise<void> {
