@@ -229,9 +229,19 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
-export function createMigrator(db: Kysely<any>, dialect: Dialect): Migrator {
+/**
+ * `schema` (PostgreSQL): where the migration tables are looked for. Without it Kysely looks in
+ * every schema of the database, so a Berth in another schema would hide this one's tables.
+ */
+export function createMigrator(db: Kysely<any>, dialect: Dialect, schema?: string): Migrator {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
-  return new Migrator({ db, provider, migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
+  return new Migrator({
+    db,
+    provider,
+    migrationTableName: 'berth_migrations',
+    migrationLockTableName: 'berth_migrations_lock',
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
 }
 
 export interface MigrationStatus {
@@ -266,7 +276,8 @@ function newerError(unknown: string[]): Error {
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
   const before = await migrationStatus(db, dialect);
   if (before.unknown.length) throw newerError(before.unknown);
-  const { error, results } = await createMigrator(db, dialect).migrateToLatest();
+  const schema = dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
+  const { error, results } = await createMigrator(db, dialect, schema).migrateToLatest();
   for (const r of results ?? []) {
     if (r.status === 'Error') throw new Error(`migration ${r.migrationName} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
