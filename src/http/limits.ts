@@ -6,6 +6,7 @@
  */
 import { BlockList, isIP, type Socket } from 'node:net';
 import type { Server } from 'node:http';
+import type { FastifyInstance } from 'fastify';
 
 export interface HttpLimits {
   /** Time to send the request line and headers (slow-loris), seconds. */
@@ -50,15 +51,36 @@ export function timeoutOptions(limits: HttpLimits) {
   const headersTimeout = limits.headersTimeoutSeconds * 1000;
   return {
     keepAliveTimeout: limits.keepAliveTimeoutSeconds * 1000,
-    // Socket inactivity: nothing read or written for this long closes the connection. A PATCH
-    // cut this way keeps what reached the disk; the client resumes from the offset GET reports.
-    connectionTimeout: limits.bodyIdleTimeoutSeconds * 1000,
+    // No socket inactivity bound while the server itself works (e.g. a slow upstream): the
+    // body-idle bound is set around reading the body and writing the answer (idleTimeouts).
+    connectionTimeout: 0,
     // No total-request bound (big uploads run as long as they keep moving)...
     requestTimeout: 0,
     // ...but Node derives the header timeout from that one, so it is set on its own; it is
     // checked every connectionsCheckingInterval.
     http: { headersTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))) },
   };
+}
+
+/**
+ * A request body on which nothing arrives for `seconds`, or an answer the client stops reading
+ * for that long, closes the connection. Not while the handler works between the two. A PATCH
+ * cut this way is rolled back to its last complete chunk; the session stays open.
+ */
+export function idleTimeouts(app: FastifyInstance, seconds: number): void {
+  const ms = seconds * 1000;
+  app.addHook('onRequest', async (req) => {
+    const raw = req.raw;
+    const hasBody = raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
+    if (!hasBody || raw.readableEnded) return;
+    raw.socket.setTimeout(ms);
+    raw.once('end', () => {
+      if (!raw.socket.destroyed) raw.socket.setTimeout(0);
+    });
+  });
+  app.addHook('onSend', async (req) => {
+    if (!req.raw.socket.destroyed) req.raw.socket.setTimeout(ms);
+  });
 }
 
 /** Closes connections beyond `max` open ones from one peer address (trusted proxies exempt). */

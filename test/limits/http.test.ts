@@ -136,6 +136,26 @@ describe('HTTP timeouts (header 1 s, body idle 1 s)', () => {
     assert.equal(put.status, 201, await put.text());
   });
 
+  it('a client that stops reading an answer is cut after the idle timeout', async () => {
+    const blob = randomBytes(32 * 1024 * 1024);
+    const digest = sha256(blob);
+    const pushed = await fetch(`${b.url}/v2/acme/limits/app/blobs/uploads/?digest=${digest}`, { method: 'POST', headers: { authorization: ADMIN, 'content-type': 'application/octet-stream' }, body: blob });
+    assert.equal(pushed.status, 201);
+    const s = await connect(b.port);
+    s.write(`GET /v2/acme/limits/app/blobs/${digest} HTTP/1.1\r\nHost: x\r\nAuthorization: ${ADMIN}\r\n\r\n`);
+    s.pause(); // read nothing: the buffers fill, then nothing moves
+    await sleep(3500);
+    let got = 0;
+    const ended = new Promise<void>((resolve) => {
+      s.on('data', (d: Buffer) => (got += d.length));
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+    s.resume();
+    await ended;
+    assert.ok(got < blob.length, `the connection was cut (${got} of ${blob.length} bytes sent)`);
+  });
+
   it('an upload that keeps moving runs longer than every timeout (no total-request bound)', async () => {
     const location = await newUpload(b.url);
     const chunk = randomBytes(256 * 1024);
