@@ -10,13 +10,27 @@ function report(results: Record<string, SweepResult>): string {
     .join('');
 }
 
-/** Re-seals every secret under the current key; returns the key ids still in use. */
-async function reseal(opts: { config?: string; data?: string }, addKey: boolean, retire: boolean): Promise<void> {
+/** A key file Berth may not write (a mounted secret): the operator edits it. */
+function readOnly(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'EROFS' || code === 'EACCES' || code === 'EPERM';
+}
+
+/** Re-seals every secret under the current key; with `addKey` first adds one, with `retire` then drops the others. */
+async function reseal(opts: { config?: string; data?: string; newKey?: boolean }, addKey: boolean, retire: boolean): Promise<void> {
   const config = loadConfig({ file: opts.config, overrides: { data: opts.data } });
   let keyring = await openKeyring(config);
-  if (addKey) {
+  if (addKey && opts.newKey !== false) {
     if (keyring.source.kind === 'file') {
-      const id = await addKeyToFile(keyring.source.file!);
+      let id: string;
+      try {
+        id = await addKeyToFile(keyring.source.file!);
+      } catch (e) {
+        if (!readOnly(e)) throw e;
+        throw new Error(
+          `cannot write ${keyring.source.file} (${(e as Error).message}): put a new key (openssl rand -base64 32) first in it yourself, then run \`berth keys rotate --no-new-key\``,
+        );
+      }
       process.stdout.write(`added key ${id} to ${keyring.source.file} (it now encrypts; the older keys still decrypt)\n`);
       keyring = await openKeyring(config);
     } else {
@@ -32,9 +46,14 @@ async function reseal(opts: { config?: string; data?: string }, addKey: boolean,
   }
   if (retire) {
     const old = keyring.keyIds.filter((id) => id !== keyring.currentId);
-    if (keyring.source.kind === 'file') {
-      await retainKeysInFile(keyring.source.file!, [keyring.currentId]);
-      process.stdout.write(old.length ? `removed key(s) ${old.join(', ')} from ${keyring.source.file}\n` : 'no older key to remove\n');
+    if (keyring.source.kind === 'file' && old.length) {
+      try {
+        await retainKeysInFile(keyring.source.file!, [keyring.currentId]);
+        process.stdout.write(`removed key(s) ${old.join(', ')} from ${keyring.source.file}\n`);
+      } catch (e) {
+        if (!readOnly(e)) throw e;
+        process.stdout.write(`nothing is sealed with ${old.join(', ')} any more: remove them from ${keyring.source.file}\n`);
+      }
     } else if (old.length) {
       process.stdout.write(`nothing is sealed with ${old.join(', ')} any more: remove them from BERTH_KEK\n`);
     }
@@ -49,7 +68,8 @@ export function keyCommands(program: Command): void {
     .description('add a new key-encryption key and re-seal every secret with it (older keys keep decrypting)')
     .option('-c, --config <file>', 'YAML config file')
     .option('-d, --data <dir>', 'data folder (default ./data)')
-    .action((opts: { config?: string; data?: string }) => reseal(opts, true, false));
+    .option('--no-new-key', 'only re-seal under the current (first) key: you added the new key yourself')
+    .action((opts: { config?: string; data?: string; newKey?: boolean }) => reseal(opts, true, false));
   keys
     .command('retire')
     .description('re-seal anything still sealed with an older key, then remove the older keys (run once every node has restarted with the new key)')
