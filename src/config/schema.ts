@@ -78,15 +78,17 @@ export const ConfigSchema = z
         /** An idle keep-alive connection is closed after this long. */
         keepAliveTimeoutSeconds: z.number().int().min(1).max(3600).default(65),
         /**
-         * A request body that sends nothing for this long is cut off (an upload session keeps
-         * what was written and can be resumed). No limit on a body's total time.
+         * A request body that brings less than `bodyMinBytes` in this many seconds (stalled, or
+         * trickling) is cut off; its upload session stays resumable. An answer the client stops
+         * reading for this long is cut too. No limit on a request's total time.
          */
         bodyIdleTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+        bodyMinBytes: z.number().int().min(1).default(16 * 1024),
         /** Open connections per client address; more are closed at once. 0: no limit. */
         maxConnectionsPerAddress: z.number().int().nonnegative().default(256),
       })
       .strict()
-      .default({ headersTimeoutSeconds: 30, keepAliveTimeoutSeconds: 65, bodyIdleTimeoutSeconds: 60, maxConnectionsPerAddress: 256 }),
+      .default({ headersTimeoutSeconds: 30, keepAliveTimeoutSeconds: 65, bodyIdleTimeoutSeconds: 60, bodyMinBytes: 16 * 1024, maxConnectionsPerAddress: 256 }),
     /** The import API (`berth push`, POST …/import): bounds per archive and per user. */
     imports: z
       .object({
@@ -238,6 +240,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_HEADERS_TIMEOUT_SECONDS: (c, v) => ((c.http ??= {}).headersTimeoutSeconds = Number(v)),
   BERTH_KEEP_ALIVE_TIMEOUT_SECONDS: (c, v) => ((c.http ??= {}).keepAliveTimeoutSeconds = Number(v)),
   BERTH_BODY_IDLE_TIMEOUT_SECONDS: (c, v) => ((c.http ??= {}).bodyIdleTimeoutSeconds = Number(v)),
+  BERTH_BODY_MIN_BYTES: (c, v) => ((c.http ??= {}).bodyMinBytes = Number(v)),
   BERTH_MAX_CONNECTIONS_PER_ADDRESS: (c, v) => ((c.http ??= {}).maxConnectionsPerAddress = Number(v)),
   BERTH_IMPORT_MAX_ARCHIVE_BYTES: (c, v) => ((c.imports ??= {}).maxArchiveBytes = Number(v)),
   BERTH_IMPORT_MAX_UNPACKED_BYTES: (c, v) => ((c.imports ??= {}).maxUnpackedBytes = Number(v)),

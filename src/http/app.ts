@@ -9,7 +9,7 @@ import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
 import { apiRoutes } from './api/index.ts';
 import { type ImportLimits, importRoutes } from './api/import.ts';
-import { DEFAULT_HTTP_LIMITS, type HttpLimits, capConnections, idleTimeouts, timeoutOptions } from './limits.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits, bodyProgress, capConnections, timeoutOptions } from './limits.ts';
 import { browseRoutes } from './api/browse.ts';
 import { uiRoutes } from './ui.ts';
 import { observeRequests } from './events.ts';
@@ -55,7 +55,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   // Bodies are never parsed by fastify: every handler that takes one streams `request.raw`.
   const limits = opts.http ?? DEFAULT_HTTP_LIMITS;
   capConnections(app.server, limits.maxConnectionsPerAddress, opts.trustProxy);
-  idleTimeouts(app, limits.bodyIdleTimeoutSeconds);
+  bodyProgress(app, limits.bodyIdleTimeoutSeconds, limits.bodyMinBytes);
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));

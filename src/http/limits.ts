@@ -13,8 +13,10 @@ export interface HttpLimits {
   headersTimeoutSeconds: number;
   /** An idle keep-alive connection is closed after this long, seconds. */
   keepAliveTimeoutSeconds: number;
-  /** A connection on which nothing moves (in or out) for this long is closed, seconds. */
+  /** The body-progress window, seconds: a body bringing less than `bodyMinBytes` in it is cut; an answer not read for it too. */
   bodyIdleTimeoutSeconds: number;
+  /** Bytes a request body must bring in every window. */
+  bodyMinBytes: number;
   /** Open connections per peer address; 0: no limit. */
   maxConnectionsPerAddress: number;
 }
@@ -23,6 +25,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   headersTimeoutSeconds: 30,
   keepAliveTimeoutSeconds: 65,
   bodyIdleTimeoutSeconds: 60,
+  bodyMinBytes: 16 * 1024,
   maxConnectionsPerAddress: 256,
 };
 
@@ -52,7 +55,7 @@ export function timeoutOptions(limits: HttpLimits) {
   return {
     keepAliveTimeout: limits.keepAliveTimeoutSeconds * 1000,
     // No socket inactivity bound while the server itself works (e.g. a slow upstream): the
-    // body-idle bound is set around reading the body and writing the answer (idleTimeouts).
+    // body and answer are bounded by bodyProgress.
     connectionTimeout: 0,
     // No total-request bound (big uploads run as long as they keep moving)...
     requestTimeout: 0,
@@ -63,23 +66,43 @@ export function timeoutOptions(limits: HttpLimits) {
 }
 
 /**
- * A request body on which nothing arrives for `seconds`, or an answer the client stops reading
- * for that long, closes the connection. Not while the handler works between the two. A PATCH
- * cut this way is rolled back to its last complete chunk; the session stays open.
+ * Body progress: a request body must bring at least `minBytes` in every `seconds` window, or
+ * the connection is closed — a stalled upload and a trickle (one byte every few seconds) alike.
+ * Time the server itself holds the body back (data buffered, not yet read: auth, a slow
+ * backend) does not count against the client. A PATCH cut this way is rolled back to its last
+ * complete chunk; the session stays open. An answer the client stops reading for `seconds` is
+ * cut too. Nothing bounds the time the handler works between the two.
  */
-export function idleTimeouts(app: FastifyInstance, seconds: number): void {
-  const ms = seconds * 1000;
+export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: number): void {
+  const windowMs = seconds * 1000;
+  const steps = 4;
   app.addHook('onRequest', async (req) => {
     const raw = req.raw;
     const hasBody = raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
-    if (!hasBody || raw.readableEnded) return;
-    raw.socket.setTimeout(ms);
-    raw.once('end', () => {
-      if (!raw.socket.destroyed) raw.socket.setTimeout(0);
-    });
+    const socket = raw.socket;
+    // (app.inject() requests have no real socket)
+    if (!hasBody || raw.readableEnded || typeof socket?.bytesRead !== 'number') return;
+    // bytesRead at each step of the last window, oldest first
+    let samples = [socket.bytesRead];
+    const timer = setInterval(() => {
+      if (raw.readableLength > 0) {
+        samples = [socket.bytesRead]; // waiting on the server, not on the client
+        return;
+      }
+      samples.push(socket.bytesRead);
+      if (samples.length <= steps) return;
+      samples.shift();
+      if (samples[samples.length - 1]! - samples[0]! < minBytes) socket.destroy();
+    }, windowMs / steps);
+    timer.unref();
+    const stop = () => clearInterval(timer);
+    raw.once('end', stop);
+    raw.once('close', stop);
+    socket.once('close', stop);
   });
   app.addHook('onSend', async (req) => {
-    if (!req.raw.socket.destroyed) req.raw.socket.setTimeout(ms);
+    const socket = req.raw.socket;
+    if (typeof socket?.setTimeout === 'function' && !socket.destroyed) socket.setTimeout(windowMs);
   });
 }
 

@@ -72,18 +72,18 @@ async function newUpload(url: string): Promise<string> {
   return res.headers.get('location')!;
 }
 
-describe('HTTP timeouts (header 1 s, body idle 1 s)', () => {
+describe('HTTP timeouts (header 1 s, body progress 1 KiB per 1 s)', () => {
   let b: Running;
   before(async () => {
-    b = await start({ BERTH_HEADERS_TIMEOUT_SECONDS: '1', BERTH_BODY_IDLE_TIMEOUT_SECONDS: '1', BERTH_KEEP_ALIVE_TIMEOUT_SECONDS: '1' });
+    b = await start({ BERTH_HEADERS_TIMEOUT_SECONDS: '1', BERTH_BODY_IDLE_TIMEOUT_SECONDS: '1', BERTH_BODY_MIN_BYTES: '1024', BERTH_KEEP_ALIVE_TIMEOUT_SECONDS: '1', BERTH_MAX_CONNECTIONS_PER_ADDRESS: '0' });
   });
   after(async () => {
     await b?.close();
   });
 
-  it('slow-loris: headers trickled one byte at a time are cut after the header timeout', async () => {
-    const sockets = await Promise.all(Array.from({ length: 20 }, () => connect(b.port)));
-    const closed = sockets.map((s) => closedWithin(s, 5000));
+  it('slow-loris: 500 connections trickling header bytes are all cut after the header timeout', async () => {
+    const sockets = await Promise.all(Array.from({ length: 500 }, () => connect(b.port)));
+    const closed = sockets.map((s) => closedWithin(s, 6000));
     const header = `GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ${'a'.repeat(100)}`;
     let i = 0;
     const drip = setInterval(() => {
@@ -93,7 +93,7 @@ describe('HTTP timeouts (header 1 s, body idle 1 s)', () => {
     try {
       const results = await Promise.all(closed);
       for (const r of results) {
-        assert.ok(r.ms >= 900 && r.ms < 3000, `closed after ${r.ms} ms`);
+        assert.ok(r.ms >= 900 && r.ms < 4000, `closed after ${r.ms} ms`);
         assert.match(r.data, /^(HTTP\/1\.1 408|)/, 'at most a 408, never a response to the request');
       }
     } finally {
@@ -134,6 +134,25 @@ describe('HTTP timeouts (header 1 s, body idle 1 s)', () => {
     assert.equal(more.headers.get('range'), '0-5');
     const put = await fetch(`${b.url}${location}${location.includes('?') ? '&' : '?'}digest=${sha256('abcdef')}`, { method: 'PUT', headers: { authorization: ADMIN } });
     assert.equal(put.status, 201, await put.text());
+  });
+
+  it('100 uploads trickling one byte at a time are all cut; their sessions stay open', async () => {
+    const locations = await Promise.all(Array.from({ length: 100 }, () => newUpload(b.url)));
+    const sockets = await Promise.all(locations.map(() => connect(b.port)));
+    const closed = sockets.map((s) => closedWithin(s, 8000));
+    sockets.forEach((s, i) =>
+      s.write(`PATCH ${locations[i]} HTTP/1.1\r\nHost: x\r\nAuthorization: ${ADMIN}\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n`),
+    );
+    const drip = setInterval(() => {
+      for (const s of sockets) if (!s.destroyed) s.write('a');
+    }, 100);
+    try {
+      for (const r of await Promise.all(closed)) assert.ok(r.ms >= 900 && r.ms < 5000, `cut after ${r.ms} ms`);
+    } finally {
+      clearInterval(drip);
+    }
+    const st = await fetch(`${b.url}${locations[0]}`, { headers: { authorization: ADMIN } });
+    assert.equal(st.status, 204, 'the session is still there');
   });
 
   it('a client that stops reading an answer is cut after the idle timeout', async () => {
