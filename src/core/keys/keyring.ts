@@ -70,7 +70,7 @@ function seal(key: Buffer, plain: Buffer, aad: Buffer): Buffer {
   return Buffer.concat([iv, c.getAuthTag(), ct]);
 }
 
-function open_(key: Buffer, box: Buffer, aad: Buffer): Buffer {
+function unseal(key: Buffer, box: Buffer, aad: Buffer): Buffer {
   if (box.length < IV + TAG) throw new Error('sealed value is truncated');
   const d = createDecipheriv('aes-256-gcm', key, box.subarray(0, IV));
   d.setAAD(aad);
@@ -174,8 +174,8 @@ export class Keyring {
     }
     const aad = Buffer.from(`${p}:${kid}`);
     try {
-      const dek = open_(kek, Buffer.from(wrapped, 'base64url'), aad);
-      return open_(dek, Buffer.from(box, 'base64url'), aad);
+      const dek = unseal(kek, Buffer.from(wrapped, 'base64url'), aad);
+      return unseal(dek, Buffer.from(box, 'base64url'), aad);
     } catch {
       throw new KeyError(`a ${p} value sealed with key ${kid} does not open: it was altered`);
     }
