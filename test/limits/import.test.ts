@@ -4,13 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { createWriteStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { loadConfig } from '../../src/config/schema.ts';
+import { readArchive } from '../../src/core/import/archive.ts';
 import { openSource, unpackLimit } from '../../src/core/import/source.ts';
+import { rawTar } from '../import/helpers.ts';
 import { createBerth } from '../../src/main.ts';
 import { tempDir } from '../helpers/e2e.ts';
 
@@ -64,6 +66,27 @@ test('a 300 MB gzip bomb (~300 KB) stops after 64 MiB decompressed and leaves no
   }
   assert.ok(peak <= 65 * MiB, `at most ~64 MiB written (peak ${peak})`);
   assert.deepEqual(await readdir(temp), [], 'the partial decompression is removed');
+});
+
+test('a gzip bomb as a layer of a docker-archive stops at the same bound (diffID hashing)', async (t) => {
+  const dir = await tempDir(t, 'limits-layer-bomb');
+  const layerFile = path.join(dir, 'layer.gz');
+  await gzipBomb(layerFile, 200 * MiB);
+  const layer = await readFile(layerFile);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${'0'.repeat(64)}`] } }));
+  const manifest = Buffer.from(JSON.stringify([{ Config: 'config.json', RepoTags: ['bomb:1'], Layers: ['layer.tar'] }]));
+  const archive = path.join(dir, 'bomb.tar');
+  await writeFile(archive, rawTar([{ name: 'manifest.json', data: manifest }, { name: 'config.json', data: config }, { name: 'layer.tar', data: layer }]));
+  const src = await openSource(archive);
+  try {
+    await assert.rejects(readArchive(src), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'TOO_LARGE', e.message);
+      assert.match(e.message, /layer "layer\.tar" decompresses to more than this archive may/);
+      return true;
+    });
+  } finally {
+    await src.close();
+  }
 });
 
 test('import API: bomb job fails TOO_LARGE, archive size bounded (413), concurrent imports per user bounded (429)', async (t) => {

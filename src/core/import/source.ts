@@ -19,6 +19,12 @@ export interface ImportSource {
   /** For messages: the file or folder name. */
   readonly label: string;
   readonly kind: 'tar' | 'dir';
+  /**
+   * Bytes still allowed to be decompressed from this input (the archive itself if gzip'd, then
+   * gzip'd layers hashed to check their diffIDs): `unpackLimit` of its size. Shared, so a
+   * gzip bomb anywhere in it stops at a bounded cost.
+   */
+  readonly unpack: { left: number };
   /** Size of the regular file `name`, or undefined when there is none. */
   size(name: string): Promise<number | undefined>;
   /** Reads a small member whole; MISSING_FILE when absent; BAD_ARCHIVE over `limit` bytes. */
@@ -45,6 +51,17 @@ export interface OpenSourceOptions {
   maxExpansionRatio?: number;
 }
 
+/** Passes decompressed bytes through while `budget` lasts; then TOO_LARGE with `message()`. */
+export function boundUnpacked(budget: { left: number }, message: () => string) {
+  return async function* (src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of src) {
+      budget.left -= chunk.length;
+      if (budget.left < 0) throw new ImportError('TOO_LARGE', message());
+      yield chunk;
+    }
+  };
+}
+
 /** Expansion every gzip'd archive may have whatever its ratio: tiny archives of sparse files are normal. */
 const UNPACK_FLOOR = 64 * 1024 * 1024;
 
@@ -62,6 +79,7 @@ class TarSource implements ImportSource {
     readonly label: string,
     private readonly index: TarIndex,
     private readonly cleanup: () => Promise<void>,
+    readonly unpack: { left: number },
   ) {}
 
   async size(name: string): Promise<number | undefined> {
@@ -94,6 +112,8 @@ class TarSource implements ImportSource {
 
 class DirSource implements ImportSource {
   readonly kind = 'dir';
+  /** A local folder (`berth push`): not bounded but by the disk. */
+  readonly unpack = { left: Number.MAX_SAFE_INTEGER };
   constructor(
     readonly label: string,
     private readonly dir: string,
@@ -169,16 +189,8 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
     const tmp = path.join(dir, `berth-import-${randomUUID()}.tar`);
     const remove = () => fsp.rm(tmp, { force: true });
     const limit = unpackLimit(st.size, opts);
-    let unpacked = 0;
-    const bounded = async function* (src: AsyncIterable<Buffer>) {
-      for await (const chunk of src) {
-        unpacked += chunk.length;
-        if (unpacked > limit) {
-          throw new ImportError('TOO_LARGE', `${label}: the gzip'd archive decompresses to more than the ${limit} bytes allowed for it (${st.size} bytes compressed)`);
-        }
-        yield chunk;
-      }
-    };
+    const unpack = { left: limit };
+    const bounded = boundUnpacked(unpack, () => `${label}: the gzip'd archive decompresses to more than the ${limit} bytes allowed for it (${st.size} bytes compressed)`);
     try {
       await pipeline(createReadStream(input, { highWaterMark: 1024 * 1024 }), createGunzip(), bounded, createWriteStream(tmp, { mode: 0o600 }));
     } catch (e) {
@@ -190,7 +202,7 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
       return new TarSource(label, await TarIndex.open(tmp).catch((e: unknown) => {
         if (e instanceof ImportError) throw new ImportError(e.code, e.message.replace(path.basename(tmp), `${label} (decompressed)`));
         throw e;
-      }), remove);
+      }), remove, unpack);
     } catch (e) {
       await remove();
       throw e;
@@ -200,5 +212,5 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
     throw new ImportError('UNSUPPORTED', `${label} is zstd-compressed: decompress it first (zstd -d)`);
   }
   const index = await TarIndex.open(input);
-  return new TarSource(label, index, async () => {});
+  return new TarSource(label, index, async () => {}, { left: unpackLimit(st.size, opts) });
 }
