@@ -40,9 +40,10 @@ async function dirBytes(dir: string): Promise<number> {
   return total;
 }
 
-test('unpack limit: the ratio bound with a 64 MiB floor, capped by the absolute bound', () => {
-  assert.equal(unpackLimit(300 * 1024, {}), 64 * MiB);
-  assert.equal(unpackLimit(100 * MiB, {}), 2000 * MiB);
+test('unpack limit: the ratio bound with a 64 MiB floor, capped by the absolute bound; none by default (local berth push)', () => {
+  assert.equal(unpackLimit(300 * 1024, {}), Number.MAX_SAFE_INTEGER);
+  assert.equal(unpackLimit(300 * 1024, { maxExpansionRatio: 20 }), 64 * MiB);
+  assert.equal(unpackLimit(100 * MiB, { maxExpansionRatio: 20 }), 2000 * MiB);
   assert.equal(unpackLimit(100 * MiB, { maxExpansionRatio: 3 }), 300 * MiB);
   assert.equal(unpackLimit(100 * MiB, { maxUnpackedBytes: 150 * MiB }), 150 * MiB);
 });
@@ -56,7 +57,7 @@ test('a 300 MB gzip bomb (~300 KB) stops after 64 MiB decompressed and leaves no
   let peak = 0;
   const watch = setInterval(() => void dirBytes(temp).then((n) => (peak = Math.max(peak, n))), 5);
   try {
-    await assert.rejects(openSource(bomb, { tempDir: temp }), (e: Error & { code?: string }) => {
+    await assert.rejects(openSource(bomb, { tempDir: temp, maxExpansionRatio: 20 }), (e: Error & { code?: string }) => {
       assert.equal(e.code, 'TOO_LARGE');
       assert.match(e.message, /decompresses to more than the 67108864 bytes allowed/);
       return true;
@@ -77,7 +78,7 @@ test('a gzip bomb as a layer of a docker-archive stops at the same bound (diffID
   const manifest = Buffer.from(JSON.stringify([{ Config: 'config.json', RepoTags: ['bomb:1'], Layers: ['layer.tar'] }]));
   const archive = path.join(dir, 'bomb.tar');
   await writeFile(archive, rawTar([{ name: 'manifest.json', data: manifest }, { name: 'config.json', data: config }, { name: 'layer.tar', data: layer }]));
-  const src = await openSource(archive);
+  const src = await openSource(archive, { maxExpansionRatio: 20 });
   try {
     await assert.rejects(readArchive(src), (e: Error & { code?: string }) => {
       assert.equal(e.code, 'TOO_LARGE', e.message);

@@ -42,11 +42,11 @@ export interface OpenSourceOptions {
   tempDir?: string;
   /** Told when a gzip'd input is being decompressed. */
   onDecompress?: () => void;
-  /** Most bytes a gzip'd archive may decompress to (default: no limit but the ratio). */
+  /** Most bytes the input may decompress to, itself and its gzip'd layers (default: no limit). */
   maxUnpackedBytes?: number;
   /**
-   * Most a gzip'd archive may expand, as a multiple of its size (default 20; archives under
-   * 64 MiB may always expand to 64 MiB). Stops a gzip bomb after a bounded write.
+   * Most it may expand, as a multiple of its size (default: no limit; any input may reach
+   * 64 MiB). Stops a gzip bomb after a bounded write. The server's import API sets both.
    */
   maxExpansionRatio?: number;
 }
@@ -67,7 +67,7 @@ const UNPACK_FLOOR = 64 * 1024 * 1024;
 
 /** The most bytes a gzip'd archive of `size` bytes may decompress to. */
 export function unpackLimit(size: number, opts: Pick<OpenSourceOptions, 'maxUnpackedBytes' | 'maxExpansionRatio'>): number {
-  const byRatio = Math.max(UNPACK_FLOOR, size * (opts.maxExpansionRatio ?? 20));
+  const byRatio = opts.maxExpansionRatio === undefined ? Number.MAX_SAFE_INTEGER : Math.max(UNPACK_FLOOR, size * opts.maxExpansionRatio);
   return Math.min(byRatio, opts.maxUnpackedBytes ?? Number.MAX_SAFE_INTEGER);
 }
 
