@@ -100,10 +100,9 @@ export async function sweepSealed(keyring: Keyring, sites: SealedSite[], opts: {
     const r: SweepResult = { sealed: 0, resealed: 0, current: 0 };
     let legacyLeft = false;
     for (const { id, value } of await site.list()) {
-      let to: string | undefined;
       if (!Keyring.isSealed(value)) {
-        to = keyring.encrypt(site.purpose, site.legacy ? site.legacy(value) : value);
-        if (await site.replace(id, value, to)) r.sealed++;
+        const sealed = keyring.encrypt(site.purpose, site.legacy ? site.legacy(value) : value);
+        if (await site.replace(id, value, sealed)) r.sealed++;
         else legacyLeft = true;
       } else if (Keyring.keyIdOf(value) !== keyring.currentId) {
         if (!opts.rotate) {
