@@ -4,9 +4,10 @@
  * client address. There is deliberately no bound on a request's total time: a multi-GB upload
  * that keeps moving runs as long as it needs.
  */
-import { BlockList, isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { proxyTrust } from './proxies.ts';
 
 export interface HttpLimits {
   /** Time to send the request line and headers (slow-loris), seconds. */
@@ -28,26 +29,6 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   bodyMinBytes: 16 * 1024,
   maxConnectionsPerAddress: 256,
 };
-
-const NAMED_RANGES: Record<string, [string, number, 'ipv4' | 'ipv6'][]> = {
-  loopback: [['127.0.0.0', 8, 'ipv4'], ['::1', 128, 'ipv6']],
-  linklocal: [['169.254.0.0', 16, 'ipv4'], ['fe80::', 10, 'ipv6']],
-  uniquelocal: [['10.0.0.0', 8, 'ipv4'], ['172.16.0.0', 12, 'ipv4'], ['192.168.0.0', 16, 'ipv4'], ['fc00::', 7, 'ipv6']],
-};
-
-/** The trusted proxies (config `events.trustedProxies`) as a BlockList: their connections carry many clients. */
-export function proxyList(specs: string[]): BlockList {
-  const list = new BlockList();
-  for (const s of specs) {
-    for (const [net, bits, type] of NAMED_RANGES[s] ?? []) list.addSubnet(net, bits, type);
-    if (NAMED_RANGES[s]) continue;
-    const [ip, bits] = s.split('/');
-    const type = isIP(ip!) === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(ip!, type);
-    else list.addSubnet(ip!, Number(bits), type);
-  }
-  return list;
-}
 
 /** Fastify server options for the timeouts. */
 export function timeoutOptions(limits: HttpLimits) {
@@ -109,13 +90,11 @@ export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: nu
 /** Closes connections beyond `max` open ones from one peer address (trusted proxies exempt). */
 export function capConnections(server: Server, max: number, trustedProxies: string[] = []): void {
   if (max <= 0) return;
-  const exempt = proxyList(trustedProxies);
+  const trusted = proxyTrust(trustedProxies);
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const addr = socket.remoteAddress;
-    if (!addr) return;
-    const plain = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-    if (exempt.check(plain, isIP(plain) === 6 ? 'ipv6' : 'ipv4')) return;
+    if (!addr || trusted(addr)) return;
     const n = (open.get(addr) ?? 0) + 1;
     if (n > max) {
       socket.destroy();

@@ -206,8 +206,8 @@ describe('HTTP timeouts (header 1 s, body progress 1 KiB per 1 s)', () => {
 });
 
 describe('connections per address', () => {
-  it('beyond the cap a new connection from the same address is closed at once; other addresses and freed slots still work', async (t) => {
-    const b = await start({ BERTH_MAX_CONNECTIONS_PER_ADDRESS: '5' });
+  it('beyond the cap a new connection from the same address is closed at once; other addresses, freed slots and trusted proxies still work', async (t) => {
+    const b = await start({ BERTH_MAX_CONNECTIONS_PER_ADDRESS: '5', BERTH_TRUSTED_PROXIES: '127.0.0.3' });
     t.after(() => b.close());
     const held = await Promise.all(Array.from({ length: 5 }, () => connect(b.port)));
     // a request on a held connection is answered
@@ -233,6 +233,11 @@ describe('connections per address', () => {
     const reply = closedWithin(again, 5000);
     again.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.match((await reply).data, /^HTTP\/1\.1 200/);
-    for (const s of held) s.destroy();
+    // a trusted proxy carries many clients: not capped
+    const viaProxy = await Promise.all(Array.from({ length: 8 }, () => connect(b.port, '127.0.0.3')));
+    const last = closedWithin(viaProxy[7]!, 5000);
+    viaProxy[7]!.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.match((await last).data, /^HTTP\/1\.1 200/);
+    for (const s of [...held, ...viaProxy]) s.destroy();
   });
 });
