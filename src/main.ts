@@ -9,7 +9,9 @@ import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
 import { FsBlobStore } from './storage/fs.ts';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
+import { Keyring } from './core/keys/keyring.ts';
+import { sealedSites, sweepSealed } from './core/keys/sealed.ts';
 import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
 
@@ -41,7 +43,7 @@ export async function openBlobStore(config: Config): Promise<BlobStore> {
     // Loaded only when configured: the AWS SDK costs ~15 MB of memory the default never needs.
     const { S3BlobStore } = await import('./storage/s3.ts');
     const spoolDir = path.join(config.data, 'spool');
-    await mkdir(spoolDir, { recursive: true });
+    await mkdir(spoolDir, { recursive: true, mode: 0o700 });
     return new S3BlobStore({ ...s3, spoolDir });
   }
   const store = new FsBlobStore(storagePath(config));
@@ -60,6 +62,17 @@ export async function openMetadata(config: Config, opts: { migrate?: boolean; ch
   return openSqlite(sqlitePath(config));
 }
 
+/** Creates the data folder owner-only (0700); an existing one is left as the operator made it. */
+export async function ensureDataDir(config: Config): Promise<void> {
+  const made = await mkdir(config.data, { recursive: true, mode: 0o700 });
+  if (made !== undefined) await chmod(config.data, 0o700); // whatever the umask
+}
+
+/** The key-encryption keys of this node (config `keys`, docs/operations.md#keys). */
+export function openKeyring(config: Config): Promise<Keyring> {
+  return Keyring.open({ dataDir: config.data, ...(config.keys.kekFile ? { kekFile: config.keys.kekFile } : {}), ...(config.keys.kek ? { kek: config.keys.kek } : {}) });
+}
+
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
 export async function createBerth(
   config: Config,
@@ -67,15 +80,27 @@ export async function createBerth(
   /** `resolve`: name resolution for outbound requests (tests give a table; default the system's). */
   hooks: { resolve?: Resolve } = {},
 ): Promise<Berth> {
+  await ensureDataDir(config);
+  const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
   const { meta, access, events } = await openMetadata(config);
-  const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
+  // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
+  // this node lacks stops the start with a message naming it.
+  try {
+    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey), { rotate: false });
+  } catch (e) {
+    await meta.close();
+    throw e;
+  }
+  const tokens = await TokenService.open(access, keyring, config.auth.service, config.auth.tokenTtlSeconds);
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
   const log = logger === false ? undefined : logger;
   const registry = new Registry(meta, blobStore, access, tokens, {
     ...(s3?.redirect ? { redirectSeconds: s3.redirectExpiresSeconds } : {}),
     proxy: { ...config.proxy, onUpstreamError: (url, reason) => log?.warn({ upstream: url, reason }, 'upstream unreachable') },
     egress: new Egress({ allow: config.egress.allow, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) }),
+    keyring,
+    uploads: { maxSessionsPerUser: config.uploads.maxSessionsPerUser, maxSessionsPerRepository: config.uploads.maxSessionsPerRepository },
     events: {
       store: events,
       bus: {
@@ -106,6 +131,13 @@ export async function createBerth(
     importSpoolDir: path.join(config.storage.driver === 's3' ? path.join(config.data, 'spool') : storagePath(config), 'imports'),
     trustProxy: config.events.trustedProxies,
     metrics: config.metrics.enabled,
+    http: config.http,
+    imports: {
+      maxBytes: config.imports.maxArchiveBytes,
+      maxUnpackedBytes: config.imports.maxUnpackedBytes,
+      maxExpansionRatio: config.imports.maxExpansionRatio,
+      maxPerUser: config.imports.maxConcurrentPerUser,
+    },
   });
   registry.webhooks.start();
 

@@ -6,6 +6,7 @@ import { adminCommands } from './admin.ts';
 import { ApiClientError } from './client.ts';
 import { pushCommands } from './push.ts';
 import { webhookCommands } from './webhook.ts';
+import { keyCommands } from './keys.ts';
 
 const program = new Command();
 program
@@ -16,6 +17,7 @@ program
 adminCommands(program);
 pushCommands(program);
 webhookCommands(program);
+keyCommands(program);
 
 program
   .command('serve')
@@ -38,6 +40,8 @@ program
       }
       throw e;
     }
+    // Whatever the server writes (database, blobs, keys, spool files) is for its own user only.
+    process.umask(0o077);
     const logger = createLogger(config);
     const { berth, address } = await serve(config, logger);
     logger.info({ address, data: config.data }, `Berth listening on ${address}`);

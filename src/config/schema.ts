@@ -64,9 +64,59 @@ export const ConfigSchema = z
       .object({
         /** Upload sessions idle longer than this many seconds are removed. */
         expireAfterSeconds: z.number().int().positive().default(24 * 3600),
+        /** Open upload sessions one user (or anonymous source) may hold; beyond, POST answers 429. */
+        maxSessionsPerUser: z.number().int().positive().default(200),
+        /** Open upload sessions per repository (all its images together). */
+        maxSessionsPerRepository: z.number().int().positive().default(500),
       })
       .strict()
-      .default({ expireAfterSeconds: 24 * 3600 }),
+      .default({ expireAfterSeconds: 24 * 3600, maxSessionsPerUser: 200, maxSessionsPerRepository: 500 }),
+    /** Connection and request timeouts, and connections per client address (docs/security.md#resource-limits). */
+    http: z
+      .object({
+        /** Time a client has to send the request line and headers. */
+        headersTimeoutSeconds: z.number().int().min(1).max(600).default(30),
+        /** An idle keep-alive connection is closed after this long. */
+        keepAliveTimeoutSeconds: z.number().int().min(1).max(3600).default(65),
+        /**
+         * A request body that brings less than `bodyMinBytes` in this many seconds (stalled, or
+         * trickling) is cut off; its upload session stays resumable. An answer the client stops
+         * reading for this long is cut too. No limit on a request's total time.
+         */
+        bodyIdleTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+        bodyMinBytes: z.number().int().min(1).default(16 * 1024),
+        /** Open connections per client address; more are closed at once. 0: no limit. */
+        maxConnectionsPerAddress: z.number().int().nonnegative().default(256),
+      })
+      .strict()
+      .default({ headersTimeoutSeconds: 30, keepAliveTimeoutSeconds: 65, bodyIdleTimeoutSeconds: 60, bodyMinBytes: 16 * 1024, maxConnectionsPerAddress: 256 }),
+    /** The import API (`berth push`, POST …/import): bounds per archive and per user. */
+    imports: z
+      .object({
+        /** Largest archive accepted (bytes spooled per import). */
+        maxArchiveBytes: z.number().int().positive().default(32 * 1024 ** 3),
+        /** Most bytes a gzip'd archive may decompress to. */
+        maxUnpackedBytes: z.number().int().positive().default(64 * 1024 ** 3),
+        /** Most a gzip'd archive may expand, as a multiple of its size (archives may always reach 64 MiB). */
+        maxExpansionRatio: z.number().positive().default(20),
+        /** Imports one user may have uploading, queued or running at once; beyond, 429. */
+        maxConcurrentPerUser: z.number().int().positive().default(2),
+      })
+      .strict()
+      .default({ maxArchiveBytes: 32 * 1024 ** 3, maxUnpackedBytes: 64 * 1024 ** 3, maxExpansionRatio: 20, maxConcurrentPerUser: 2 }),
+    /**
+     * The key-encryption key that seals secrets stored in the database (docs/operations.md#keys).
+     * Default: `<data>/berth.kek`, created 0600 on first start.
+     */
+    keys: z
+      .object({
+        /** A key file to use instead (e.g. a mounted secret shared by every node); must exist. */
+        kekFile: z.string().min(1).optional(),
+        /** Keys given inline (prefer BERTH_KEK): base64 of 32 bytes each, comma-separated, the current one first. */
+        kek: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
     auth: z
       .object({
         /** The `service` of the bearer-token flow: the token audience and issuer. */
@@ -151,7 +201,10 @@ export const ConfigSchema = z
         retries: z.number().int().min(0).max(10).default(2),
         /** Wait before the first retry; doubled before each next one. */
         backoffMs: z.number().int().min(0).max(60_000).default(250),
-        /** Encrypts upstream passwords at rest; when unset a key is generated once and kept in the database. */
+        /**
+         * Deprecated: the key that encrypted upstream passwords before key management (`keys`).
+         * Read once to re-seal those passwords under the key-encryption key; not used after.
+         */
         secretKey: z.string().min(16).optional(),
       })
       .strict()
@@ -216,6 +269,18 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_S3_SECRET_ACCESS_KEY: (c, v) => (((c.storage ??= {}).s3 ??= {}).secretAccessKey = v),
   BERTH_S3_REDIRECT: (c, v) => (((c.storage ??= {}).s3 ??= {}).redirect = v === 'true' || v === '1'),
   BERTH_UPLOAD_EXPIRE_SECONDS: (c, v) => ((c.uploads ??= {}).expireAfterSeconds = Number(v)),
+  BERTH_UPLOAD_MAX_SESSIONS_PER_USER: (c, v) => ((c.uploads ??= {}).maxSessionsPerUser = Number(v)),
+  BERTH_UPLOAD_MAX_SESSIONS_PER_REPOSITORY: (c, v) => ((c.uploads ??= {}).maxSessionsPerRepository = Number(v)),
+  BERTH_HEADERS_TIMEOUT_SECONDS: (c, v) => ((c.http ??= {}).headersTimeoutSeconds = Number(v)),
+  BERTH_KEEP_ALIVE_TIMEOUT_SECONDS: (c, v) => ((c.http ??= {}).keepAliveTimeoutSeconds = Number(v)),
+  BERTH_BODY_IDLE_TIMEOUT_SECONDS: (c, v) => ((c.http ??= {}).bodyIdleTimeoutSeconds = Number(v)),
+  BERTH_BODY_MIN_BYTES: (c, v) => ((c.http ??= {}).bodyMinBytes = Number(v)),
+  BERTH_MAX_CONNECTIONS_PER_ADDRESS: (c, v) => ((c.http ??= {}).maxConnectionsPerAddress = Number(v)),
+  BERTH_IMPORT_MAX_ARCHIVE_BYTES: (c, v) => ((c.imports ??= {}).maxArchiveBytes = Number(v)),
+  BERTH_IMPORT_MAX_UNPACKED_BYTES: (c, v) => ((c.imports ??= {}).maxUnpackedBytes = Number(v)),
+  BERTH_IMPORT_MAX_CONCURRENT_PER_USER: (c, v) => ((c.imports ??= {}).maxConcurrentPerUser = Number(v)),
+  BERTH_KEK: (c, v) => ((c.keys ??= {}).kek = v),
+  BERTH_KEK_FILE: (c, v) => ((c.keys ??= {}).kekFile = v),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
   BERTH_PROXY_TAG_TTL_SECONDS: (c, v) => ((c.proxy ??= {}).tagTtlSeconds = Number(v)),
   BERTH_PROXY_TIMEOUT_MS: (c, v) => ((c.proxy ??= {}).timeoutMs = Number(v)),

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   NOT_FOUND: { status: 404, message: 'not found' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'no upstream registry could answer' },
+  STORAGE_FULL: { status: 507, message: 'the registry is out of storage space: writes fail until space is freed; reads still work' },
   UNKNOWN: { status: 500, message: 'unknown error' },
 } as const;
 
@@ -53,4 +54,16 @@ export class RegistryError extends Error {
 
 export function isRegistryError(e: unknown): e is RegistryError {
   return e instanceof RegistryError;
+}
+
+/** Error codes of a full disk: the filesystem's, SQLite's and PostgreSQL's (SQLSTATE 53100 disk_full). */
+const OUT_OF_SPACE = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL', '53100']);
+
+/** Whether `e` (or an error it wraps) says the disk or the database is full. */
+export function isOutOfSpace(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur && typeof cur === 'object' && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && OUT_OF_SPACE.has(code)) return true;
+  }
+  return false;
 }

@@ -6,11 +6,12 @@ import { Authenticator } from './access/auth.ts';
 import { Blobs } from './content/blobs.ts';
 import { Images } from './content/images.ts';
 import { Manifests } from './content/manifests.ts';
-import { type ProxyOptions, UpstreamProxy } from './proxy/proxy.ts';
+import { DEFAULT_PROXY_OPTIONS, type ProxyOptions, UpstreamProxy } from './proxy/proxy.ts';
 import { Egress } from './egress/egress.ts';
 import { Tenancy } from './access/tenancy.ts';
 import type { TokenService } from './access/tokens.ts';
-import { Uploads } from './content/uploads.ts';
+import { type UploadLimits, Uploads } from './content/uploads.ts';
+import { Keyring } from './keys/keyring.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -40,25 +41,33 @@ export class Registry {
   readonly proxy: UpstreamProxy;
   /** Every outbound request (webhooks, upstreams) connects through it (docs/security.md). */
   readonly egress: Egress;
+  /** Seals secrets stored in the database (core/keys). */
+  readonly keyring: Keyring;
 
   constructor(
     readonly meta: MetadataStore,
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
-    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; egress?: Egress } = {},
+    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; egress?: Egress; uploads?: UploadLimits; keyring?: Keyring } = {},
   ) {
     this.egress = opts.egress ?? new Egress();
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
-    this.uploads = new Uploads(meta, store, this.images);
+    this.uploads = new Uploads(meta, store, this.images, opts.uploads);
+    this.keyring = opts.keyring ?? Keyring.ephemeral();
     this.manifests = new Manifests(meta, this.images);
-    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, opts.proxy, this.egress);
+    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, { ...(opts.proxy ?? DEFAULT_PROXY_OPTIONS), keyring: this.keyring }, this.egress);
     this.access = new Access(accessStore);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
     const ev = opts.events;
-    this.webhooks = new Webhooks(ev?.store, this.access, ev?.webhooks ?? { maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 }, this.egress);
+    this.webhooks = new Webhooks(
+      ev?.store,
+      this.access,
+      { ...(ev?.webhooks ?? { maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 }), keyring: this.keyring },
+      this.egress,
+    );
     this.events = new EventBus(ev?.store, {
       ...(ev?.bus ?? { enabled: false, queueSize: 1, batchSize: 1, flushIntervalMs: 1000 }),
       deliveriesFor: (events) => this.webhooks.deliveriesFor(events),

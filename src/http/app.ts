@@ -9,7 +9,8 @@ import { distributionRoutes } from './distribution/index.ts';
 import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
 import { apiRoutes } from './api/index.ts';
-import { importRoutes } from './api/import.ts';
+import { type ImportLimits, importRoutes } from './api/import.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits, bodyProgress, capConnections, timeoutOptions } from './limits.ts';
 import { browseRoutes } from './api/browse.ts';
 import { uiRoutes } from './ui.ts';
 import { observeRequests } from './events.ts';
@@ -27,6 +28,10 @@ export interface AppOptions {
   trustProxy?: string[];
   /** Serve Prometheus metrics on GET /metrics (default true). */
   metrics?: boolean;
+  /** Timeouts and connections per address (default DEFAULT_HTTP_LIMITS). */
+  http?: HttpLimits;
+  /** Bounds on the import API. */
+  imports?: ImportLimits;
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
@@ -39,8 +44,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     // Manifests are read by the handlers themselves (exact bytes); blobs are streamed.
     bodyLimit: 4 * 1024 * 1024,
     routerOptions: { ignoreDuplicateSlashes: false },
-    keepAliveTimeout: 65_000,
-    requestTimeout: 0,
+    ...timeoutOptions(opts.http ?? DEFAULT_HTTP_LIMITS),
     ...(opts.trustProxy?.length ? { trustProxy: opts.trustProxy } : {}),
     // Malformed URLs (bad percent-encoding) get OCI error JSON too, not fastify's own body.
     frameworkErrors: (error, req, reply) => {
@@ -50,6 +54,10 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   }) as unknown as FastifyInstance;
 
   // Bodies are never parsed by fastify: every handler that takes one streams `request.raw`.
+  const limits = opts.http ?? DEFAULT_HTTP_LIMITS;
+  capConnections(app.server, limits.maxConnectionsPerAddress, opts.trustProxy);
+  bodyProgress(app, limits.bodyIdleTimeoutSeconds, limits.bodyMinBytes);
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
@@ -80,7 +88,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   tokenRoutes(app, registry, auth);
   distributionRoutes(app, registry, auth);
   apiRoutes(app, registry, auth);
-  importRoutes(app, registry, auth, opts.importSpoolDir ?? path.join(os.tmpdir(), 'berth-imports'));
+  importRoutes(app, registry, auth, opts.importSpoolDir ?? path.join(os.tmpdir(), 'berth-imports'), opts.imports);
   browseRoutes(app, registry, auth);
   uiRoutes(app);
   return app;

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { ERROR_CODES, RegistryError, type ErrorCode } from '../core/errors.ts';
+import { ERROR_CODES, RegistryError, type ErrorCode, isOutOfSpace } from '../core/errors.ts';
 import { ApiError } from '../core/access/tenancy.ts';
 import { discardUnreadBody } from './unread-body.ts';
 
@@ -36,6 +36,11 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
   } else if (error instanceof ApiError) {
     status = error.status;
     body = errorBody(error.code, error.message);
+  } else if (isOutOfSpace(error)) {
+    // The operator's problem, not the client's: said plainly, never a 500 UNKNOWN.
+    request.log.error({ err: { message: error.message, code: (error as { code?: unknown }).code } }, 'out of storage space');
+    status = ERROR_CODES.STORAGE_FULL.status;
+    body = errorBody('STORAGE_FULL', ERROR_CODES.STORAGE_FULL.message);
   } else if (isClientAbort(error, request)) {
     request.log.info({ err: { message: error.message } }, 'client aborted the request');
     status = 400;

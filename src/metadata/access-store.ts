@@ -170,4 +170,11 @@ export interface AccessStore {
   clearLoginFailures(keys: string[]): Promise<void>;
   /** Removes counters whose last failure is older than `before`; returns how many. */
   deleteLoginFailuresBefore(before: number): Promise<number>;
+  /** Sets the value only if it is still `from` (compare-and-set); false when it changed or is absent. */
+  replaceSetting(key: string, from: string, to: string): Promise<boolean>;
+  deleteSetting(key: string): Promise<void>;
+  /** Every upstream's stored password (for re-encryption; core/keys). */
+  listUpstreamSecrets(): Promise<{ id: number; value: string }[]>;
+  /** Sets an upstream's stored password only if it is still `from`. */
+  replaceUpstreamSecret(id: number, from: string, to: string): Promise<boolean>;
 }

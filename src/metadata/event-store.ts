@@ -174,6 +174,10 @@ export interface EventStore {
   updateWebhook(id: number, changes: { url?: string; events?: string[]; active?: boolean }): Promise<void>;
   /** Removes the webhook and its deliveries; false when absent. */
   deleteWebhook(id: number): Promise<boolean>;
+  /** Every webhook's stored secret (for re-encryption; core/keys). */
+  listWebhookSecrets(): Promise<{ id: number; value: string }[]>;
+  /** Sets a webhook's stored secret only if it is still `from` (compare-and-set). */
+  replaceWebhookSecret(id: number, from: string, to: string): Promise<boolean>;
 
   createDelivery(d: NewDelivery & { eventId: number | null }): Promise<void>;
   findDelivery(id: string): Promise<DeliveryRecord | undefined>;

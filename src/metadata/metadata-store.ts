@@ -23,6 +23,8 @@ export interface UploadRecord {
   id: string;
   imageId: number;
   startedAt: number;
+  /** Who opened it (`user:<id>`, `token:<id>`, `ip:<address>`), for per-user caps. */
+  startedBy?: string | null;
 }
 
 export interface ManifestRecord {
@@ -127,6 +129,8 @@ export interface MetadataStore {
   findUpload(id: string): Promise<UploadRecord | undefined>;
   removeUpload(id: string): Promise<void>;
   listUploadsStartedBefore(time: number): Promise<UploadRecord[]>;
+  /** Open upload sessions started by `startedBy`, or in any image of repository `repositoryId`. */
+  countUploads(filter: { startedBy: string } | { repositoryId: number }): Promise<number>;
 
   findManifest(imageId: number, digest: string): Promise<ManifestRecord | undefined>;
   findTaggedManifest(imageId: number, tag: string): Promise<ManifestRecord | undefined>;

@@ -28,8 +28,9 @@ export class FsBlobStore implements BlobStore {
   }
 
   async init(): Promise<void> {
-    await fsp.mkdir(this.blobsDir, { recursive: true });
-    await fsp.mkdir(this.uploadsDir, { recursive: true });
+    // Owner-only: blobs of private repositories are as private as the registry (docs/security.md).
+    await fsp.mkdir(this.blobsDir, { recursive: true, mode: 0o700 });
+    await fsp.mkdir(this.uploadsDir, { recursive: true, mode: 0o700 });
   }
 
   private blobPath(digest: string): string {
@@ -64,7 +65,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async createUpload(id: string): Promise<void> {
-    const fh = await fsp.open(this.uploadPath(id), 'wx');
+    const fh = await fsp.open(this.uploadPath(id), 'wx', 0o600);
     await fh.close();
   }
 
@@ -117,7 +118,7 @@ export class FsBlobStore implements BlobStore {
     }
     const dir = path.dirname(dst);
     if (!this.knownDirs.has(dir)) {
-      await fsp.mkdir(dir, { recursive: true });
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       await fsyncDir(path.dirname(dir));
       this.knownDirs.add(dir);
     }

@@ -195,7 +195,7 @@ export class S3BlobStore implements BlobStore {
     let writeError: Error | undefined;
     // Every spool stream gets an error listener: destroying one with a write in flight must
     // not become an unhandled 'error' event (which would end the process).
-    const openSpool = () => createWriteStream(spool).on('error', (e) => (writeError ??= e));
+    const openSpool = () => createWriteStream(spool, { mode: 0o600 }).on('error', (e) => (writeError ??= e));
     let out = openSpool();
     let spooled = 0;
     let received = 0;

@@ -206,7 +206,7 @@ describe('tokens and credentials', () => {
     let kid: string;
 
     before(async () => {
-      signingKey = JSON.parse((await b.berth.accessStore.getSetting('token_signing_key'))!) as JWK;
+      signingKey = JSON.parse(b.berth.registry.keyring.decryptText((await b.berth.accessStore.getSetting('token_signing_key'))!, 'token-signing-key')) as JWK;
       const t = await fetchToken(b.app, BOB, []);
       kid = JSON.parse(Buffer.from(t.split('.')[0]!, 'base64url').toString()).kid as string;
     });

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SecretBox } from '../../src/core/proxy/proxy.ts';
 import { tempDir } from '../helpers/e2e.ts';
 import { ROOT } from '../helpers/server.ts';
 import { startProxyBerth } from './helpers.ts';
@@ -34,11 +33,10 @@ test('berth upstream add | list | rm', async (t) => {
     { url: added.url, username: added.username, hasPassword: added.hasPassword, prefix: added.prefix, remotePrefix: added.remotePrefix, priority: added.priority, cache: added.cache },
     { url: 'https://registry.example.com', username: 'bot', hasPassword: true, prefix: 'hub/', remotePrefix: 'library/', priority: 3, cache: true },
   );
-  // the password is what stdin gave, encrypted at rest under the generated key
+  // the password is what stdin gave, sealed at rest under the key-encryption key
   const repo = (await pb.berth.accessStore.findRepository('acme', 'mirror'))!;
   const row = (await pb.berth.accessStore.listUpstreams(repo.id))[0]!;
-  const box = await SecretBox.open(pb.berth.accessStore);
-  assert.equal(box.decrypt(row.passwordEnc!), 'pw-from-stdin');
+  assert.equal(pb.berth.registry.keyring.decryptText(row.passwordEnc!, 'upstream-password'), 'pw-from-stdin');
   await berth(['upstream', 'add', 'acme/mirror', 'http://second.example', '--no-cache']);
   const listed = JSON.parse(await berth(['--json', 'upstream', 'list', 'acme/mirror'])) as { id: number; url: string; cache: boolean }[];
   assert.deepEqual(listed.map((u) => [u.url, u.cache]), [['http://second.example', false], ['https://registry.example.com', true]]);

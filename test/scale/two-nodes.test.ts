@@ -54,6 +54,8 @@ before(async () => {
     BERTH_S3_ENDPOINT: s3.endpoint,
     BERTH_S3_ACCESS_KEY_ID: s3.accessKeyId,
     BERTH_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    // Nodes sharing a database share the key-encryption key (docs/operations.md#keys).
+    BERTH_KEK: randomBytes(32).toString('base64'),
   };
   // Both start at once: migrations, the first administrator and the signing key race.
   [a, b] = await Promise.all([startBerth({ env }), startBerth({ env })]);

@@ -119,6 +119,24 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal(await meta.findUpload('u-old'), undefined);
     });
 
+    withMeta('open upload sessions are counted per starter and per repository', async (meta) => {
+      const a = await image(meta, 'o/r/a');
+      const b = await image(meta, 'o/r/b');
+      const c = await image(meta, 'o/s/a');
+      await meta.saveUpload({ id: 'u1', imageId: a.id, startedAt: 1, startedBy: 'user:1' });
+      await meta.saveUpload({ id: 'u2', imageId: b.id, startedAt: 1, startedBy: 'user:1' });
+      await meta.saveUpload({ id: 'u3', imageId: c.id, startedAt: 1, startedBy: 'user:2' });
+      await meta.saveUpload({ id: 'u4', imageId: c.id, startedAt: 1 });
+      assert.equal((await meta.findUpload('u1'))?.startedBy, 'user:1');
+      assert.equal(await meta.countUploads({ startedBy: 'user:1' }), 2);
+      assert.equal(await meta.countUploads({ startedBy: 'user:3' }), 0);
+      assert.equal(await meta.countUploads({ repositoryId: a.repositoryId }), 2, 'every image of o/r');
+      assert.equal(await meta.countUploads({ repositoryId: c.repositoryId }), 2);
+      await meta.removeUpload('u1');
+      assert.equal(await meta.countUploads({ startedBy: 'user:1' }), 1);
+      assert.equal(await meta.countUploads({ repositoryId: a.repositoryId }), 1);
+    });
+
     withMeta('saveManifest checks references atomically and writes manifest, refs and tag', async (meta) => {
       const img = await image(meta, 'o/r/a');
       const missing = await meta.saveManifest(
@@ -347,6 +365,25 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal(await access.putSettingIfAbsent('k', 'second'), 'first');
     });
 
+    withStores('sealed values are replaced only if unchanged (compare-and-set), settings deleted', async (_meta, access) => {
+      await access.putSettingIfAbsent('k', 'plain');
+      assert.equal(await access.replaceSetting('k', 'other', 'x'), false);
+      assert.equal(await access.replaceSetting('k', 'plain', 'sealed'), true);
+      assert.equal(await access.getSetting('k'), 'sealed');
+      assert.equal(await access.replaceSetting('absent', 'a', 'b'), false);
+      await access.deleteSetting('k');
+      assert.equal(await access.getSetting('k'), undefined);
+      const acme = (await access.findOwner('acme'))!;
+      const repo = await access.createRepository(acme.id, 'mirror', 'private', '');
+      const base = { repositoryId: repo.id, username: 'u', priority: 0, cache: true, prefix: '', remotePrefix: '' };
+      const a = await access.createUpstream({ ...base, url: 'https://a.example', passwordEnc: 'v1:a' });
+      await access.createUpstream({ ...base, url: 'https://b.example', passwordEnc: null });
+      assert.deepEqual(await access.listUpstreamSecrets(), [{ id: a.id, value: 'v1:a' }], 'only upstreams with a password');
+      assert.equal(await access.replaceUpstreamSecret(a.id, 'v1:stale', 'sealed:a'), false);
+      assert.equal(await access.replaceUpstreamSecret(a.id, 'v1:a', 'sealed:a'), true);
+      assert.deepEqual(await access.listUpstreamSecrets(), [{ id: a.id, value: 'sealed:a' }]);
+    });
+
     withStores('upstreams: create, list by priority then id, remove within the repository only', async (_meta, access) => {
       const acme = (await access.findOwner('acme'))!;
       const repo = await access.createRepository(acme.id, 'mirror', 'private', '');
@@ -488,6 +525,11 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       const off = await events.createWebhook({ repositoryId: other.id, url: 'http://x/o', secret: 's', events: ['pull'], active: false, createdBy: 'alice' });
       assert.deepEqual((await events.findWebhook(h.id))?.events, ['push', 'delete']);
       assert.equal((await events.findWebhook(h.id))?.secret, 's3cret', 'the secret is kept: it signs deliveries');
+      assert.deepEqual(await events.listWebhookSecrets(), [{ id: h.id, value: 's3cret' }, { id: off.id, value: 's' }]);
+      assert.equal(await events.replaceWebhookSecret(h.id, 'stale', 'sealed:h'), false);
+      assert.equal(await events.replaceWebhookSecret(h.id, 's3cret', 'sealed:h'), true);
+      assert.equal((await events.findWebhook(h.id))?.secret, 'sealed:h');
+      assert.equal(await events.replaceWebhookSecret(h.id, 'sealed:h', 's3cret'), true);
       assert.deepEqual((await events.listWebhooks(repo.id)).map((w) => w.id), [h.id]);
       assert.deepEqual((await events.listActiveWebhooks()).map((w) => [w.id, w.repository]), [[h.id, 'acme/prod']]);
       await events.updateWebhook(off.id, { active: true, events: ['pull', 'push'], url: 'http://x/o2' });

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, calculateJwkThumbprint, type JWK } from 'jose';
 import type { AccessStore } from '../../metadata/access-store.ts';
 import type { Action, Identity } from './access.ts';
+import { Keyring } from '../keys/keyring.ts';
+import { PURPOSE, TOKEN_KEY_SETTING } from '../keys/sealed.ts';
 
 /** One entry of the Docker token `access` claim. */
 export interface AccessGrant {
@@ -59,12 +61,11 @@ interface BerthClaim {
   key?: number;
 }
 
-const KEY_SETTING = 'token_signing_key';
-
 /**
  * Issues and verifies the short-lived ES256 JWTs of the Docker bearer-token flow. The signing
- * key is generated once and kept in the metadata store, so every node signs and verifies with
- * the same key. Verified tokens are cached until they expire.
+ * key is generated once and kept in the metadata store sealed under the key-encryption key
+ * (core/keys), so every node with that key signs and verifies with the same signing key, and
+ * the database alone cannot mint a token. Verified tokens are cached until they expire.
  */
 export class TokenService {
   private readonly cache = new Map<string, VerifiedToken>();
@@ -77,13 +78,14 @@ export class TokenService {
     readonly ttlSeconds: number,
   ) {}
 
-  static async open(store: AccessStore, service: string, ttlSeconds: number): Promise<TokenService> {
-    let jwkText = await store.getSetting(KEY_SETTING);
-    if (!jwkText) {
+  static async open(store: AccessStore, keyring: Keyring, service: string, ttlSeconds: number): Promise<TokenService> {
+    let stored = await store.getSetting(TOKEN_KEY_SETTING);
+    if (!stored) {
       const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-      jwkText = await store.putSettingIfAbsent(KEY_SETTING, JSON.stringify(await exportJWK(privateKey)));
+      stored = await store.putSettingIfAbsent(TOKEN_KEY_SETTING, keyring.encrypt(PURPOSE.tokenSigningKey, JSON.stringify(await exportJWK(privateKey))));
     }
-    const jwk = JSON.parse(jwkText) as JWK;
+    // Plain only in a database from before key management that the start-up sweep has not sealed yet.
+    const jwk = JSON.parse(Keyring.isSealed(stored) ? keyring.decryptText(stored, PURPOSE.tokenSigningKey) : stored) as JWK;
     const { d: _d, ...pub } = jwk;
     const kid = await calculateJwkThumbprint(pub);
     return new TokenService(

@@ -34,6 +34,12 @@ export function parseContentRange(header: string): ChunkRange {
   return { start, end };
 }
 
+/** Caps on open upload sessions (config `uploads.*`). */
+export interface UploadLimits {
+  maxSessionsPerUser: number;
+  maxSessionsPerRepository: number;
+}
+
 /**
  * Upload sessions (POST, PATCH, PUT, GET, DELETE of /blobs/uploads). The session row lives in
  * the metadata store and its bytes in the blob store, so any process can continue it. The
@@ -51,16 +57,35 @@ export class Uploads {
     private readonly meta: MetadataStore,
     private readonly store: BlobStore,
     private readonly images: Images,
+    private readonly limits: UploadLimits = { maxSessionsPerUser: 200, maxSessionsPerRepository: 500 },
   ) {}
 
-  /** Opens a session for image `name` (created on first push). */
-  async start(name: string): Promise<UploadStatus> {
+  /**
+   * Opens a session for image `name` (created on first push). `startedBy` names the caller for
+   * the per-user cap. Over a cap: TOOMANYREQUESTS, and nothing is created.
+   */
+  async start(name: string, startedBy?: string): Promise<UploadStatus> {
     const img = await this.images.ensure(name);
+    if (startedBy !== undefined && (await this.meta.countUploads({ startedBy })) >= this.limits.maxSessionsPerUser) {
+      throw new RegistryError(
+        'TOOMANYREQUESTS',
+        `you have ${this.limits.maxSessionsPerUser} upload sessions open, the most allowed: finish or cancel (DELETE) one, or wait for idle ones to expire`,
+      );
+    }
+    if ((await this.meta.countUploads({ repositoryId: img.repositoryId })) >= this.limits.maxSessionsPerRepository) {
+      throw new RegistryError(
+        'TOOMANYREQUESTS',
+        `this repository has ${this.limits.maxSessionsPerRepository} upload sessions open, the most allowed: finish or cancel some, or wait for idle ones to expire`,
+      );
+    }
     const id = randomUUID();
     this.active.add(id);
     try {
       await this.store.createUpload(id);
-      await this.meta.saveUpload({ id, imageId: img.id, startedAt: Date.now() });
+      await this.meta.saveUpload({ id, imageId: img.id, startedAt: Date.now(), ...(startedBy !== undefined ? { startedBy } : {}) });
+    } catch (e) {
+      await this.store.removeUpload(id).catch(() => undefined);
+      throw e;
     } finally {
       this.active.delete(id);
     }

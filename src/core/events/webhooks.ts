@@ -14,6 +14,8 @@ import type {
   NewEvent,
   WebhookRecord,
 } from '../../metadata/event-store.ts';
+import { Keyring } from '../keys/keyring.ts';
+import { PURPOSE } from '../keys/sealed.ts';
 
 /** Where a URL points, without its path and query (which may carry a receiver's token). */
 function originOf(url: string): string {
@@ -34,6 +36,8 @@ export interface WebhookOptions {
   timeoutMs: number;
   pollIntervalMs: number;
   concurrency: number;
+  /** Seals webhook secrets at rest (core/keys); default: a key that lives as long as the process. */
+  keyring?: Keyring;
   /** How long the list of active webhooks is cached for matching events (other nodes' changes show up after this). */
   cacheTtlMs?: number;
   onError?: (e: unknown) => void;
@@ -138,6 +142,10 @@ export class Webhooks {
     this.agents = { 'http:': egress.agent('http:', { maxSockets: 16 }), 'https:': egress.agent('https:', { maxSockets: 16 }) };
   }
 
+  private get keyring(): Keyring {
+    return (this.opts.keyring ??= Keyring.ephemeral());
+  }
+
   private requireStore(): EventStore {
     if (!this.store) throw new ApiError(503, 'UNAVAILABLE', 'events are not configured on this server');
     return this.store;
@@ -169,8 +177,8 @@ export class Webhooks {
     const secret = w.secret ?? randomBytes(24).toString('base64url');
     const hook = await this.requireStore().createWebhook({
       repositoryId: repo.id,
-      url: await validUrl(this.egress, w.url),
-      secret,
+        url: await validUrl(this.egress, w.url),
+        secret: this.keyring.encrypt(PURPOSE.webhookSecret, secret),
       events: validEvents(w.events),
       active: w.active ?? true,
       createdBy: actorOf(actor).name,
@@ -340,7 +348,7 @@ export class Webhooks {
             'user-agent': 'Berth-Webhook/1',
             'x-berth-event': d.event,
             'x-berth-delivery': d.id,
-            'x-berth-signature': signPayload(d.secret, d.payload),
+            'x-berth-signature': signPayload(Keyring.isSealed(d.secret) ? this.keyring.decryptText(d.secret, PURPOSE.webhookSecret) : d.secret, d.payload),
           },
           body: Buffer.from(d.payload),
         });

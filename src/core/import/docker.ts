@@ -18,7 +18,7 @@ import { DOCKER_MANIFEST, NON_DISTRIBUTABLE_TYPES } from '../content/media-types
 import type { ArchiveContent, PlannedBlob } from './content.ts';
 import { ImportError } from './errors.ts';
 import { parseArchiveName } from './names.ts';
-import type { ImportSource } from './source.ts';
+import { type ImportSource, boundUnpacked } from './source.ts';
 
 export const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
 export const DOCKER_LAYER = 'application/vnd.docker.image.rootfs.diff.tar';
@@ -49,11 +49,13 @@ async function hashGzip(src: ImportSource, member: string): Promise<{ digest: st
       yield chunk;
     }
   };
+  const bounded = boundUnpacked(src.unpack, () => `${src.label}: layer "${member}" decompresses to more than this archive may (a gzip bomb?)`);
   try {
     await pipeline(
       stream,
       tee,
       createGunzip(),
+      bounded,
       new Writable({
         write(chunk: Buffer, _enc, cb) {
           inner.update(chunk);
@@ -62,6 +64,7 @@ async function hashGzip(src: ImportSource, member: string): Promise<{ digest: st
       }),
     );
   } catch (e) {
+    if (e instanceof ImportError) throw e;
     throw new ImportError('BAD_ARCHIVE', `${src.label}: layer "${member}" looks gzip'd but does not decompress: ${(e as Error).message}`);
   }
   return { digest: `sha256:${outer.digest('hex')}`, diffId: `sha256:${inner.digest('hex')}` };

@@ -23,8 +23,10 @@ export type ImportErrorCode =
   | 'REGISTRY'
   /** Credentials missing or refused. */
   | 'AUTH'
-  /** Larger than the server accepts. */
+  /** Larger than the server accepts (the archive, or what it decompresses to). */
   | 'TOO_LARGE'
+  /** More imports at once than the server allows one user. */
+  | 'TOO_MANY'
   /** Stopped by the caller. */
   | 'ABORTED';
 

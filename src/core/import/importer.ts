@@ -57,6 +57,9 @@ export interface ImportOptions {
   signal?: AbortSignal;
   /** Where a gzip'd archive is decompressed. */
   tempDir?: string;
+  /** Bounds on decompressing a gzip'd archive (OpenSourceOptions). */
+  maxUnpackedBytes?: number;
+  maxExpansionRatio?: number;
   /** Attempts per blob on transient failures (network, 5xx, 429); default 3. */
   attempts?: number;
   /** Milliseconds between progress events of one blob (default 250). */
@@ -77,6 +80,8 @@ export async function importArchive(input: string, dest: Destination, target: Ta
   if (opts.signal?.aborted) throw new ImportError('ABORTED', 'import aborted');
   const sourceOpts: OpenSourceOptions = {
     ...(opts.tempDir ? { tempDir: opts.tempDir } : {}),
+    ...(opts.maxUnpackedBytes !== undefined ? { maxUnpackedBytes: opts.maxUnpackedBytes } : {}),
+    ...(opts.maxExpansionRatio !== undefined ? { maxExpansionRatio: opts.maxExpansionRatio } : {}),
     onDecompress: () => emit({ type: 'warning', message: `${input} is gzip'd: decompressing it to a temporary file first` }),
   };
   const src = await openSource(input, sourceOpts);

@@ -13,7 +13,7 @@ import * as fsp from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { RegistryError } from '../errors.ts';
+import { ERROR_CODES, RegistryError, isOutOfSpace } from '../errors.ts';
 import type { Registry } from '../registry.ts';
 import type { ArchiveFormat } from './content.ts';
 import { ImportError } from './errors.ts';
@@ -66,6 +66,17 @@ export interface ImportJobsOptions {
   maxRunning?: number;
   /** Largest archive accepted, in bytes (default: no limit but the disk). */
   maxBytes?: number;
+  /** Most bytes a gzip'd archive may decompress to, and its largest expansion ratio (source.ts). */
+  maxUnpackedBytes?: number;
+  maxExpansionRatio?: number;
+  /** Imports one user may have at once, uploading, queued or running (default 2). */
+  maxPerUser?: number;
+  /**
+   * Quota hook (for repository lifecycle rules): asked before an archive is spooled, with the
+   * repository (`OWNER/REPOSITORY`) and the declared size if any, and again with the spooled
+   * size; throws (e.g. an ApiError 403/413) to refuse. Default: no quota.
+   */
+  quota?: (repository: string, bytes: number | undefined) => Promise<void>;
   /** Told of failures that are not the archive's fault (for the server log). */
   onInternalError?: (e: unknown, jobId: string) => void;
 }
@@ -78,6 +89,8 @@ export class ImportJobs {
   private swept: Promise<void> | undefined;
   private running = 0;
   private readonly waiting: (() => void)[] = [];
+  /** Imports per user (uploading, queued or running). */
+  private readonly perUser = new Map<string, number>();
 
   constructor(
     private readonly registry: Registry,
@@ -90,7 +103,7 @@ export class ImportJobs {
   /** Creates the spool folder and removes spool files a crashed process left (older than a day). */
   private ready(): Promise<void> {
     this.swept ??= (async () => {
-      await fsp.mkdir(this.spoolDir, { recursive: true });
+      await fsp.mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
       const now = Date.now();
       for (const f of await fsp.readdir(this.spoolDir)) {
         const p = path.join(this.spoolDir, f);
@@ -105,15 +118,38 @@ export class ImportJobs {
   }
 
   /**
+   * Takes one of `owner`'s import slots (TOO_MANY when all are taken); `release` gives it back.
+   * A slot passed to `start` is released when the job ends.
+   */
+  admit(owner: string): { release: () => void } {
+    const max = this.opts.maxPerUser ?? 2;
+    const n = this.perUser.get(owner) ?? 0;
+    if (n >= max) throw new ImportError('TOO_MANY', `you have ${n} imports in progress, the most this server allows one user: wait for one to finish`);
+    this.perUser.set(owner, n + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.perUser.get(owner) ?? 1) - 1;
+        if (left > 0) this.perUser.set(owner, left);
+        else this.perUser.delete(owner);
+      },
+    };
+  }
+
+  /**
    * Writes an upload to a spool file. `declared` is the request's Content-Length, if any: fewer
    * bytes mean the client stopped early (error, file removed).
    */
-  async spool(body: AsyncIterable<Buffer>, declared?: number): Promise<{ file: string; size: number }> {
+  async spool(body: AsyncIterable<Buffer>, declared?: number, repository?: string): Promise<{ file: string; size: number }> {
     await this.ready();
     const max = this.opts.maxBytes;
     if (max !== undefined && declared !== undefined && declared > max) {
       throw new ImportError('TOO_LARGE', `the archive is ${declared} bytes; this server accepts at most ${max}`);
     }
+    const quota = repository !== undefined ? this.opts.quota : undefined;
+    await quota?.(repository!, declared);
     const file = path.join(this.spoolDir, `${randomUUID()}.upload`);
     let size = 0;
     const count = async function* (src: AsyncIterable<Buffer>) {
@@ -124,11 +160,12 @@ export class ImportJobs {
       }
     };
     try {
-      await pipeline(body, count, createWriteStream(file, { highWaterMark: 1024 * 1024 }));
+      await pipeline(body, count, createWriteStream(file, { highWaterMark: 1024 * 1024, mode: 0o600 }));
       if (declared !== undefined && size !== declared) {
         throw new ImportError('TRUNCATED', `the upload ended after ${size} of the ${declared} bytes declared`);
       }
       if (size === 0) throw new ImportError('BAD_ARCHIVE', 'the request body is empty: send the archive as the body');
+      await quota?.(repository!, size);
     } catch (e) {
       await fsp.rm(file, { force: true });
       throw e;
@@ -137,7 +174,7 @@ export class ImportJobs {
   }
 
   /** Starts importing a spooled file; the file is removed when the job ends. */
-  start(owner: string, dest: Destination, spooled: { file: string; size: number }): ImportJobView {
+  start(owner: string, dest: Destination, spooled: { file: string; size: number }, slot?: { release: () => void }): ImportJobView {
     this.prune();
     const id = randomUUID();
     const view: ImportJobView = {
@@ -157,7 +194,7 @@ export class ImportJobs {
     };
     const job: Job = { view, owner, finished: null, inFlight: new Map(), abort: new AbortController() };
     this.jobs.set(id, job);
-    void this.run(job, dest, spooled.file);
+    void this.run(job, dest, spooled.file).finally(() => slot?.release());
     return this.snapshot(job);
   }
 
@@ -208,6 +245,8 @@ export class ImportJobs {
         onEvent,
         signal: job.abort.signal,
         tempDir: this.spoolDir,
+        ...(this.opts.maxUnpackedBytes !== undefined ? { maxUnpackedBytes: this.opts.maxUnpackedBytes } : {}),
+        ...(this.opts.maxExpansionRatio !== undefined ? { maxExpansionRatio: this.opts.maxExpansionRatio } : {}),
         concurrency: this.opts.concurrency ?? 3,
       });
       v.state = 'done';
@@ -215,6 +254,7 @@ export class ImportJobs {
       v.state = 'failed';
       if (e instanceof ImportError) v.error = { code: e.code, message: e.message };
       else if (e instanceof RegistryError) v.error = { code: e.code, message: e.message };
+      else if (isOutOfSpace(e)) v.error = { code: 'STORAGE_FULL', message: ERROR_CODES.STORAGE_FULL.message };
       else {
         v.error = { code: 'UNKNOWN', message: `import failed: ${(e as Error)?.message ?? String(e)}` };
         this.opts.onInternalError?.(e, v.id);

@@ -12,12 +12,19 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { ImportError } from './errors.ts';
+import { isOutOfSpace } from '../errors.ts';
 import { TarIndex, safeMemberName } from './tar.ts';
 
 export interface ImportSource {
   /** For messages: the file or folder name. */
   readonly label: string;
   readonly kind: 'tar' | 'dir';
+  /**
+   * Bytes still allowed to be decompressed from this input (the archive itself if gzip'd, then
+   * gzip'd layers hashed to check their diffIDs): `unpackLimit` of its size. Shared, so a
+   * gzip bomb anywhere in it stops at a bounded cost.
+   */
+  readonly unpack: { left: number };
   /** Size of the regular file `name`, or undefined when there is none. */
   size(name: string): Promise<number | undefined>;
   /** Reads a small member whole; MISSING_FILE when absent; BAD_ARCHIVE over `limit` bytes. */
@@ -35,6 +42,33 @@ export interface OpenSourceOptions {
   tempDir?: string;
   /** Told when a gzip'd input is being decompressed. */
   onDecompress?: () => void;
+  /** Most bytes the input may decompress to, itself and its gzip'd layers (default: no limit). */
+  maxUnpackedBytes?: number;
+  /**
+   * Most it may expand, as a multiple of its size (default: no limit; any input may reach
+   * 64 MiB). Stops a gzip bomb after a bounded write. The server's import API sets both.
+   */
+  maxExpansionRatio?: number;
+}
+
+/** Passes decompressed bytes through while `budget` lasts; then TOO_LARGE with `message()`. */
+export function boundUnpacked(budget: { left: number }, message: () => string) {
+  return async function* (src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of src) {
+      budget.left -= chunk.length;
+      if (budget.left < 0) throw new ImportError('TOO_LARGE', message());
+      yield chunk;
+    }
+  };
+}
+
+/** Expansion every gzip'd archive may have whatever its ratio: tiny archives of sparse files are normal. */
+const UNPACK_FLOOR = 64 * 1024 * 1024;
+
+/** The most bytes a gzip'd archive of `size` bytes may decompress to. */
+export function unpackLimit(size: number, opts: Pick<OpenSourceOptions, 'maxUnpackedBytes' | 'maxExpansionRatio'>): number {
+  const byRatio = opts.maxExpansionRatio === undefined ? Number.MAX_SAFE_INTEGER : Math.max(UNPACK_FLOOR, size * opts.maxExpansionRatio);
+  return Math.min(byRatio, opts.maxUnpackedBytes ?? Number.MAX_SAFE_INTEGER);
 }
 
 const missing = (label: string, name: string) => new ImportError('MISSING_FILE', `${label}: "${name}" not found`);
@@ -45,6 +79,7 @@ class TarSource implements ImportSource {
     readonly label: string,
     private readonly index: TarIndex,
     private readonly cleanup: () => Promise<void>,
+    readonly unpack: { left: number },
   ) {}
 
   async size(name: string): Promise<number | undefined> {
@@ -77,6 +112,8 @@ class TarSource implements ImportSource {
 
 class DirSource implements ImportSource {
   readonly kind = 'dir';
+  /** A local folder (`berth push`): not bounded but by the disk. */
+  readonly unpack = { left: Number.MAX_SAFE_INTEGER };
   constructor(
     readonly label: string,
     private readonly dir: string,
@@ -148,20 +185,24 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
   if (head[0] === 0x1f && head[1] === 0x8b) {
     opts.onDecompress?.();
     const dir = opts.tempDir ?? os.tmpdir();
-    await fsp.mkdir(dir, { recursive: true });
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = path.join(dir, `berth-import-${randomUUID()}.tar`);
     const remove = () => fsp.rm(tmp, { force: true });
+    const limit = unpackLimit(st.size, opts);
+    const unpack = { left: limit };
+    const bounded = boundUnpacked(unpack, () => `${label}: the gzip'd archive decompresses to more than the ${limit} bytes allowed for it (${st.size} bytes compressed)`);
     try {
-      await pipeline(createReadStream(input, { highWaterMark: 1024 * 1024 }), createGunzip(), createWriteStream(tmp));
+      await pipeline(createReadStream(input, { highWaterMark: 1024 * 1024 }), createGunzip(), bounded, createWriteStream(tmp, { mode: 0o600 }));
     } catch (e) {
       await remove();
+      if (e instanceof ImportError || isOutOfSpace(e)) throw e;
       throw new ImportError('TRUNCATED', `${label}: cannot decompress the gzip'd archive: ${(e as Error).message}`);
     }
     try {
       return new TarSource(label, await TarIndex.open(tmp).catch((e: unknown) => {
         if (e instanceof ImportError) throw new ImportError(e.code, e.message.replace(path.basename(tmp), `${label} (decompressed)`));
         throw e;
-      }), remove);
+      }), remove, unpack);
     } catch (e) {
       await remove();
       throw e;
@@ -171,5 +212,5 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
     throw new ImportError('UNSUPPORTED', `${label} is zstd-compressed: decompress it first (zstd -d)`);
   }
   const index = await TarIndex.open(input);
-  return new TarSource(label, index, async () => {});
+  return new TarSource(label, index, async () => {}, { left: unpackLimit(st.size, opts) });
 }

@@ -7,7 +7,7 @@
  * Talking to upstreams reuses the importer's OCI client (auth negotiation, token caching);
  * retries with backoff, timeouts and the fall-through to the next upstream live here.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { RegistryError } from '../errors.ts';
 import { digestOf, newHash, parseDigest } from '../content/digest.ts';
@@ -21,6 +21,8 @@ import type { Uploads } from '../content/uploads.ts';
 import { RegistryClient } from '../import/client.ts';
 import { ApiError } from '../access/tenancy.ts';
 import { ImportError } from '../import/errors.ts';
+import { Keyring } from '../keys/keyring.ts';
+import { PURPOSE } from '../keys/sealed.ts';
 import type { AccessStore, UpstreamRecord } from '../../metadata/access-store.ts';
 import type { ManifestRecord, MetadataStore } from '../../metadata/metadata-store.ts';
 
@@ -33,10 +35,10 @@ export interface ProxyOptions {
   retries: number;
   /** Wait before the first retry, doubled each time. */
   backoffMs: number;
-  /** Key material for encrypting upstream passwords; else generated once into the settings table. */
-  secretKey?: string;
   /** The real reason an upstream could not be reached, for the server's log (clients read only "connection failed"). */
   onUpstreamError?: (url: string, reason: string) => void;
+  /** Seals upstream passwords at rest (core/keys); default: a key that lives as long as the process. */
+  keyring?: Keyring;
 }
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = { tagTtlSeconds: 300, timeoutMs: 30_000, retries: 2, backoffMs: 250 };
@@ -81,37 +83,6 @@ interface BlobFlight {
 
 const authorityOf = (cands: Candidate[]) => cands.map((c) => `${c.identity}\0${c.remote}`).join('\n');
 
-const SECRET_SETTING = 'proxy.secretKey';
-
-/** AES-256-GCM for upstream passwords: `v1:<iv>:<tag>:<ciphertext>`, base64 parts. */
-export class SecretBox {
-  constructor(private readonly key: Buffer) {}
-
-  static async open(access: AccessStore, configured?: string): Promise<SecretBox> {
-    if (configured) {
-      const raw = /^[0-9a-f]{64}$/i.test(configured) ? Buffer.from(configured, 'hex') : Buffer.from(configured, 'base64');
-      return new SecretBox(raw.length === 32 ? raw : createHash('sha256').update(configured).digest());
-    }
-    const stored = await access.putSettingIfAbsent(SECRET_SETTING, randomBytes(32).toString('base64'));
-    return new SecretBox(Buffer.from(stored, 'base64'));
-  }
-
-  encrypt(plain: string): string {
-    const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.key, iv);
-    const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
-    return ['v1', iv.toString('base64'), c.getAuthTag().toString('base64'), ct.toString('base64')].join(':');
-  }
-
-  decrypt(enc: string): string {
-    const [v, iv, tag, ct] = enc.split(':');
-    if (v !== 'v1' || !iv || !tag || ct === undefined) throw new Error('unknown upstream secret format');
-    const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'));
-    d.setAuthTag(Buffer.from(tag, 'base64'));
-    return Buffer.concat([d.update(Buffer.from(ct, 'base64')), d.final()]).toString('utf8');
-  }
-}
-
 function isNotFound(e: unknown): boolean {
   return e instanceof ImportError && e.status === 404;
 }
@@ -149,7 +120,6 @@ async function* teeHoldingLast(src: AsyncIterable<Buffer>, out: PassThrough | un
 }
 
 export class UpstreamProxy {
-  private box: Promise<SecretBox> | undefined;
   private readonly clients = new Map<number, { client: RegistryClient; identity: string }>();
   /** When each cached tag was last revalidated by this process (`name:tag` → ms). A cache only. */
   private readonly checked = new Map<string, number>();
@@ -167,12 +137,8 @@ export class UpstreamProxy {
     private readonly egress: Egress = new Egress(),
   ) {}
 
-  private secrets(): Promise<SecretBox> {
-    this.box ??= SecretBox.open(this.access, this.opts.secretKey).catch((e: unknown) => {
-      this.box = undefined;
-      throw e;
-    });
-    return this.box;
+  private get keyring(): Keyring {
+    return (this.opts.keyring ??= Keyring.ephemeral());
   }
 
   // ---- management (authorization is the caller's: Tenancy-level manage check in the API) ----
@@ -196,7 +162,7 @@ export class UpstreamProxy {
       repositoryId,
       url: url.origin + url.pathname.replace(/\/+$/, ''),
       username: u.username ?? null,
-      passwordEnc: u.password !== undefined ? (await this.secrets()).encrypt(u.password) : null,
+      passwordEnc: u.password !== undefined ? this.keyring.encrypt(PURPOSE.upstreamPassword, u.password) : null,
       priority: u.priority ?? 0,
       cache: u.cache ?? true,
       prefix: norm(u.prefix),
@@ -234,7 +200,7 @@ export class UpstreamProxy {
   private async client(up: UpstreamRecord): Promise<{ client: RegistryClient; identity: string }> {
     let c = this.clients.get(up.id);
     if (!c) {
-      const password = up.passwordEnc ? (await this.secrets()).decrypt(up.passwordEnc) : undefined;
+      const password = up.passwordEnc ? this.keyring.decryptText(up.passwordEnc, PURPOSE.upstreamPassword) : undefined;
       const client = new RegistryClient({
         url: up.url,
         ...(up.username !== null && password !== undefined ? { username: up.username, password } : {}),

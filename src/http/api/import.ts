@@ -1,6 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Identity } from '../../core/access/access.ts';
-import { ImportError, ImportJobs, parseDestination } from '../../core/import/index.ts';
+import { ImportError, ImportJobs, type ImportJobsOptions, parseDestination } from '../../core/import/index.ts';
+
+/** Bounds on imports (config `imports.*`). */
+export type ImportLimits = Pick<ImportJobsOptions, 'maxBytes' | 'maxUnpackedBytes' | 'maxExpansionRatio' | 'maxPerUser' | 'quota'>;
 import type { Registry } from '../../core/registry.ts';
 import { ApiError } from '../../core/access/tenancy.ts';
 import type { HttpAuth } from '../auth.ts';
@@ -26,8 +29,9 @@ function send(reply: FastifyReply, status: number, body: unknown): FastifyReply 
  * - `GET /api/v1/imports` — the caller's jobs.
  */
 /** `spoolDir`: where uploaded archives wait for their import (under the data folder). */
-export function importRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth, spoolDir: string): void {
+export function importRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth, spoolDir: string, limits: ImportLimits = {}): void {
   const jobs = new ImportJobs(registry, spoolDir, {
+    ...limits,
     onInternalError: (e, id) => app.log.error({ err: e, importJob: id }, 'import job failed'),
   });
   app.addHook('onClose', async () => jobs.close());
@@ -54,13 +58,19 @@ export function importRoutes(app: FastifyInstance, registry: Registry, auth: Htt
     const body = requestBody(req);
     if (!body) throw new ApiError(400, 'INVALID', 'send the archive as the request body (e.g. curl --data-binary @image.tar)');
     let spooled;
+    let slot;
     try {
-      spooled = await jobs.spool(body, contentLength(req));
+      slot = jobs.admit(caller.key);
+      spooled = await jobs.spool(body, contentLength(req), `${owner}/${repo}`);
     } catch (e) {
-      if (e instanceof ImportError) throw new ApiError(e.code === 'TOO_LARGE' ? 413 : 400, e.code, e.message);
+      slot?.release();
+      if (e instanceof ImportError) {
+        if (e.code === 'TOO_MANY') throw new ApiError(429, 'TOOMANYREQUESTS', e.message);
+        throw new ApiError(e.code === 'TOO_LARGE' ? 413 : 400, e.code, e.message);
+      }
       throw e;
     }
-    const job = jobs.start(caller.key, dest, spooled);
+    const job = jobs.start(caller.key, dest, spooled, slot);
     reply.header('Location', `/api/v1/imports/${job.id}`);
     return send(reply, 202, job);
   });

@@ -28,6 +28,14 @@ function chunkRange(req: FastifyRequest): ChunkRange | undefined {
   return h === undefined ? undefined : parseContentRange(h);
 }
 
+/** Who opens an upload session, for the per-user cap: the user, the token, or the address. */
+function sessionOwner(req: FastifyRequest): string {
+  const id = req.berthAuth?.identity;
+  if (id?.kind === 'user') return `user:${id.userId}`;
+  if (id?.kind === 'entitlement') return `token:${id.credentialId}`;
+  return `ip:${req.ip}`;
+}
+
 /** POST /v2/<name>/blobs/uploads/ — open a session, upload monolithically, or mount. */
 export async function startUpload(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, auth: HttpAuth): Promise<void> {
   const q = req.query as Record<string, unknown>;
@@ -44,7 +52,7 @@ export async function startUpload(registry: Registry, req: FastifyRequest, reply
     sendCreated(reply, name, d);
     return;
   }
-  const s = await registry.uploads.start(name);
+  const s = await registry.uploads.start(name, sessionOwner(req));
   sendProgress(reply, 202, name, s.id, s.size);
 }
 

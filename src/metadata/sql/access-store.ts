@@ -427,6 +427,25 @@ export class SqlAccessStore implements AccessStore {
     const r = await this.db.deleteFrom('login_failures').where('last_at', '<', before).executeTakeFirst();
     return n(r.numDeletedRows);
   }
+
+  async replaceSetting(key: string, from: string, to: string): Promise<boolean> {
+    const r = await this.db.updateTable('settings').set({ value: to }).where('key', '=', key).where('value', '=', from).executeTakeFirst();
+    return n(r.numUpdatedRows) > 0;
+  }
+
+  async deleteSetting(key: string): Promise<void> {
+    await this.db.deleteFrom('settings').where('key', '=', key).execute();
+  }
+
+  async listUpstreamSecrets(): Promise<{ id: number; value: string }[]> {
+    const rows = await this.db.selectFrom('upstreams').select(['id', 'password_enc']).where('password_enc', 'is not', null).orderBy('id').execute();
+    return rows.map((r) => ({ id: n(r.id), value: r.password_enc! }));
+  }
+
+  async replaceUpstreamSecret(id: number, from: string, to: string): Promise<boolean> {
+    const r = await this.db.updateTable('upstreams').set({ password_enc: to }).where('id', '=', id).where('password_enc', '=', from).executeTakeFirst();
+    return n(r.numUpdatedRows) > 0;
+  }
 }
 
 function toUpstream(r: Selectable<Database['upstreams']>): UpstreamRecord {

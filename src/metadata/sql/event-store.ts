@@ -376,6 +376,16 @@ export class SqlEventStore implements EventStore {
     await this.db.updateTable('webhooks').set(set).where('id', '=', id).execute();
   }
 
+  async listWebhookSecrets(): Promise<{ id: number; value: string }[]> {
+    const rows = await this.db.selectFrom('webhooks').select(['id', 'secret']).orderBy('id').execute();
+    return rows.map((r) => ({ id: n(r.id), value: r.secret }));
+  }
+
+  async replaceWebhookSecret(id: number, from: string, to: string): Promise<boolean> {
+    const r = await this.db.updateTable('webhooks').set({ secret: to }).where('id', '=', id).where('secret', '=', from).executeTakeFirst();
+    return n(r.numUpdatedRows) > 0;
+  }
+
   async deleteWebhook(id: number): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('webhook_deliveries').where('webhook_id', '=', id).execute();

@@ -232,6 +232,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('login_failures_last_at').on('login_failures').column('last_at').execute();
       },
     },
+    '0006_upload_session_owner': {
+      async up(db: Kysely<any>) {
+        // Who opened each upload session, so open sessions can be capped per user.
+        await db.schema.alterTable('uploads').addColumn('started_by', 'text').execute();
+        await db.schema.createIndex('uploads_started_by').on('uploads').column('started_by').execute();
+        await db.schema.createIndex('uploads_image').on('uploads').column('image_id').execute();
+      },
+    },
   };
 }
 

@@ -30,7 +30,7 @@ export interface Database {
   };
   manifest_refs: { manifest_id: number; child_digest: string; kind: string };
   tags: { image_id: number; name: string; manifest_id: number; updated_at: number };
-  uploads: { id: string; image_id: number; started_at: number };
+  uploads: { id: string; image_id: number; started_at: number; started_by: string | null };
   users: {
     id: Generated<number>;
     username: string;

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.ts';
@@ -14,7 +14,12 @@ import { SqlEventStore } from './event-store.ts';
  * loss.
  */
 export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; db: Kysely<Database> }> {
-  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ':memory:') {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the
+    // database file's permissions.
+    closeSync(openSync(file, 'a', 0o600));
+  }
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = FULL');

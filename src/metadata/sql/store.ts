@@ -122,12 +122,21 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async saveUpload(u: UploadRecord): Promise<void> {
-    await this.db.insertInto('uploads').values({ id: u.id, image_id: u.imageId, started_at: u.startedAt }).execute();
+    await this.db.insertInto('uploads').values({ id: u.id, image_id: u.imageId, started_at: u.startedAt, started_by: u.startedBy ?? null }).execute();
+  }
+
+  async countUploads(filter: { startedBy: string } | { repositoryId: number }): Promise<number> {
+    const q =
+      'startedBy' in filter
+        ? this.db.selectFrom('uploads').where('started_by', '=', filter.startedBy)
+        : this.db.selectFrom('uploads').innerJoin('images', 'images.id', 'uploads.image_id').where('images.repository_id', '=', filter.repositoryId);
+    const r = await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
   }
 
   async findUpload(id: string): Promise<UploadRecord | undefined> {
     const r = await this.db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && { id: r.id, imageId: Number(r.image_id), startedAt: Number(r.started_at) };
+    return r && { id: r.id, imageId: Number(r.image_id), startedAt: Number(r.started_at), ...(r.started_by !== null ? { startedBy: r.started_by } : {}) };
   }
 
   async removeUpload(id: string): Promise<void> {
