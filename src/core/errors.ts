@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   NOT_FOUND: { status: 404, message: 'not found' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'no upstream registry could answer' },
+  UNAVAILABLE: { status: 503, message: 'a backing service (database or object store) is unavailable; retry' },
   UNKNOWN: { status: 500, message: 'unknown error' },
 } as const;
 
@@ -51,4 +52,21 @@ export class RegistryError extends Error {
 
 export function isRegistryError(e: unknown): e is RegistryError {
   return e instanceof RegistryError;
+}
+
+/** Network failures: the peer (database, object store) could not be reached or went away. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAI_AGAIN']);
+
+/**
+ * Whether `e` (or an error it wraps in `cause`) says a backing service could not be reached:
+ * a network error code, or `unavailable: true`, which the metadata and storage drivers set on
+ * errors that mean "the service is not answering" rather than "the request was wrong".
+ */
+export function isUnavailable(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur && typeof cur === 'object' && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const o = cur as { unavailable?: unknown; code?: unknown };
+    if (o.unavailable === true) return true;
+    if (typeof o.code === 'string' && UNREACHABLE.has(o.code)) return true;
+  }
+  return false;
 }

@@ -23,6 +23,8 @@ MON_PORT2=${BERTH_CEPH_MON_PORT2:-13300}
 RGW_PORT=${BERTH_CEPH_RGW_PORT:-17480}
 BUCKET=${BERTH_CEPH_BUCKET:-berth}
 CONF="$DIR/ceph.conf"
+# a running cluster's gateway port wins over the default (restart-rgw from another shell)
+[[ -f $DIR/rgw.port ]] && RGW_PORT=$(cat "$DIR/rgw.port")
 
 log() { echo "ceph.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -85,6 +87,7 @@ up() {
   fi
   [[ -e $DIR ]] && down
   mkdir -p "$DIR"/{run,log,mon,osd}
+  echo "$RGW_PORT" >"$DIR/rgw.port"
   local fsid
   fsid=$(cat /proc/sys/kernel/random/uuid)
   cat >"$CONF" <<EOF
