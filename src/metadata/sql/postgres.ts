@@ -10,6 +10,13 @@ import { SqlEventStore } from './event-store.ts';
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
 const CONNECT_TIMEOUT_MS = 3000;
+const POOL_WAIT_MS = 60_000;
+
+class TimedClient extends pg.Client {
+  constructor(config?: pg.ClientConfig) {
+    super({ ...config, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  }
+}
 
 /**
  * Errors meaning "the database is not answering" (no connection within the timeout, a
@@ -79,8 +86,11 @@ export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMe
   const pool = new pg.Pool({
     connectionString: opts.url,
     max: opts.poolSize ?? 10,
-    // An unreachable database fails requests within seconds (503), never hangs them.
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // An unreachable database fails requests within seconds (503), never hangs them: each new
+    // connection gets CONNECT_TIMEOUT_MS; waiting for a free pooled one (under load) is
+    // bounded separately and more generously.
+    Client: TimedClient,
+    connectionTimeoutMillis: POOL_WAIT_MS,
     keepAlive: true,
     ...(schema !== 'public' ? { options: `-c search_path=${schema}` } : {}),
   });
