@@ -4,7 +4,8 @@
  * - a node killed with SIGKILL in the middle of pushes;
  * - PostgreSQL unreachable for a few seconds (its link cut);
  * - the S3 gateway restarted during an upload;
- * - a rolling upgrade: nodes replaced one by one while clients push.
+ * - a rolling upgrade: nodes replaced one by one while clients push;
+ * - a newer release's migration under running nodes.
  * Clients retry through the balancer as registry clients do. Needs root, iproute2, haproxy,
  * PostgreSQL and the Ceph gateway (test/infra/ceph.sh; fails loudly without it).
  */
@@ -348,4 +349,19 @@ test('a rolling upgrade: nodes replaced one by one while clients push; no failur
   assert.ok(pushed.size >= 12);
   await verifyOn(cluster.nodes, 'acme/prod/roll', pushed);
   console.log(`# rolling upgrade: ${pushed.size} pushes, ${stats.retries} retried requests`);
+});
+
+test('a newer Berth migrates the schema under running nodes: they keep serving; an old node restarted refuses to start, the others carry on', async () => {
+  const stats = { retries: 0 };
+  // what a newer release's `berth migrate` does: an additive change and its migration row
+  await cluster.sql(`ALTER TABLE ${cluster.schema}.tags ADD COLUMN newer_release_note text`);
+  await cluster.sql(`INSERT INTO ${cluster.schema}.berth_migrations (name, timestamp) VALUES ('9999_newer_release', '${new Date().toISOString()}')`);
+  const pushed = new Map([['after-migrate', await pushImage(stats, 'acme/prod/newer', 'after-migrate', randomBytes(30_000))]]);
+  await verifyOn(cluster.nodes, 'acme/prod/newer', pushed);
+  const old = cluster.nodes[2]!;
+  await old.stop();
+  await assert.rejects(old.start(), /migrated by a newer Berth \(9999_newer_release\)/);
+  await cluster.waitBalanced();
+  pushed.set('one-node-down', await pushImage(stats, 'acme/prod/newer', 'one-node-down', randomBytes(30_000)));
+  await verifyOn(cluster.nodes.slice(0, 2), 'acme/prod/newer', pushed);
 });
