@@ -222,18 +222,23 @@ function migrations(dialect: Dialect): Record<string, Migration> {
 }
 
 /**
- * `schema`: where the migration tables live (PostgreSQL: the connection's current schema).
- * Kysely looks for its tables in every schema unless told one, so a fresh schema in a database
- * that holds another Berth's tables would skip creating them.
+ * On PostgreSQL the migration tables live in the connection's current schema, named
+ * explicitly: Kysely otherwise looks for them in every schema of the database, so a second
+ * Berth (or test) in another schema of the same database would make it skip creating them.
  */
-export function createMigrator(db: Kysely<any>, dialect: Dialect, schema?: string): Migrator {
+export async function createMigrator(db: Kysely<any>, dialect: Dialect): Promise<Migrator> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  let migrationTableSchema: string | undefined;
+  if (dialect === 'postgres') {
+    const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
+    migrationTableSchema = rows[0]?.schema;
+  }
   return new Migrator({
     db,
     provider,
     migrationTableName: 'berth_migrations',
     migrationLockTableName: 'berth_migrations_lock',
-    ...(schema ? { migrationTableSchema: schema } : {}),
+    ...(migrationTableSchema ? { migrationTableSchema } : {}),
   });
 }
 
@@ -269,9 +274,7 @@ function newerError(unknown: string[]): Error {
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
   const before = await migrationStatus(db, dialect);
   if (before.unknown.length) throw newerError(before.unknown);
-  const schema =
-    dialect === 'postgres' ? (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]?.s : undefined;
-  const { error, results } = await createMigrator(db, dialect, schema).migrateToLatest();
+  const { error, results } = await (await createMigrator(db, dialect)).migrateToLatest();
   for (const r of results ?? []) {
     if (r.status === 'Error') throw new Error(`migration ${r.migrationName} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
