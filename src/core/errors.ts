@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, message: 'not found' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'no upstream registry could answer' },
   STORAGE_FULL: { status: 507, message: 'the registry is out of storage space: writes fail until space is freed; reads still work' },
+  UNAVAILABLE: { status: 503, message: 'a backing service (database or object store) is unavailable; retry' },
   UNKNOWN: { status: 500, message: 'unknown error' },
 } as const;
 
@@ -64,6 +65,23 @@ export function isOutOfSpace(e: unknown): boolean {
   for (let cur = e, depth = 0; cur && typeof cur === 'object' && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
     const code = (cur as { code?: unknown }).code;
     if (typeof code === 'string' && OUT_OF_SPACE.has(code)) return true;
+  }
+  return false;
+}
+
+/** Network failures: the peer (database, object store) could not be reached or went away. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAI_AGAIN']);
+
+/**
+ * Whether `e` (or an error it wraps in `cause`) says a backing service could not be reached:
+ * a network error code, or `unavailable: true`, which the metadata and storage drivers set on
+ * errors that mean "the service is not answering" rather than "the request was wrong".
+ */
+export function isUnavailable(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur && typeof cur === 'object' && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const o = cur as { unavailable?: unknown; code?: unknown };
+    if (o.unavailable === true) return true;
+    if (typeof o.code === 'string' && UNREACHABLE.has(o.code)) return true;
   }
   return false;
 }

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { ERROR_CODES, RegistryError, type ErrorCode, isOutOfSpace } from '../core/errors.ts';
+import { ERROR_CODES, RegistryError, type ErrorCode, isOutOfSpace, isUnavailable } from '../core/errors.ts';
 import { ApiError } from '../core/access/tenancy.ts';
 import { discardUnreadBody } from './unread-body.ts';
 
@@ -22,7 +22,8 @@ function isClientAbort(_e: unknown, request: FastifyRequest): boolean {
 
 /**
  * The one error handler: a RegistryError becomes its registered status and OCI error JSON;
- * fastify's own 4xx errors keep their status; anything else is a 500, logged with its stack.
+ * fastify's own 4xx errors keep their status; a backing service that is not answering is a
+ * 503 UNAVAILABLE (retryable); anything else is a 500, logged with its stack.
  * HEAD responses carry no body.
  */
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
@@ -49,6 +50,12 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     status = error.statusCode;
     const code: string = status === 413 ? 'SIZE_INVALID' : status === 404 ? 'NOT_FOUND' : 'UNSUPPORTED';
     body = errorBody(code, error.message);
+  } else if (isUnavailable(error)) {
+    // the database or the object store is not answering: a retryable 503, not a 500
+    request.log.warn({ err: { message: error.message, code: (error as { code?: unknown }).code } }, 'backing service unavailable');
+    status = 503;
+    reply.header('Retry-After', '1');
+    body = errorBody('UNAVAILABLE', ERROR_CODES.UNAVAILABLE.message);
   } else {
     request.log.error({ err: error }, 'unhandled error');
     status = 500;

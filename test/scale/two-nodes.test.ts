@@ -1,5 +1,6 @@
 /**
- * Scale-out (DESIGN.md §6): two Berth processes on one PostgreSQL and one S3 bucket (s3rver).
+ * Scale-out (DESIGN.md §6): two Berth processes on one PostgreSQL and one S3 bucket (Ceph's
+ * gateway when BERTH_TEST_S3_ENDPOINT selects it, as in CI; s3rver otherwise).
  * Push through A, pull through B with skopeo; a chunked upload whose chunks alternate between
  * A and B; 100 concurrent pushes spread over both, every digest verified through both.
  * Needs PostgreSQL on 127.0.0.1:5432 (fails loudly without it).

@@ -52,6 +52,11 @@ export class Uploads {
   private readonly commits = new Map<string, Promise<void>>();
   /** Upload data this process is writing without a session row (monolithic uploads, starts). */
   private readonly active = new Set<string>();
+  /**
+   * Upload data without a session seen by the previous sweep. Another node may be writing it
+   * (a monolithic upload has no session row), so it is removed only if still there a sweep later.
+   */
+  private orphanCandidates = new Set<string>();
 
   constructor(
     private readonly meta: MetadataStore,
@@ -190,9 +195,10 @@ export class Uploads {
   }
 
   /**
-   * Removes sessions started before `before`, and upload data that has no session and is not
-   * being written by this process (left by a crash during a monolithic upload). Returns how
-   * many were removed.
+   * Removes sessions started before `before`, and upload data that has no session, is not
+   * being written by this process and was already without a session at the previous call
+   * (left by a crash during a monolithic upload; with several nodes, data another node is
+   * writing right now has no session either). Returns how many were removed.
    */
   async expire(before: number): Promise<number> {
     const stale = await this.meta.listUploadsStartedBefore(before);
@@ -202,11 +208,17 @@ export class Uploads {
       this.hashes.delete(u.id);
     }
     let orphans = 0;
+    const seen = new Set<string>();
     for (const id of await this.store.listUploads()) {
       if (this.active.has(id) || (await this.meta.findUpload(id))) continue;
+      if (!this.orphanCandidates.has(id)) {
+        seen.add(id);
+        continue;
+      }
       await this.store.removeUpload(id);
       orphans++;
     }
+    this.orphanCandidates = seen;
     return stale.length + orphans;
   }
 

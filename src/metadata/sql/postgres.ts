@@ -9,6 +9,51 @@ import { SqlEventStore } from './event-store.ts';
 // int8 (bigint) columns hold sizes and times well below 2^53: read them as numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
 
+const CONNECT_TIMEOUT_MS = 3000;
+const POOL_WAIT_MS = 60_000;
+
+class TimedClient extends pg.Client {
+  constructor(config?: pg.ClientConfig) {
+    super({ ...config, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  }
+}
+
+/**
+ * Errors meaning "the database is not answering" (no connection within the timeout, a
+ * connection lost mid-query, the server shutting down or refusing connections) get
+ * `unavailable: true`, which the HTTP layer answers with 503; SQL errors stay as they are.
+ */
+function markUnavailableErrors(pool: pg.Pool): void {
+  const mark = (e: unknown): unknown => {
+    if (e && typeof e === 'object') {
+      const code = (e as { code?: unknown }).code;
+      const lost = !(e instanceof pg.DatabaseError) && /connect|terminat|timeout|queryable|ECONN|EPIPE|ETIMEDOUT/i.test(`${(e as Error).message} ${String(code)}`);
+      const serverSide = typeof code === 'string' && (/^(08|57P)/.test(code) || code === '53300');
+      if (lost || serverSide) (e as { unavailable?: boolean }).unavailable = true;
+    }
+    return e;
+  };
+  const connect = pool.connect.bind(pool) as (cb?: unknown) => Promise<pg.PoolClient>;
+  const wrapped = new WeakSet<pg.PoolClient>();
+  (pool as { connect: unknown }).connect = (cb?: unknown) => {
+    if (typeof cb === 'function') return connect(cb); // pool.query's own path
+    return connect().then(
+      (client) => {
+        if (!wrapped.has(client)) {
+          wrapped.add(client);
+          const query = client.query.bind(client) as (...a: unknown[]) => unknown;
+          (client as { query: unknown }).query = (...args: unknown[]) => {
+            const r = query(...args);
+            return r instanceof Promise ? r.catch((e: unknown) => Promise.reject(mark(e))) : r;
+          };
+        }
+        return client;
+      },
+      (e: unknown) => Promise.reject(mark(e)),
+    );
+  };
+}
+
 export interface PostgresOptions {
   /** postgres://user:pass@host:port/db */
   url: string;
@@ -41,9 +86,16 @@ export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMe
   const pool = new pg.Pool({
     connectionString: opts.url,
     max: opts.poolSize ?? 10,
+    // An unreachable database fails requests within seconds (503), never hangs them: each new
+    // connection gets CONNECT_TIMEOUT_MS; waiting for a free pooled one (under load) is
+    // bounded separately and more generously.
+    Client: TimedClient,
+    connectionTimeoutMillis: POOL_WAIT_MS,
+    keepAlive: true,
     ...(schema !== 'public' ? { options: `-c search_path=${schema}` } : {}),
   });
   pool.on('error', () => undefined); // an idle client's error must not crash the process
+  markUnavailableErrors(pool);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     if (opts.migrate ?? true) await migrateToLatest(db, 'postgres');
