@@ -62,13 +62,25 @@ export async function openMetadata(config: Config, opts: { migrate?: boolean; ch
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
 export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
   const blobStore = await openBlobStore(config);
-  const { meta, access, events } = await openMetadata(config);
+  const { meta, access, events, jobs } = await openMetadata(config);
   const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
   const log = logger === false ? undefined : logger;
   const registry = new Registry(meta, blobStore, access, tokens, {
     ...(s3?.redirect ? { redirectSeconds: s3.redirectExpiresSeconds } : {}),
     proxy: config.proxy,
+    jobs: {
+      store: jobs,
+      options: {
+        concurrency: config.jobs.concurrency,
+        pollIntervalMs: config.jobs.pollIntervalMs,
+        leaseMs: config.jobs.leaseSeconds * 1000,
+        maxAttempts: config.jobs.maxAttempts,
+        backoffBaseMs: config.jobs.backoffBaseMs,
+        backoffMaxMs: config.jobs.backoffMaxSeconds * 1000,
+        onError: (e, job) => log?.error({ err: e, job: { id: job.id, kind: job.kind, subject: job.subject, attempts: job.attempts } }, 'job failed'),
+      },
+    },
     events: {
       store: events,
       bus: {
@@ -92,6 +104,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
     metrics: config.metrics.enabled,
   });
   registry.webhooks.start();
+  registry.jobs.start(registry);
 
   const expireMs = config.uploads.expireAfterSeconds * 1000;
   const expire = () =>
@@ -139,6 +152,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();
+      await registry.jobs.stop();
       registry.proxy.close(); // idle keep-alive sockets to upstreams
       await meta.close();
     },

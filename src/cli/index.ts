@@ -6,6 +6,7 @@ import { adminCommands } from './admin.ts';
 import { ApiClientError } from './client.ts';
 import { pushCommands } from './push.ts';
 import { webhookCommands } from './webhook.ts';
+import { jobCommands } from './jobs.ts';
 
 const program = new Command();
 program
@@ -16,6 +17,7 @@ program
 adminCommands(program);
 pushCommands(program);
 webhookCommands(program);
+jobCommands(program);
 
 program
   .command('serve')

@@ -136,6 +136,24 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ tagTtlSeconds: 300, timeoutMs: 30_000, retries: 2, backoffMs: 250 }),
+    /** The durable job queue every process runs (docs/operations.md, "Background jobs"). */
+    jobs: z
+      .object({
+        /** Jobs run at once by each process. */
+        concurrency: z.number().int().min(1).max(64).default(2),
+        /** How often each process looks for due jobs. */
+        pollIntervalMs: z.number().int().min(10).max(600_000).default(1000),
+        /** A running job's lease, renewed while it runs; a crashed process's jobs are taken over after it. */
+        leaseSeconds: z.number().int().min(1).max(86_400).default(60),
+        /** Attempts before a job is dead (kept for `berth jobs retry`). */
+        maxAttempts: z.number().int().min(1).max(100).default(5),
+        /** Wait before the second attempt; doubled before each next one. */
+        backoffBaseMs: z.number().int().min(1).default(1000),
+        /** Longest wait between attempts. */
+        backoffMaxSeconds: z.number().int().min(1).default(3600),
+      })
+      .strict()
+      .default({ concurrency: 2, pollIntervalMs: 1000, leaseSeconds: 60, maxAttempts: 5, backoffBaseMs: 1000, backoffMaxSeconds: 3600 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -197,6 +215,10 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_TRUSTED_PROXIES: (c, v) => ((c.events ??= {}).trustedProxies = v.split(',').map((x) => x.trim()).filter(Boolean)),
   BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
   BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
+  BERTH_JOBS_CONCURRENCY: (c, v) => ((c.jobs ??= {}).concurrency = Number(v)),
+  BERTH_JOBS_POLL_INTERVAL_MS: (c, v) => ((c.jobs ??= {}).pollIntervalMs = Number(v)),
+  BERTH_JOBS_LEASE_SECONDS: (c, v) => ((c.jobs ??= {}).leaseSeconds = Number(v)),
+  BERTH_JOBS_MAX_ATTEMPTS: (c, v) => ((c.jobs ??= {}).maxAttempts = Number(v)),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),
 };
 

@@ -10,6 +10,8 @@ import { type ProxyOptions, UpstreamProxy } from './proxy/proxy.ts';
 import { Tenancy } from './access/tenancy.ts';
 import type { TokenService } from './access/tokens.ts';
 import { Uploads } from './content/uploads.ts';
+import { JobQueue, type JobQueueOptions } from './jobs/queue.ts';
+import type { JobStore } from '../metadata/job-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -20,6 +22,12 @@ export interface EventsSetup {
   store: EventStore;
   bus: Omit<EventBusOptions, 'deliveriesFor' | 'onDeliveries'>;
   webhooks: WebhookOptions;
+}
+
+/** The durable job queue's store and settings (DESIGN §10). */
+export interface JobsSetup {
+  store: JobStore;
+  options?: JobQueueOptions;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -37,14 +45,17 @@ export class Registry {
   readonly audit: AuditLog;
   /** The pull-through cache (docs/proxy.md). */
   readonly proxy: UpstreamProxy;
+  /** The one durable job queue (DESIGN §10): workers are registered by the features using it. */
+  readonly jobs: JobQueue<Registry>;
 
   constructor(
     readonly meta: MetadataStore,
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
-    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions } = {},
+    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; jobs: JobsSetup },
   ) {
+    this.jobs = new JobQueue<Registry>(opts.jobs.store, opts.jobs.options);
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
     this.uploads = new Uploads(meta, store, this.images);

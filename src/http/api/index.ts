@@ -8,6 +8,7 @@ import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
+import { jobApiRoutes } from './jobs.ts';
 import { RawResponse } from './raw.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
@@ -277,6 +278,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     },
     ...eventApiRoutes(registry),
     ...upstreamApiRoutes(registry),
+    ...jobApiRoutes(registry),
   ];
 
   for (const r of routes) {

@@ -218,6 +218,27 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('image_blobs').addColumn('cached', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    '0007_jobs': {
+      async up(db: Kysely<any>) {
+        // The one durable job queue (DESIGN.md §10): one row per (kind, subject).
+        await db.schema
+          .createTable('jobs')
+          .addColumn('id', sql.raw(id), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('run_after', 'bigint', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', 'bigint')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('enqueued_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('jobs_kind_subject', ['kind', 'subject'])
+          .execute();
+        await db.schema.createIndex('jobs_due').on('jobs').columns(['state', 'run_after']).execute();
+      },
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import { migrateToLatest, requireCurrentSchema } from './migrations.ts';
 import { SqlMetadataStore } from './store.ts';
 import { SqlAccessStore } from './access-store.ts';
 import { SqlEventStore } from './event-store.ts';
+import { SqlJobStore } from './job-store.ts';
 
 // int8 (bigint) columns hold sizes and times well below 2^53: read them as numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
@@ -26,7 +27,7 @@ export interface PostgresOptions {
  * Opens PostgreSQL through a pooled `pg` connection and Kysely's Postgres dialect. Every
  * commit is durable when its promise resolves (PostgreSQL's default synchronous_commit).
  */
-export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; db: Kysely<Database> }> {
+export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; db: Kysely<Database> }> {
   const schema = opts.schema ?? 'public';
   if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name "${schema}"`);
   if (schema !== 'public') {
@@ -52,5 +53,5 @@ export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMe
     await db.destroy();
     throw e;
   }
-  return { meta: new SqlMetadataStore(db, 'postgres'), access: new SqlAccessStore(db), events: new SqlEventStore(db), db };
+  return { meta: new SqlMetadataStore(db, 'postgres'), access: new SqlAccessStore(db), events: new SqlEventStore(db), jobs: new SqlJobStore(db, 'postgres'), db };
 }

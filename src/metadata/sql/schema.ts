@@ -103,6 +103,19 @@ export interface Database {
     created_by: string;
     created_at: number;
   };
+  jobs: {
+    id: Generated<number>;
+    kind: string;
+    subject: string;
+    state: string;
+    run_after: number;
+    attempts: number;
+    lease_owner: string | null;
+    lease_until: number | null;
+    last_error: string | null;
+    created_at: number;
+    enqueued_at: number;
+  };
   webhook_deliveries: {
     id: string;
     webhook_id: number;
