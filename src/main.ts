@@ -62,7 +62,7 @@ export async function openMetadata(config: Config, opts: { migrate?: boolean; ch
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
 export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs } = await openMetadata(config);
+  const { meta, access, events, jobs, gc } = await openMetadata(config);
   const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
   const log = logger === false ? undefined : logger;
@@ -81,6 +81,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
         onError: (e, job) => log?.error({ err: e, job: { id: job.id, kind: job.kind, subject: job.subject, attempts: job.attempts } }, 'job failed'),
       },
     },
+    gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,
       bus: {
@@ -134,6 +135,13 @@ export async function createBerth(config: Config, logger: Logger | false = false
   const pruneTimer = setInterval(prune, 3600_000);
   pruneTimer.unref();
 
+  // GC housekeeping: tombstones of deleted blobs older than a week go.
+  const gcTimer = setInterval(
+    () => void registry.gc.pruneTombstones().catch((e: unknown) => log?.error({ err: e }, 'removing GC tombstones failed')),
+    config.gc.intervalSeconds * 1000,
+  );
+  gcTimer.unref();
+
   let closed = false;
   return {
     app,
@@ -149,6 +157,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearInterval(sweep);
       clearTimeout(firstPrune);
       clearInterval(pruneTimer);
+      clearInterval(gcTimer);
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();

@@ -7,6 +7,7 @@ import { ApiClientError } from './client.ts';
 import { pushCommands } from './push.ts';
 import { webhookCommands } from './webhook.ts';
 import { jobCommands } from './jobs.ts';
+import { gcCommands } from './gc.ts';
 
 const program = new Command();
 program
@@ -18,6 +19,7 @@ adminCommands(program);
 pushCommands(program);
 webhookCommands(program);
 jobCommands(program);
+gcCommands(program);
 
 program
   .command('serve')

@@ -154,6 +154,18 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ concurrency: 2, pollIntervalMs: 1000, leaseSeconds: 60, maxAttempts: 5, backoffBaseMs: 1000, backoffMaxSeconds: 3600 }),
+    /** Online garbage collection (docs/lifecycle.md). */
+    gc: z
+      .object({
+        /** Nothing unreferenced is deleted sooner than this after its release or last use (0: at once). */
+        graceSeconds: z.number().int().nonnegative().default(21_600),
+        /** How often each process does GC housekeeping (removing old tombstones). */
+        intervalSeconds: z.number().int().min(1).default(3600),
+        /** Collect manifests no tag and no index of their image names, after the grace period. */
+        collectUntagged: z.boolean().default(true),
+      })
+      .strict()
+      .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -219,6 +231,9 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_JOBS_POLL_INTERVAL_MS: (c, v) => ((c.jobs ??= {}).pollIntervalMs = Number(v)),
   BERTH_JOBS_LEASE_SECONDS: (c, v) => ((c.jobs ??= {}).leaseSeconds = Number(v)),
   BERTH_JOBS_MAX_ATTEMPTS: (c, v) => ((c.jobs ??= {}).maxAttempts = Number(v)),
+  BERTH_GC_GRACE_SECONDS: (c, v) => ((c.gc ??= {}).graceSeconds = Number(v)),
+  BERTH_GC_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).intervalSeconds = Number(v)),
+  BERTH_GC_COLLECT_UNTAGGED: (c, v) => ((c.gc ??= {}).collectUntagged = v === 'true' || v === '1'),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),
 };
 

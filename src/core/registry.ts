@@ -12,6 +12,8 @@ import type { TokenService } from './access/tokens.ts';
 import { Uploads } from './content/uploads.ts';
 import { JobQueue, type JobQueueOptions } from './jobs/queue.ts';
 import type { JobStore } from '../metadata/job-store.ts';
+import { GarbageCollector, type GcOptions } from './lifecycle/gc.ts';
+import type { GcStore } from '../metadata/gc-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -28,6 +30,12 @@ export interface EventsSetup {
 export interface JobsSetup {
   store: JobStore;
   options?: JobQueueOptions;
+}
+
+/** Online garbage collection's store and settings (docs/lifecycle.md). */
+export interface GcSetup {
+  store: GcStore;
+  options?: GcOptions;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -47,13 +55,15 @@ export class Registry {
   readonly proxy: UpstreamProxy;
   /** The one durable job queue (DESIGN §10): workers are registered by the features using it. */
   readonly jobs: JobQueue<Registry>;
+  /** Online garbage collection: reviews run as jobs (docs/lifecycle.md). */
+  readonly gc: GarbageCollector;
 
   constructor(
     readonly meta: MetadataStore,
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
-    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; jobs: JobsSetup },
+    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; jobs: JobsSetup; gc: GcSetup },
   ) {
     this.jobs = new JobQueue<Registry>(opts.jobs.store, opts.jobs.options);
     this.images = new Images(meta);
@@ -72,5 +82,6 @@ export class Registry {
       onDeliveries: () => this.webhooks.kick(),
     });
     this.audit = new AuditLog(ev?.store, this.access, accessStore);
+    this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
   }
 }

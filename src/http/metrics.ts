@@ -175,6 +175,27 @@ export class Metrics {
         this.inc(jobs.stats.completed);
       },
     });
+    const gc = core.gc;
+    new Counter({
+      name: 'berth_gc_reclaimed_bytes_total',
+      help: 'Blob bytes deleted by garbage collection in this process',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(gc.stats.bytesReclaimed);
+      },
+    });
+    new Counter({
+      name: 'berth_gc_deleted_total',
+      help: 'Blobs and manifests deleted by garbage collection in this process',
+      labelNames: ['target'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ target: 'blob' }, gc.stats.blobsDeleted);
+        this.inc({ target: 'manifest' }, gc.stats.manifestsDeleted);
+      },
+    });
     // Registered for the pull-through proxy (upstreams), which does not exist yet: always 0.
     new Counter({ name: 'berth_proxy_cache_hits_total', help: 'Pull-through proxy cache hits (no proxy yet: always 0)', registers });
     new Counter({ name: 'berth_proxy_cache_misses_total', help: 'Pull-through proxy cache misses (no proxy yet: always 0)', registers });

@@ -9,6 +9,7 @@ import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
 import { jobApiRoutes } from './jobs.ts';
+import { gcApiRoutes } from './gc.ts';
 import { RawResponse } from './raw.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
@@ -279,6 +280,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...eventApiRoutes(registry),
     ...upstreamApiRoutes(registry),
     ...jobApiRoutes(registry),
+    ...gcApiRoutes(registry),
   ];
 
   for (const r of routes) {

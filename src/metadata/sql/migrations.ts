@@ -239,6 +239,16 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('jobs_due').on('jobs').columns(['state', 'run_after']).execute();
       },
     },
+    '0007a_gc': {
+      async up(db: Kysely<any>) {
+        // Online garbage collection (docs/lifecycle.md): a blob is live, being deleted, or
+        // gone (a tombstone keeping its last generation, so a re-upload takes the next one).
+        await db.schema.alterTable('blobs').addColumn('state', 'text', (c) => c.notNull().defaultTo('live')).execute();
+        await db.schema.alterTable('blobs').addColumn('generation', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('blobs').addColumn('last_used_at', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.createIndex('blobs_state').on('blobs').columns(['state', 'last_used_at']).execute();
+      },
+    },
   };
 }
 

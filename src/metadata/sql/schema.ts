@@ -12,7 +12,7 @@ export interface Database {
     created_at: number;
   };
   images: { id: Generated<number>; repository_id: number; name: string; created_at: number };
-  blobs: { digest: string; size: number; created_at: number };
+  blobs: { digest: string; size: number; created_at: number; state: Generated<string>; generation: Generated<number>; last_used_at: Generated<number> };
   image_blobs: { image_id: number; digest: string; created_at: number; cached: Generated<number> };
   manifests: {
     id: Generated<number>;
