@@ -1,4 +1,4 @@
-import { type Kysely, type Transaction } from 'kysely';
+import { type Kysely, type Transaction, sql } from 'kysely';
 import type { BlobDecision, BlobState, DigestFacts, GcStore, ManifestDecision, ReviewTiming } from '../gc-store.ts';
 import type { Database } from './schema.ts';
 import type { Dialect } from './migrations.ts';
@@ -32,8 +32,18 @@ export class SqlGcStore implements GcStore {
     }
   }
 
+  /**
+   * SQLite: a transaction that reads first and writes later fails with SQLITE_BUSY when another
+   * connection wrote in between; writing first takes the write lock up front (waiting on the
+   * busy timeout), so the decision reads and writes one consistent state.
+   */
+  private async writeLock(trx: Transaction<Database>): Promise<void> {
+    if (this.dialect === 'sqlite') await trx.updateTable('jobs').set({ id: sql`id` }).where('id', '=', -1).execute();
+  }
+
   decideBlob(digest: string, t: ReviewTiming): Promise<BlobDecision> {
     return this.decide(t.dryRun, async (trx): Promise<BlobDecision> => {
+      await this.writeLock(trx);
       let q = trx.selectFrom('blobs').select(['state', 'generation', 'size', 'last_used_at']).where('digest', '=', digest);
       if (this.dialect === 'postgres') q = q.forUpdate(); // a manifest PUT naming it waits, then sees our verdict
       const blob = await q.executeTakeFirst();
@@ -68,6 +78,7 @@ export class SqlGcStore implements GcStore {
 
   decideManifest(imageId: number, digest: string, t: ReviewTiming & { collectUntagged: boolean }): Promise<ManifestDecision> {
     return this.decide(t.dryRun, async (trx): Promise<ManifestDecision> => {
+      await this.writeLock(trx);
       let q = trx
         .selectFrom('manifests')
         .innerJoin('images', 'images.id', 'manifests.image_id')
