@@ -252,9 +252,19 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
-export function createMigrator(db: Kysely<any>, dialect: Dialect): Migrator {
+/**
+ * `schema` (PostgreSQL): where the migration tables live. Kysely otherwise looks for them by
+ * name in every schema and may find another schema's tables (e.g. other test runs' schemas).
+ */
+export function createMigrator(db: Kysely<any>, dialect: Dialect, schema?: string): Migrator {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
-  return new Migrator({ db, provider, migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
+  return new Migrator({
+    db,
+    provider,
+    migrationTableName: 'berth_migrations',
+    migrationLockTableName: 'berth_migrations_lock',
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
 }
 
 export interface MigrationStatus {
@@ -286,10 +296,10 @@ function newerError(unknown: string[]): Error {
 }
 
 /** Applies pending migrations; refuses a database migrated by a newer Berth. */
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, schema?: string): Promise<string[]> {
   const before = await migrationStatus(db, dialect);
   if (before.unknown.length) throw newerError(before.unknown);
-  const { error, results } = await createMigrator(db, dialect).migrateToLatest();
+  const { error, results } = await createMigrator(db, dialect, schema).migrateToLatest();
   for (const r of results ?? []) {
     if (r.status === 'Error') throw new Error(`migration ${r.migrationName} failed: ${error instanceof Error ? error.message : String(error)}`);
   }

@@ -48,7 +48,7 @@ export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMe
   pool.on('error', () => undefined); // an idle client's error must not crash the process
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
-    if (opts.migrate ?? true) await migrateToLatest(db, 'postgres');
+    if (opts.migrate ?? true) await migrateToLatest(db, 'postgres', schema);
     else if (opts.check ?? true) await requireCurrentSchema(db, 'postgres');
   } catch (e) {
     await db.destroy();
