@@ -142,7 +142,7 @@ export const ConfigSchema = z
         /** Jobs run at once by each process. */
         concurrency: z.number().int().min(1).max(64).default(2),
         /** How often each process looks for due jobs. */
-        pollIntervalMs: z.number().int().min(10).max(600_000).default(1000),
+        pollIntervalMs: z.number().int().min(10).max(3_600_000).default(1000),
         /** A running job's lease, renewed while it runs; a crashed process's jobs are taken over after it. */
         leaseSeconds: z.number().int().min(1).max(86_400).default(60),
         /** Attempts before a job is dead (kept for `berth jobs retry`). */
