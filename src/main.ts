@@ -62,7 +62,7 @@ export async function openMetadata(config: Config, opts: { migrate?: boolean; ch
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
 export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc } = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle } = await openMetadata(config);
   const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
   const s3 = config.storage.driver === 's3' ? config.storage.s3 : undefined;
   const log = logger === false ? undefined : logger;
@@ -81,6 +81,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
         onError: (e, job) => log?.error({ err: e, job: { id: job.id, kind: job.kind, subject: job.subject, attempts: job.attempts } }, 'job failed'),
       },
     },
+    lifecycle,
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,

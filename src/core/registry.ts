@@ -14,6 +14,8 @@ import { JobQueue, type JobQueueOptions } from './jobs/queue.ts';
 import type { JobStore } from '../metadata/job-store.ts';
 import { GarbageCollector, type GcOptions } from './lifecycle/gc.ts';
 import type { GcStore } from '../metadata/gc-store.ts';
+import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
+import { RepositoryPolicies } from './lifecycle/policy.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -57,23 +59,26 @@ export class Registry {
   readonly jobs: JobQueue<Registry>;
   /** Online garbage collection: reviews run as jobs (docs/lifecycle.md). */
   readonly gc: GarbageCollector;
+  /** Immutable tags and storage quotas (docs/lifecycle.md). */
+  readonly policies: RepositoryPolicies;
 
   constructor(
     readonly meta: MetadataStore,
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
-    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; jobs: JobsSetup; gc: GcSetup },
+    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; jobs: JobsSetup; gc: GcSetup; lifecycle: LifecycleStore },
   ) {
     this.jobs = new JobQueue<Registry>(opts.jobs.store, opts.jobs.options);
-    this.images = new Images(meta);
-    this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
-    this.uploads = new Uploads(meta, store, this.images);
-    this.manifests = new Manifests(meta, this.images);
-    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, opts.proxy);
     this.access = new Access(accessStore);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
+    this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);
+    this.images = new Images(meta);
+    this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
+    this.uploads = new Uploads(meta, store, this.images);
+    this.manifests = new Manifests(meta, this.images, this.policies);
+    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, opts.proxy);
     const ev = opts.events;
     this.webhooks = new Webhooks(ev?.store, this.access, ev?.webhooks ?? { maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 });
     this.events = new EventBus(ev?.store, {

@@ -1,4 +1,5 @@
 import type { BlobState } from './gc-store.ts';
+import type { UsageScope } from './lifecycle-store.ts';
 
 /** A parsed wire name `OWNER/REPOSITORY/IMAGE[/MORE]`; core/content/names.ts parses and validates it. */
 export interface ImageName {
@@ -79,6 +80,10 @@ export interface SaveManifestInput {
   tag: string | null;
   /** Fetched from an upstream by the pull-through cache (docs/proxy.md). */
   cached?: boolean;
+  /** The tag is immutable: refused (nothing written) when it exists on another manifest. */
+  immutableTag?: boolean;
+  /** Quotas to check inside the transaction: refused when the new blobs would exceed one. */
+  quotas?: { scope: UsageScope; limit: number; label: string }[];
 }
 
 /** A manifest the pull-through cache stored, with the tags pointing at it. */
@@ -94,7 +99,13 @@ export interface CachedManifestRecord {
 export type SaveManifestResult =
   /** `previousTagDigest`: what the tag pointed at before, when it existed. */
   | { ok: true; previousTagDigest?: string }
-  | { ok: false; missing: string[]; sizeMismatch: { digest: string; expected: number; actual: number }[] };
+  | {
+      ok: false;
+      missing: string[];
+      sizeMismatch: { digest: string; expected: number; actual: number }[];
+      /** Refused by policy (immutable tag, quota): the message for DENIED. */
+      denied?: string;
+    };
 
 export interface TagEntry {
   name: string;
@@ -168,8 +179,13 @@ export interface MetadataStore {
    * reviews of its blobs, child manifests and referrers in the same transaction.
    */
   removeManifest(imageId: number, digest: string): Promise<boolean>;
-  /** Removes a tag and enqueues a review of the manifest it pointed at. */
-  removeTag(imageId: number, tag: string): Promise<boolean>;
+  /**
+   * Removes a tag and enqueues a review of the manifest it pointed at; with `expectDigest`,
+   * only while the tag still points there (a tag pushed meanwhile stays).
+   */
+  removeTag(imageId: number, tag: string, expectDigest?: string): Promise<boolean>;
+  /** The tags pointing at a manifest of the image. */
+  listManifestTags(imageId: number, digest: string): Promise<string[]>;
   listTags(imageId: number, page: Page): Promise<string[]>;
   /** Tags with their manifest digest, by name; `contains` keeps names holding that substring (literal, case-sensitive). */
   listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]>;

@@ -15,12 +15,13 @@ import { RegistryError } from '../../src/core/errors.ts';
 import type { AccessStore } from '../../src/metadata/access-store.ts';
 import type { GcStore } from '../../src/metadata/gc-store.ts';
 import type { JobStore } from '../../src/metadata/job-store.ts';
+import type { LifecycleStore } from '../../src/metadata/lifecycle-store.ts';
 import type { MetadataStore } from '../../src/metadata/metadata-store.ts';
 import { FsBlobStore } from '../../src/storage/fs.ts';
 
 /** One connection set to the test database; `open` may be called again for a second node. */
 export interface GcDatabase {
-  open(): Promise<{ meta: MetadataStore; access: AccessStore; jobs: JobStore; gc: GcStore }>;
+  open(): Promise<{ meta: MetadataStore; access: AccessStore; jobs: JobStore; gc: GcStore; lifecycle: LifecycleStore }>;
   cleanup(): Promise<void>;
 }
 
@@ -35,23 +36,25 @@ async function* once(b: Buffer): AsyncGenerator<Buffer> {
 interface Node {
   r: Registry;
   access: AccessStore;
+  lifecycle: LifecycleStore;
   store: FsBlobStore;
   meta: MetadataStore;
   close(): Promise<void>;
 }
 
 async function node(db: GcDatabase, storageDir: string, graceMs = 0): Promise<Node> {
-  const { meta, access, jobs, gc } = await db.open();
+  const { meta, access, jobs, gc, lifecycle } = await db.open();
   const store = new FsBlobStore(storageDir);
   await store.init();
   const tokens = await TokenService.open(access, 'test', 300);
   const r = new Registry(meta, store, access, tokens, {
     jobs: { store: jobs, options: { concurrency: 2, pollIntervalMs: 60_000, leaseMs: 30_000, maxAttempts: 5, backoffBaseMs: 10, backoffMaxMs: 100 } },
     gc: { store: gc, options: { graceMs, collectUntagged: true, tombstoneMs: 1000 } },
+    lifecycle,
   });
   r.jobs.start(r);
   await r.jobs.stop(); // no polling: the tests drive reviews with gc.run()
-  return { r, access, store, meta, close: () => meta.close() };
+  return { r, access, lifecycle, store, meta, close: () => meta.close() };
 }
 
 async function blob(r: Registry, name: string, data: Buffer | string): Promise<{ mediaType: string; digest: string; size: number; data: Buffer }> {
@@ -251,6 +254,51 @@ export function runGcSuite(dialect: string, openDatabase: () => Promise<GcDataba
           assert.ok(await store.stat(d, b.generation), `${tag}: ${d}`);
         }
       }
+    });
+
+    withNode('immutable tags: moving or deleting a matching tag is DENIED, creating one is not; exceptions apply', async ({ r, access, lifecycle }) => {
+      await image(r, 'acme/prod/app', 'seed');
+      const repo = (await access.findRepository('acme', 'prod'))!;
+      await lifecycle.saveRepositoryLifecycle(repo.id, { immutableTags: 'v*,!*-dev' });
+      const a = await image(r, 'acme/prod/app', 'v1');
+      await image(r, 'acme/prod/app', 'v1'.concat('.1'));
+      const denied = (e: unknown) => e instanceof RegistryError && e.code === 'DENIED' && /immutable/.test(e.message);
+      const b = await image(r, 'acme/prod/app', 'scratch');
+      await assert.rejects(r.manifests.put('acme/prod/app', 'v1', b.bytes, OCI_MANIFEST), denied);
+      assert.equal((await r.manifests.get('acme/prod/app', 'v1')).digest, a.digest, 'tag not moved');
+      await r.manifests.put('acme/prod/app', 'v1', a.bytes, OCI_MANIFEST); // same manifest again: no move
+      await image(r, 'acme/prod/app', 'v2-dev');
+      await image(r, 'acme/prod/app', 'v2-dev'); // an exception moves freely
+      await assert.rejects(r.manifests.delete('acme/prod/app', 'v1'), denied);
+      await assert.rejects(r.manifests.delete('acme/prod/app', a.digest), denied, 'deleting the manifest would delete the tag');
+      await r.manifests.delete('acme/prod/app', 'v2-dev');
+      await r.manifests.delete('acme/prod/app', 'scratch');
+    });
+
+    withNode('quotas: charged at manifest PUT for blobs new to the repository, DENIED past the limit, released by delete and GC', async ({ r, access, lifecycle }) => {
+      const name = 'acme/q/app';
+      const big = await blob(r, name, Buffer.alloc(6000, 1));
+      await image(r, name, 'first', [big]);
+      const repo = (await access.findRepository('acme', 'q'))!;
+      const used = await lifecycle.usage({ repositoryId: repo.id });
+      assert.ok(used >= 6000 && used < 6100, `usage ${used}`);
+      await lifecycle.saveRepositoryLifecycle(repo.id, { quotaBytes: 10_000 });
+      // Re-using a blob already charged costs nothing (only the new config counts); uploads alone are never charged.
+      const again = await image(r, name, 'again', [big]);
+      assert.equal(await lifecycle.usage({ repositoryId: repo.id }), used + again.config.size);
+      const charged = used + again.config.size;
+      const more = await blob(r, name, Buffer.alloc(5000, 2));
+      assert.equal(await lifecycle.usage({ repositoryId: repo.id }), charged, 'an upload alone is not charged');
+      await assert.rejects(image(r, name, 'second', [more]), (e: unknown) => e instanceof RegistryError && e.code === 'DENIED' && /quota of acme\/q exceeded/.test(e.message));
+      await r.manifests.delete(name, 'first');
+      await r.manifests.delete(name, 'again');
+      await r.gc.run();
+      assert.equal(await lifecycle.usage({ repositoryId: repo.id }), 0, 'released by delete and GC');
+      await blob(r, name, more.data);
+      await image(r, name, 'second', [more]);
+      await lifecycle.saveOwnerQuota(repo.ownerId, 1000);
+      const tooBig = await blob(r, 'acme/other/app', Buffer.alloc(2000, 3));
+      await assert.rejects(image(r, 'acme/other/app', 'x', [tooBig]), (e: unknown) => e instanceof RegistryError && e.code === 'DENIED' && /quota of acme exceeded/.test(e.message));
     });
 
     if (opts.multiNode) withNode('two nodes collecting at once delete each blob once', async (a, { db, dir }) => {

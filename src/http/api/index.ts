@@ -9,7 +9,7 @@ import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
 import { jobApiRoutes } from './jobs.ts';
-import { gcApiRoutes } from './gc.ts';
+import { lifecycleApiRoutes } from './lifecycle.ts';
 import { RawResponse } from './raw.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
@@ -280,7 +280,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...eventApiRoutes(registry),
     ...upstreamApiRoutes(registry),
     ...jobApiRoutes(registry),
-    ...gcApiRoutes(registry),
+    ...lifecycleApiRoutes(registry),
   ];
 
   for (const r of routes) {

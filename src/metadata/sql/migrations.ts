@@ -249,6 +249,30 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('blobs_state').on('blobs').columns(['state', 'last_used_at']).execute();
       },
     },
+    '0007b_repository_lifecycle': {
+      async up(db: Kysely<any>) {
+        // Immutable tag patterns and storage quotas (docs/lifecycle.md).
+        await db.schema
+          .createTable('repository_lifecycle')
+          .addColumn('repository_id', 'bigint', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('immutable_tags', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('quota_bytes', 'bigint')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('owner_lifecycle')
+          .addColumn('owner_id', 'bigint', (c) => c.primaryKey().references('owners.id').onDelete('cascade'))
+          .addColumn('quota_bytes', 'bigint')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0007c_retention': {
+      async up(db: Kysely<any>) {
+        // Retention rules of a repository, as validated JSON (docs/lifecycle.md).
+        await db.schema.alterTable('repository_lifecycle').addColumn('retention', 'text').execute();
+      },
+    },
   };
 }
 

@@ -103,6 +103,8 @@ export interface Database {
     created_by: string;
     created_at: number;
   };
+  repository_lifecycle: { repository_id: number; immutable_tags: string; quota_bytes: number | null; retention: string | null; updated_at: number };
+  owner_lifecycle: { owner_id: number; quota_bytes: number | null; updated_at: number };
   jobs: {
     id: Generated<number>;
     kind: string;

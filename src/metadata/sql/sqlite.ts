@@ -9,13 +9,14 @@ import { SqlAccessStore } from './access-store.ts';
 import { SqlEventStore } from './event-store.ts';
 import { SqlJobStore } from './job-store.ts';
 import { SqlGcStore } from './gc-store.ts';
+import { SqlLifecycleStore } from './lifecycle-store.ts';
 
 /**
  * Opens the embedded SQLite database. WAL mode with synchronous=FULL: every commit is fsynced
  * before its promise resolves, so an acknowledged write survives a process crash and a power
  * loss.
  */
-export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; db: Kysely<Database> }> {
+export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; db: Kysely<Database> }> {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
@@ -29,5 +30,5 @@ export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore
     await db.destroy();
     throw e;
   }
-  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db), events: new SqlEventStore(db), jobs: new SqlJobStore(db, 'sqlite'), gc: new SqlGcStore(db, 'sqlite'), db };
+  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db), events: new SqlEventStore(db), jobs: new SqlJobStore(db, 'sqlite'), gc: new SqlGcStore(db, 'sqlite'), lifecycle: new SqlLifecycleStore(db), db };
 }

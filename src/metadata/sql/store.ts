@@ -19,6 +19,7 @@ import type { Dialect } from './migrations.ts';
 import type { BlobState } from '../gc-store.ts';
 import { enqueueJobs } from './job-store.ts';
 import { blobReviews, manifestReviews, removeManifestRows } from './gc-reviews.ts';
+import { addedBytes, usageOf } from './lifecycle-store.ts';
 
 type ManifestRow = Selectable<Database['manifests']>;
 
@@ -267,6 +268,8 @@ export class SqlMetadataStore implements MetadataStore {
         return (this.dialect === 'postgres' ? q.forShare() : q).execute();
       });
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
+      const denied = await this.policyRefusal(trx, m);
+      if (denied) return { ok: false, missing: [], sizeMismatch: [], denied };
 
       // Insert unless present; a concurrent writer of the same digest (another node) wins
       // harmlessly: the content is the same by definition.
@@ -327,6 +330,39 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
+  /** Immutable tag and quotas, checked inside the manifest's transaction. */
+  private async policyRefusal(trx: Transaction<Database>, m: SaveManifestInput): Promise<string | undefined> {
+    if (m.immutableTag && m.tag !== null) {
+      const current = await trx
+        .selectFrom('tags')
+        .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+        .select('manifests.digest')
+        .where('tags.image_id', '=', m.imageId)
+        .where('tags.name', '=', m.tag)
+        .executeTakeFirst();
+      if (current && current.digest !== m.digest) return `tag "${m.tag}" is immutable (it points at ${current.digest}): push a new tag instead`;
+    }
+    for (const q of m.quotas ?? []) {
+      const added = await addedBytes(trx, q.scope, m.requireBlobs);
+      if (added === 0) continue;
+      const used = await usageOf(trx, q.scope);
+      if (used + added > q.limit) return `storage quota of ${q.label} exceeded: ${used} bytes used + ${added} new > ${q.limit} bytes allowed`;
+    }
+    return undefined;
+  }
+
+  async listManifestTags(imageId: number, digest: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('tags')
+      .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+      .select('tags.name')
+      .where('tags.image_id', '=', imageId)
+      .where('manifests.digest', '=', digest)
+      .orderBy('tags.name')
+      .execute();
+    return rows.map((r) => r.name);
+  }
+
   async removeManifest(imageId: number, digest: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('manifests').select('id').where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
@@ -336,7 +372,7 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async removeTag(imageId: number, tag: string): Promise<boolean> {
+  async removeTag(imageId: number, tag: string, expectDigest?: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const row = await trx
         .selectFrom('tags')
@@ -345,7 +381,7 @@ export class SqlMetadataStore implements MetadataStore {
         .where('tags.image_id', '=', imageId)
         .where('tags.name', '=', tag)
         .executeTakeFirst();
-      if (!row) return false;
+      if (!row || (expectDigest !== undefined && row.digest !== expectDigest)) return false;
       await trx.deleteFrom('tags').where('image_id', '=', imageId).where('name', '=', tag).execute();
       await enqueueJobs(trx, manifestReviews(imageId, [row.digest]));
       return true;
