@@ -136,11 +136,11 @@ export async function createBerth(config: Config, logger: Logger | false = false
   const pruneTimer = setInterval(prune, 3600_000);
   pruneTimer.unref();
 
-  // GC housekeeping: tombstones of deleted blobs older than a week go.
-  const gcTimer = setInterval(
-    () => void registry.gc.pruneTombstones().catch((e: unknown) => log?.error({ err: e }, 'removing GC tombstones failed')),
-    config.gc.intervalSeconds * 1000,
-  );
+  // Lifecycle housekeeping: tombstones of deleted blobs older than a week go; retention rules run.
+  const gcTimer = setInterval(() => {
+    void registry.gc.pruneTombstones().catch((e: unknown) => log?.error({ err: e }, 'removing GC tombstones failed'));
+    void registry.retention.enqueueAll().catch((e: unknown) => log?.error({ err: e }, 'queueing retention runs failed'));
+  }, config.gc.intervalSeconds * 1000);
   gcTimer.unref();
 
   let closed = false;

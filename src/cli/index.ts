@@ -8,6 +8,7 @@ import { pushCommands } from './push.ts';
 import { webhookCommands } from './webhook.ts';
 import { jobCommands } from './jobs.ts';
 import { gcCommands } from './gc.ts';
+import { retentionCommands } from './retention.ts';
 
 const program = new Command();
 program
@@ -20,6 +21,7 @@ pushCommands(program);
 webhookCommands(program);
 jobCommands(program);
 gcCommands(program);
+retentionCommands(program);
 
 program
   .command('serve')

@@ -16,6 +16,7 @@ import { GarbageCollector, type GcOptions } from './lifecycle/gc.ts';
 import type { GcStore } from '../metadata/gc-store.ts';
 import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
+import { RetentionRules } from './lifecycle/retention.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -61,6 +62,8 @@ export class Registry {
   readonly gc: GarbageCollector;
   /** Immutable tags and storage quotas (docs/lifecycle.md). */
   readonly policies: RepositoryPolicies;
+  /** Retention rules, run as jobs (docs/lifecycle.md). */
+  readonly retention: RetentionRules;
 
   constructor(
     readonly meta: MetadataStore,
@@ -87,6 +90,9 @@ export class Registry {
       onDeliveries: () => this.webhooks.kick(),
     });
     this.audit = new AuditLog(ev?.store, this.access, accessStore);
+    this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events);
+    // A push batches with the next minute's pushes into one run of the repository's rules.
+    this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
   }
 }

@@ -84,3 +84,25 @@ test('[PUT lifecycle] patterns need manage on the repository; quotas need a site
   const anon = await t.berth.app.inject({ method: 'PUT', url: '/api/v1/repos/acme/team/lifecycle', headers: json, payload: { immutableTags: '' } });
   assert.ok(anon.statusCode === 401 || anon.statusCode === 404, String(anon.statusCode));
 });
+
+test('[PUT|GET retention] rules are validated; the plan gives a reason per tag; run deletes what no rule keeps', async () => {
+  for (const tag of ['a', 'b', 'c']) {
+    await pushImage(t.app, 'acme/ret/app', tag);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const bad = await t.app.inject({ method: 'PUT', url: '/api/v1/repos/acme/ret/retention', headers: json, payload: { rules: [{ keep: { mostRecentlyPushed: -1 } }] } });
+  assert.equal(bad.statusCode, 400, bad.body);
+  const put = await t.app.inject({ method: 'PUT', url: '/api/v1/repos/acme/ret/retention', headers: json, payload: { rules: [{ tags: '*', keep: { mostRecentlyPushed: 1 } }] } });
+  assert.equal(put.statusCode, 200, put.body);
+  assert.deepEqual(JSON.parse(put.body).retention, { rules: [{ images: '*', tags: '*', keep: { mostRecentlyPushed: 1 } }] });
+  const plan = JSON.parse((await t.app.inject({ url: '/api/v1/repos/acme/ret/retention/plan' })).body) as { entries: { tag: string; action: string; reason: string }[] };
+  assert.deepEqual(plan.entries.map((e) => [e.tag, e.action]), [['a', 'delete'], ['b', 'delete'], ['c', 'keep']]);
+  const run = await t.app.inject({ method: 'POST', url: '/api/v1/repos/acme/ret/retention/run' });
+  assert.equal(run.statusCode, 200, run.body);
+  assert.equal(JSON.parse(run.body).deleted, 2);
+  const tags = JSON.parse((await t.app.inject({ url: '/v2/acme/ret/app/tags/list' })).body) as { tags: string[] };
+  assert.deepEqual(tags.tags, ['c']);
+  const clear = await t.app.inject({ method: 'PUT', url: '/api/v1/repos/acme/ret/retention', headers: json, payload: 'null' });
+  assert.equal(clear.statusCode, 200, clear.body);
+  assert.equal(JSON.parse(clear.body).retention, null);
+});

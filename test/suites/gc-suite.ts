@@ -301,6 +301,43 @@ export function runGcSuite(dialect: string, openDatabase: () => Promise<GcDataba
       await assert.rejects(image(r, 'acme/other/app', 'x', [tooBig]), (e: unknown) => e instanceof RegistryError && e.code === 'DENIED' && /quota of acme exceeded/.test(e.message));
     });
 
+    withNode('retention: keep the N most recently pushed of the selected tags; immutable and unselected tags stay; a moved tag is not deleted', async ({ r, access, lifecycle, meta }) => {
+      const name = 'acme/ret/app';
+      const admin = { kind: 'user', userId: 0, username: 'admin', siteAdmin: true } as const;
+      const pushed: Record<string, string> = {};
+      for (const tag of ['v1', 't1', 't2', 't3', 't4', 't5', 'latest']) {
+        pushed[tag] = (await image(r, name, tag)).digest;
+        await new Promise((res) => setTimeout(res, 5)); // distinct push times
+      }
+      const repo = (await access.findRepository('acme', 'ret'))!;
+      await lifecycle.saveRepositoryLifecycle(repo.id, { immutableTags: 'v*' });
+      await r.retention.set(admin, 'acme', 'ret', { rules: [{ tags: '*', keep: { mostRecentlyPushed: 3 } }, { tags: 't*', keep: { pushedWithin: '1d' } }] });
+      await assert.rejects(r.retention.set(admin, 'acme', 'ret', { rules: [{ keep: { pushedWithin: 'soon' } }] }), /pushedWithin/);
+      // Rule 2 keeps every t* (pushed within a day): only rule 1 deletes, and only what no rule keeps.
+      let plan = await r.retention.plan(admin, 'acme', 'ret');
+      assert.deepEqual(plan.entries.filter((e) => e.action === 'delete').map((e) => e.tag), []);
+      await r.retention.set(admin, 'acme', 'ret', { rules: [{ tags: '*', keep: { mostRecentlyPushed: 3 } }] });
+      plan = await r.retention.plan(admin, 'acme', 'ret');
+      const by = Object.fromEntries(plan.entries.map((e) => [e.tag, `${e.action}: ${e.reason}`]));
+      assert.match(by.v1!, /^keep: immutable tag/);
+      assert.match(by.latest!, /^keep: rule 1: one of the 3 most recently pushed/);
+      assert.match(by.t5!, /^keep/);
+      assert.match(by.t4!, /^keep/);
+      for (const t of ['t1', 't2', 't3']) assert.match(by[t]!, /^delete: selected by rule 1/);
+      // The race: a tag moved after the plan is not deleted by it.
+      const img = (await meta.findImage(name))!;
+      assert.equal(await meta.removeTag(img.id, 't1', 'sha256:' + '0'.repeat(64)), false);
+      const run = await r.retention.run(admin, 'acme', 'ret');
+      assert.equal(run.deleted, 3);
+      assert.deepEqual((await r.manifests.listTags(name, 100)).items, ['latest', 't4', 't5', 'v1']);
+      const gc = await r.gc.run();
+      assert.equal(gc.deleted.manifests, 3, 'the untagged manifests go through GC');
+      // A push queues a run of the repository's rules (batched a minute later).
+      await image(r, name, 't6');
+      const job = await r.jobs.store.findJob('retention.run', String(repo.id));
+      assert.ok(job && job.runAfter > Date.now() + 30_000);
+    });
+
     if (opts.multiNode) withNode('two nodes collecting at once delete each blob once', async (a, { db, dir }) => {
       const b = await node(db, dir);
       try {

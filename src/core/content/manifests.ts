@@ -52,7 +52,7 @@ export class Manifests {
     private readonly meta: MetadataStore,
     private readonly images: Images,
     /** Immutable tags and quotas (core/lifecycle/policy.ts); none when absent. */
-    private readonly policies?: Pick<RepositoryPolicies, 'forRepository' | 'assertMayRemoveTags'>,
+    private readonly policies?: Pick<RepositoryPolicies, 'forRepository' | 'assertMayRemoveTags' | 'onTagPush'>,
   ) {}
 
   async get(name: string, ref: string): Promise<ManifestRecord> {
@@ -129,6 +129,7 @@ export class Manifests {
         detail: { sizeMismatch: result.sizeMismatch },
       });
     }
+    if (policy?.retention && r.kind === 'tag') await this.policies!.onTagPush(img.repositoryId);
     return {
       digest,
       subject: parsed.subject?.digest ?? null,

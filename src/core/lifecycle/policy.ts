@@ -20,10 +20,14 @@ export function parseTagPatterns(source: string): TagPatterns {
   const out: TagPatterns = { source: parts.join(','), allow: [], except: [] };
   for (const p of parts) {
     if (!PATTERN.test(p)) throw new ApiError(400, 'INVALID', `invalid tag pattern "${p.slice(0, 140)}": tag characters with * and ?, optionally after !`);
-    const re = new RegExp(`^${p.replace(/^!/, '').replace(/[.+^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-    (p.startsWith('!') ? out.except : out.allow).push(re);
+    (p.startsWith('!') ? out.except : out.allow).push(globToRegExp(p.replace(/^!/, '')));
   }
   return out;
+}
+
+/** A glob (`*` any run, `?` one character; everything else literal) as an anchored RegExp. */
+export function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\/-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
 }
 
 export function isImmutable(p: TagPatterns, tag: string): boolean {
@@ -46,6 +50,8 @@ export function parseSize(s: string): number | null {
 /** What the manifest path needs of a repository's settings. */
 export interface ManifestPolicy {
   immutable(tag: string): boolean;
+  /** The repository has retention rules: a tag push queues a run. */
+  retention: boolean;
   quotas: { scope: { repositoryId: number } | { ownerId: number }; limit: number; label: string }[];
 }
 
@@ -81,8 +87,11 @@ export class RepositoryPolicies {
       const ownerQuota = await this.store.findOwnerQuota(repo.ownerId);
       if (ownerQuota !== null) quotas.push({ scope: { ownerId: repo.ownerId }, limit: ownerQuota, label: repo.owner });
     }
-    return { immutable: (tag) => isImmutable(patterns, tag), quotas };
+    return { immutable: (tag) => isImmutable(patterns, tag), quotas, retention: s.retention !== null };
   }
+
+  /** Set by the composition: queues a retention run of a repository after a tag push. */
+  onTagPush: (repositoryId: number) => Promise<void> = async () => undefined;
 
   /** Refuses deleting `tags` when one is immutable. */
   async assertMayRemoveTags(repositoryId: number, tags: string[]): Promise<void> {

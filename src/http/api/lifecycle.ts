@@ -13,6 +13,8 @@ const schemas = {
     })
     .strict(),
   ownerQuota: z.object({ quota: z.string().max(40) }).strict(),
+  /** Validated in core (RetentionSchema); null clears the rules. */
+  retention: z.object({ rules: z.unknown() }).passthrough().nullable(),
 };
 
 /**
@@ -35,6 +37,31 @@ export function lifecycleApiRoutes(registry: Registry): ApiRoute[] {
       summary: 'Set immutable tag patterns (repository managers) and the quota (site administrators)',
       body: schemas.repoLifecycle,
       handler: async ({ identity, params, body }) => policies.set(identity, params.owner!, params.repo!, body),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/repos/:owner/:repo/retention',
+      summary: "A repository's retention rules (null: none)",
+      handler: async ({ identity, params }) => ({ retention: await registry.retention.get(identity, params.owner!, params.repo!) }),
+    },
+    {
+      method: 'PUT',
+      url: '/api/v1/repos/:owner/:repo/retention',
+      summary: 'Set (or with null clear) the retention rules; a run is queued (repository managers)',
+      body: schemas.retention,
+      handler: async ({ identity, params, body }) => ({ retention: await registry.retention.set(identity, params.owner!, params.repo!, body) }),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/repos/:owner/:repo/retention/plan',
+      summary: 'What a retention run would do now, with the reason for each tag kept or deleted',
+      handler: async ({ identity, params }) => registry.retention.plan(identity, params.owner!, params.repo!),
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/repos/:owner/:repo/retention/run',
+      summary: 'Run the retention rules now (repository managers); returns the plan carried out',
+      handler: async ({ identity, params }) => registry.retention.run(identity, params.owner!, params.repo!),
     },
     {
       method: 'PUT',

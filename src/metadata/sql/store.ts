@@ -374,13 +374,14 @@ export class SqlMetadataStore implements MetadataStore {
 
   async removeTag(imageId: number, tag: string, expectDigest?: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      const row = await trx
+      const q = trx
         .selectFrom('tags')
         .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
         .select('manifests.digest')
         .where('tags.image_id', '=', imageId)
-        .where('tags.name', '=', tag)
-        .executeTakeFirst();
+        .where('tags.name', '=', tag);
+      // A concurrent push moving the tag waits, and we see where it points afterwards.
+      const row = await (this.dialect === 'postgres' ? q.forUpdate('tags') : q).executeTakeFirst();
       if (!row || (expectDigest !== undefined && row.digest !== expectDigest)) return false;
       await trx.deleteFrom('tags').where('image_id', '=', imageId).where('name', '=', tag).execute();
       await enqueueJobs(trx, manifestReviews(imageId, [row.digest]));
