@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
 import { migrateToLatest, requireCurrentSchema } from './migrations.ts';
@@ -49,7 +49,11 @@ export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMe
   pool.on('error', () => undefined); // an idle client's error must not crash the process
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
-    if (opts.migrate ?? true) await migrateToLatest(db, 'postgres', schema);
+    if (opts.migrate ?? true) {
+      // The schema the connection really uses (a search_path in the URL may choose it).
+      const { rows } = await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db);
+      await migrateToLatest(db, 'postgres', rows[0]?.s ?? schema);
+    }
     else if (opts.check ?? true) await requireCurrentSchema(db, 'postgres');
   } catch (e) {
     await db.destroy();

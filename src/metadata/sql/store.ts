@@ -153,7 +153,9 @@ export class SqlMetadataStore implements MetadataStore {
   async linkBlob(imageId: number, digest: string, generation: number, opts: { cached?: boolean } = {}): Promise<boolean> {
     const now = Date.now();
     return this.db.transaction().execute(async (trx) => {
-      await this.lockBlobs(trx, [digest], 'share');
+      // FOR UPDATE, not SHARE: two links of one blob each holding a share lock and then
+      // updating the row would deadlock.
+      await this.lockBlobs(trx, [digest], 'update');
       const r = await trx
         .updateTable('blobs')
         .set({ last_used_at: now })
