@@ -83,7 +83,7 @@ export async function createBerth(
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events } = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle } = await openMetadata(config);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
@@ -101,6 +101,20 @@ export async function createBerth(
     egress: new Egress({ allow: config.egress.allow, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) }),
     keyring,
     uploads: { maxSessionsPerUser: config.uploads.maxSessionsPerUser, maxSessionsPerRepository: config.uploads.maxSessionsPerRepository },
+    jobs: {
+      store: jobs,
+      options: {
+        concurrency: config.jobs.concurrency,
+        pollIntervalMs: config.jobs.pollIntervalMs,
+        leaseMs: config.jobs.leaseSeconds * 1000,
+        maxAttempts: config.jobs.maxAttempts,
+        backoffBaseMs: config.jobs.backoffBaseMs,
+        backoffMaxMs: config.jobs.backoffMaxSeconds * 1000,
+        onError: (e, job) => log?.error({ err: e, job: { id: job.id, kind: job.kind, subject: job.subject, attempts: job.attempts } }, 'job failed'),
+      },
+    },
+    lifecycle,
+    gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,
       bus: {
@@ -140,6 +154,7 @@ export async function createBerth(
     },
   });
   registry.webhooks.start();
+  registry.jobs.start(registry);
 
   const expireMs = config.uploads.expireAfterSeconds * 1000;
   const expire = () =>
@@ -169,6 +184,13 @@ export async function createBerth(
   const pruneTimer = setInterval(prune, 3600_000);
   pruneTimer.unref();
 
+  // Lifecycle housekeeping: tombstones of deleted blobs older than a week go; retention rules run.
+  const gcTimer = setInterval(() => {
+    void registry.gc.pruneTombstones().catch((e: unknown) => log?.error({ err: e }, 'removing GC tombstones failed'));
+    void registry.retention.enqueueAll().catch((e: unknown) => log?.error({ err: e }, 'queueing retention runs failed'));
+  }, config.gc.intervalSeconds * 1000);
+  gcTimer.unref();
+
   let closed = false;
   return {
     app,
@@ -184,9 +206,11 @@ export async function createBerth(
       clearInterval(sweep);
       clearTimeout(firstPrune);
       clearInterval(pruneTimer);
+      clearInterval(gcTimer);
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();
+      await registry.jobs.stop();
       registry.proxy.close(); // idle keep-alive sockets to upstreams
       await meta.close();
     },

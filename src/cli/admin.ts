@@ -87,14 +87,35 @@ export function adminCommands(program: Command): void {
     .option('--private')
     .option('--public')
     .option('-d, --description <text>')
-    .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string }) => {
+    .option('--immutable-tags <patterns>', "tags that may not be moved or deleted, e.g. 'v*,!*-dev' ('' for none)")
+    .option('--quota <size>', 'storage quota, e.g. 10GiB, or none (site administrators)')
+    .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string }) => {
       const [owner, name] = splitRepo(r);
       const body: Row = {};
       if (o.public) body.visibility = 'public';
       if (o.private) body.visibility = 'private';
       if (o.description !== undefined) body.description = o.description;
+      const lifecycle: Row = {};
+      if (o.immutableTags !== undefined) lifecycle.immutableTags = o.immutableTags;
+      if (o.quota !== undefined) lifecycle.quota = o.quota;
+      if (Object.keys(lifecycle).length) {
+        const v = await client().call<Row & { owner: Row }>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/lifecycle`, lifecycle);
+        if (!Object.keys(body).length) return printObject({ ...v, owner: `${String(v.owner.name)} (quota ${String(v.owner.quotaBytes)}, usage ${String(v.owner.usageBytes)})` }, json());
+      }
       printObject(await client().call<Row>('PATCH', `/api/v1/repos/${enc(owner)}/${enc(name)}`, body), json());
     });
+  repo
+    .command('usage <repository>')
+    .description("storage usage, quota and immutable tags of a repository and its owner")
+    .action(async (r: string) => {
+      const [owner, name] = splitRepo(r);
+      const v = await client().call<Row & { owner: Row }>('GET', `/api/v1/repos/${enc(owner)}/${enc(name)}/lifecycle`);
+      printObject(json() ? v : { ...v, owner: `${String(v.owner.name)} (quota ${String(v.owner.quotaBytes)}, usage ${String(v.owner.usageBytes)})` }, json());
+    });
+  program
+    .command('owner-quota <owner> <size>')
+    .description("set an owner's storage quota over all its repositories, e.g. 100GiB or none (site administrators)")
+    .action(async (o: string, size: string) => printObject(await client().call<Row>('PUT', `/api/v1/owners/${enc(o)}/quota`, { quota: size }), json()));
 
   const member = program.command('member').description('repository members');
   member

@@ -7,6 +7,9 @@ import { ApiClientError } from './client.ts';
 import { pushCommands } from './push.ts';
 import { webhookCommands } from './webhook.ts';
 import { keyCommands } from './keys.ts';
+import { jobCommands } from './jobs.ts';
+import { gcCommands } from './gc.ts';
+import { retentionCommands } from './retention.ts';
 
 const program = new Command();
 program
@@ -18,6 +21,9 @@ adminCommands(program);
 pushCommands(program);
 webhookCommands(program);
 keyCommands(program);
+jobCommands(program);
+gcCommands(program);
+retentionCommands(program);
 
 program
   .command('serve')

@@ -223,6 +223,36 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ allow: [] }),
+    /** The durable job queue every process runs (docs/operations.md, "Background jobs"). */
+    jobs: z
+      .object({
+        /** Jobs run at once by each process. */
+        concurrency: z.number().int().min(1).max(64).default(2),
+        /** How often each process looks for due jobs. */
+        pollIntervalMs: z.number().int().min(10).max(3_600_000).default(1000),
+        /** A running job's lease, renewed while it runs; a crashed process's jobs are taken over after it. */
+        leaseSeconds: z.number().int().min(1).max(86_400).default(60),
+        /** Attempts before a job is dead (kept for `berth jobs retry`). */
+        maxAttempts: z.number().int().min(1).max(100).default(5),
+        /** Wait before the second attempt; doubled before each next one. */
+        backoffBaseMs: z.number().int().min(1).default(1000),
+        /** Longest wait between attempts. */
+        backoffMaxSeconds: z.number().int().min(1).default(3600),
+      })
+      .strict()
+      .default({ concurrency: 2, pollIntervalMs: 1000, leaseSeconds: 60, maxAttempts: 5, backoffBaseMs: 1000, backoffMaxSeconds: 3600 }),
+    /** Online garbage collection (docs/lifecycle.md). */
+    gc: z
+      .object({
+        /** Nothing unreferenced is deleted sooner than this after its release or last use (0: at once). */
+        graceSeconds: z.number().int().nonnegative().default(21_600),
+        /** How often each process does GC housekeeping (removing old tombstones). */
+        intervalSeconds: z.number().int().min(1).default(3600),
+        /** Collect manifests no tag and no index of their image names, after the grace period. */
+        collectUntagged: z.boolean().default(true),
+      })
+      .strict()
+      .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -301,6 +331,13 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
   BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
   BERTH_EGRESS_ALLOW: (c, v) => ((c.egress ??= {}).allow = v.split(',').map((x) => x.trim()).filter(Boolean)),
+  BERTH_JOBS_CONCURRENCY: (c, v) => ((c.jobs ??= {}).concurrency = Number(v)),
+  BERTH_JOBS_POLL_INTERVAL_MS: (c, v) => ((c.jobs ??= {}).pollIntervalMs = Number(v)),
+  BERTH_JOBS_LEASE_SECONDS: (c, v) => ((c.jobs ??= {}).leaseSeconds = Number(v)),
+  BERTH_JOBS_MAX_ATTEMPTS: (c, v) => ((c.jobs ??= {}).maxAttempts = Number(v)),
+  BERTH_GC_GRACE_SECONDS: (c, v) => ((c.gc ??= {}).graceSeconds = Number(v)),
+  BERTH_GC_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).intervalSeconds = Number(v)),
+  BERTH_GC_COLLECT_UNTAGGED: (c, v) => ((c.gc ??= {}).collectUntagged = v === 'true' || v === '1'),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),
 };
 

@@ -12,6 +12,13 @@ import { Tenancy } from './access/tenancy.ts';
 import type { TokenService } from './access/tokens.ts';
 import { type UploadLimits, Uploads } from './content/uploads.ts';
 import { Keyring } from './keys/keyring.ts';
+import { JobQueue, type JobQueueOptions } from './jobs/queue.ts';
+import type { JobStore } from '../metadata/job-store.ts';
+import { GarbageCollector, type GcOptions } from './lifecycle/gc.ts';
+import type { GcStore } from '../metadata/gc-store.ts';
+import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
+import { RepositoryPolicies } from './lifecycle/policy.ts';
+import { RetentionRules } from './lifecycle/retention.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -22,6 +29,18 @@ export interface EventsSetup {
   store: EventStore;
   bus: Omit<EventBusOptions, 'deliveriesFor' | 'onDeliveries'>;
   webhooks: WebhookOptions;
+}
+
+/** The durable job queue's store and settings (DESIGN §10). */
+export interface JobsSetup {
+  store: JobStore;
+  options?: JobQueueOptions;
+}
+
+/** Online garbage collection's store and settings (docs/lifecycle.md). */
+export interface GcSetup {
+  store: GcStore;
+  options?: GcOptions;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -43,24 +62,44 @@ export class Registry {
   readonly egress: Egress;
   /** Seals secrets stored in the database (core/keys). */
   readonly keyring: Keyring;
+  /** The one durable job queue (DESIGN §10): workers are registered by the features using it. */
+  readonly jobs: JobQueue<Registry>;
+  /** Online garbage collection: reviews run as jobs (docs/lifecycle.md). */
+  readonly gc: GarbageCollector;
+  /** Immutable tags and storage quotas (docs/lifecycle.md). */
+  readonly policies: RepositoryPolicies;
+  /** Retention rules, run as jobs (docs/lifecycle.md). */
+  readonly retention: RetentionRules;
 
   constructor(
     readonly meta: MetadataStore,
     readonly store: BlobStore,
     readonly accessStore: AccessStore,
     readonly tokens: TokenService,
-    opts: { redirectSeconds?: number; events?: EventsSetup; proxy?: ProxyOptions; egress?: Egress; uploads?: UploadLimits; keyring?: Keyring } = {},
+    opts: {
+      redirectSeconds?: number;
+      events?: EventsSetup;
+      proxy?: ProxyOptions;
+      egress?: Egress;
+      uploads?: UploadLimits;
+      keyring?: Keyring;
+      jobs: JobsSetup;
+      gc: GcSetup;
+      lifecycle: LifecycleStore;
+    },
   ) {
     this.egress = opts.egress ?? new Egress();
-    this.images = new Images(meta);
-    this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
-    this.uploads = new Uploads(meta, store, this.images, opts.uploads);
     this.keyring = opts.keyring ?? Keyring.ephemeral();
-    this.manifests = new Manifests(meta, this.images);
-    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, { ...(opts.proxy ?? DEFAULT_PROXY_OPTIONS), keyring: this.keyring }, this.egress);
+    this.jobs = new JobQueue<Registry>(opts.jobs.store, opts.jobs.options);
     this.access = new Access(accessStore);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
+    this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);
+    this.images = new Images(meta);
+    this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
+    this.uploads = new Uploads(meta, store, this.images, opts.uploads);
+    this.manifests = new Manifests(meta, this.images, this.policies);
+    this.proxy = new UpstreamProxy(meta, accessStore, this.images, this.manifests, this.uploads, { ...(opts.proxy ?? DEFAULT_PROXY_OPTIONS), keyring: this.keyring }, this.egress);
     const ev = opts.events;
     this.webhooks = new Webhooks(
       ev?.store,
@@ -74,5 +113,9 @@ export class Registry {
       onDeliveries: () => this.webhooks.kick(),
     });
     this.audit = new AuditLog(ev?.store, this.access, accessStore);
+    this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events);
+    // A push batches with the next minute's pushes into one run of the repository's rules.
+    this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
+    this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
   }
 }

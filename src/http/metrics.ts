@@ -1,11 +1,15 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import type { Registry } from '../core/registry.ts';
+import type { JobCount } from '../core/jobs/queue.ts';
 
 /** Seconds: from a fast manifest GET to a multi-GiB blob. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 /** Storage used is a SUM over the blobs table: computed at most this often, on scrape. */
 const STORAGE_TTL_MS = 30_000;
+
+/** The jobs table is grouped at most this often, on scrape. */
+const JOB_COUNTS_TTL_MS = 5_000;
 
 const UPLOADS_ROUTE = '/v2/{name}/blobs/uploads/';
 const UPLOAD_ROUTE = '/v2/{name}/blobs/uploads/{uuid}';
@@ -123,6 +127,83 @@ export class Metrics {
         this.inc({ outcome: 'delivered' }, hooks.stats.delivered);
         this.inc({ outcome: 'retry' }, hooks.stats.retried);
         this.inc({ outcome: 'failed' }, hooks.stats.failed);
+      },
+    });
+    // The job queue (DESIGN §10): one GROUP BY over the jobs table, at most every 5 s, on scrape.
+    const jobs = core.jobs;
+    let jobCounts: { at: number; rows: Promise<JobCount[]> } | undefined;
+    const counts = () => {
+      const now = Date.now();
+      if (!jobCounts || jobCounts.at < now - JOB_COUNTS_TTL_MS) {
+        jobCounts = { at: now, rows: jobs.store.counts(now) };
+        jobCounts.rows.catch(() => (jobCounts = undefined));
+      }
+      return jobCounts;
+    };
+    new Gauge({
+      name: 'berth_jobs',
+      help: 'Jobs in the durable queue, by kind and state (queued, running, dead)',
+      labelNames: ['kind', 'state'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const c of await counts().rows) this.set({ kind: c.kind, state: c.state }, c.count);
+      },
+    });
+    new Gauge({
+      name: 'berth_jobs_oldest_due_seconds',
+      help: 'Age of the oldest due job not yet done, by kind (0 when none is due)',
+      labelNames: ['kind'],
+      registers,
+      async collect() {
+        this.reset();
+        const { at, rows } = counts();
+        const oldest = new Map<string, number>();
+        for (const c of await rows) {
+          const age = c.state !== 'dead' && c.due > 0 ? Math.max(0, (at - c.oldestRunAfter) / 1000) : 0;
+          oldest.set(c.kind, Math.max(oldest.get(c.kind) ?? 0, age));
+        }
+        for (const [kind, age] of oldest) this.set({ kind }, age);
+      },
+    });
+    new Counter({
+      name: 'berth_job_failures_total',
+      help: 'Failed job attempts in this process, by kind (each retry counts)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [kind, n] of jobs.stats.failures) this.inc({ kind }, n);
+      },
+    });
+    new Counter({
+      name: 'berth_jobs_completed_total',
+      help: 'Jobs completed by this process',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(jobs.stats.completed);
+      },
+    });
+    const gc = core.gc;
+    new Counter({
+      name: 'berth_gc_reclaimed_bytes_total',
+      help: 'Blob bytes deleted by garbage collection in this process',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(gc.stats.bytesReclaimed);
+      },
+    });
+    new Counter({
+      name: 'berth_gc_deleted_total',
+      help: 'Blobs and manifests deleted by garbage collection in this process',
+      labelNames: ['target'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ target: 'blob' }, gc.stats.blobsDeleted);
+        this.inc({ target: 'manifest' }, gc.stats.manifestsDeleted);
       },
     });
     // Registered for the pull-through proxy (upstreams), which does not exist yet: always 0.

@@ -1,3 +1,6 @@
+import type { BlobState } from './gc-store.ts';
+import type { UsageScope } from './lifecycle-store.ts';
+
 /** A parsed wire name `OWNER/REPOSITORY/IMAGE[/MORE]`; core/content/names.ts parses and validates it. */
 export interface ImageName {
   /** The full OCI name: `owner/repository/image[/more]`. */
@@ -17,7 +20,16 @@ export interface ImageRecord {
 export interface BlobRecord {
   digest: string;
   size: number;
+  /** Which stored object holds the bytes (BlobStore generations; 0 unless re-uploaded while collected). */
+  generation: number;
 }
+
+/** What saveBlob made of a blob stored under `generation`. */
+export type SaveBlobResult =
+  /** Live and linked; `generation` is the live one (another writer's, when it won the race). */
+  | { ok: true; generation: number }
+  /** The digest is being collected under this or a later generation: store it again, past `generation`. */
+  | { ok: false; generation: number };
 
 export interface UploadRecord {
   id: string;
@@ -70,6 +82,10 @@ export interface SaveManifestInput {
   tag: string | null;
   /** Fetched from an upstream by the pull-through cache (docs/proxy.md). */
   cached?: boolean;
+  /** The tag is immutable: refused (nothing written) when it exists on another manifest. */
+  immutableTag?: boolean;
+  /** Quotas to check inside the transaction: refused when the new blobs would exceed one. */
+  quotas?: { scope: UsageScope; limit: number; label: string }[];
 }
 
 /** A manifest the pull-through cache stored, with the tags pointing at it. */
@@ -85,7 +101,13 @@ export interface CachedManifestRecord {
 export type SaveManifestResult =
   /** `previousTagDigest`: what the tag pointed at before, when it existed. */
   | { ok: true; previousTagDigest?: string }
-  | { ok: false; missing: string[]; sizeMismatch: { digest: string; expected: number; actual: number }[] };
+  | {
+      ok: false;
+      missing: string[];
+      sizeMismatch: { digest: string; expected: number; actual: number }[];
+      /** Refused by policy (immutable tag, quota): the message for DENIED. */
+      denied?: string;
+    };
 
 export interface TagEntry {
   name: string;
@@ -113,16 +135,31 @@ export interface MetadataStore {
   /** Image names in lexical order, after `after`; only in `repositoryIds` when given. */
   listImageNames(page: Page & { repositoryIds?: number[] }): Promise<string[]>;
 
+  /** A live blob (not being collected). */
   findBlob(digest: string): Promise<BlobRecord | undefined>;
-  /** A blob only if linked to the image. */
+  /** The blob's row in any state: its generation tells a re-upload where to store the bytes. */
+  findBlobState(digest: string): Promise<{ state: BlobState; generation: number; size: number } | undefined>;
+  /** A live blob only if linked to the image. */
   findImageBlob(imageId: number, digest: string): Promise<BlobRecord | undefined>;
-  /** Records a stored blob (idempotent) and links it to the image; `cached`: fetched from an upstream. */
-  saveBlob(imageId: number, digest: string, size: number, opts?: { cached?: boolean }): Promise<void>;
+  /**
+   * Records a blob whose bytes were just stored under `generation` (default 0), links it to the
+   * image and enqueues its garbage-collection review, in one transaction. Idempotent. A row being
+   * collected is taken over only by a later generation (else `ok: false`). `cached`: fetched
+   * from an upstream.
+   */
+  saveBlob(imageId: number, digest: string, size: number, opts?: { cached?: boolean; generation?: number }): Promise<SaveBlobResult>;
+  /**
+   * Links a blob already stored (a mount, a re-push of known bytes) if it is still live in
+   * `generation`; false when garbage collection took it meanwhile. Postpones its collection.
+   */
+  linkBlob(imageId: number, digest: string, generation: number, opts?: { cached?: boolean }): Promise<boolean>;
+  /** Marks a live blob used now (HEAD/GET), which postpones its collection. */
+  touchBlob(digest: string, now: number): Promise<void>;
   /** Whether the blob's link to the image was made by the pull-through cache. */
   isBlobCached(imageId: number, digest: string): Promise<boolean>;
   /** Manifests of the repository's images stored by the pull-through cache, at most `limit`. */
   listCachedManifests(repositoryId: number, limit: number): Promise<CachedManifestRecord[]>;
-  /** Unlinks a blob from an image; false when it was not linked. */
+  /** Unlinks a blob from an image (and enqueues its review); false when it was not linked. */
   removeImageBlob(imageId: number, digest: string): Promise<boolean>;
 
   saveUpload(upload: UploadRecord): Promise<void>;
@@ -136,13 +173,23 @@ export interface MetadataStore {
   findTaggedManifest(imageId: number, tag: string): Promise<ManifestRecord | undefined>;
   /**
    * In one transaction: checks that every required blob and manifest exists in the image with
-   * the claimed size, then writes the manifest, its refs and the tag. Nothing is written when
-   * a check fails.
+   * the claimed size (a blob being collected counts as missing), then writes the manifest, its
+   * refs and the tag. Nothing is written when a check fails. Enqueues a review of the manifest a
+   * moved tag left, or of the manifest itself when pushed without a tag.
    */
   saveManifest(input: SaveManifestInput): Promise<SaveManifestResult>;
-  /** Removes a manifest, its refs and every tag pointing at it; false when absent. */
+  /**
+   * Removes a manifest, its refs and every tag pointing at it; false when absent. Enqueues
+   * reviews of its blobs, child manifests and referrers in the same transaction.
+   */
   removeManifest(imageId: number, digest: string): Promise<boolean>;
-  removeTag(imageId: number, tag: string): Promise<boolean>;
+  /**
+   * Removes a tag and enqueues a review of the manifest it pointed at; with `expectDigest`,
+   * only while the tag still points there (a tag pushed meanwhile stays).
+   */
+  removeTag(imageId: number, tag: string, expectDigest?: string): Promise<boolean>;
+  /** The tags pointing at a manifest of the image. */
+  listManifestTags(imageId: number, digest: string): Promise<string[]>;
   listTags(imageId: number, page: Page): Promise<string[]>;
   /** Tags with their manifest digest, by name; `contains` keeps names holding that substring (literal, case-sensitive). */
   listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]>;
@@ -150,7 +197,7 @@ export interface MetadataStore {
   countTags(imageId: number): Promise<number>;
   listReferrers(imageId: number, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]>;
 
-  /** Sum of the sizes of all blobs (storage used, for metrics). */
+  /** Sum of the sizes of all live blobs (storage used, for metrics). */
   totalBlobBytes(): Promise<number>;
 
   /** Whether the store answers (for /readyz). */

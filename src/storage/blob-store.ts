@@ -17,15 +17,19 @@ export interface ByteRange {
  *   complete; before it resolves, nothing is visible under the digest.
  * - `appendUpload` is all-or-nothing: when the source fails, the upload is left at its size
  *   before the call.
+ * - A blob may be stored in several generations (default 0), each an object of its own: the
+ *   metadata store says which one is live. Garbage collection deletes exactly the generation
+ *   it decided on, so a re-upload of a digest being collected (stored as the next generation)
+ *   never loses its bytes (docs/lifecycle.md).
  * - Methods reject with `BlobNotFoundError` for a missing blob or upload.
  */
 export interface BlobStore {
   /** Size of a stored blob, or undefined when absent. */
-  stat(digest: string): Promise<{ size: number } | undefined>;
+  stat(digest: string, generation?: number): Promise<{ size: number } | undefined>;
   /** A stream of the blob's bytes, or of the inclusive range. */
-  read(digest: string, range?: ByteRange): Promise<Readable>;
-  /** Removes a blob; resolves also when it was absent. */
-  delete(digest: string): Promise<void>;
+  read(digest: string, range?: ByteRange, generation?: number): Promise<Readable>;
+  /** Removes a blob (of that generation only); resolves also when it was absent. */
+  delete(digest: string, generation?: number): Promise<void>;
 
   /** Creates empty temporary data for a new upload session. */
   createUpload(id: string): Promise<void>;
@@ -43,14 +47,14 @@ export interface BlobStore {
   sealUpload(id: string): Promise<void>;
   /** Streams the upload's data (after `sealUpload`; fs: any time). Used to recompute a hash. */
   readUpload(id: string): Promise<Readable>;
-  /** Makes the upload's data durable as blob `digest` and removes the upload. */
-  commitUpload(id: string, digest: string): Promise<void>;
+  /** Makes the upload's data durable as blob `digest` (of `generation`) and removes the upload. */
+  commitUpload(id: string, digest: string, generation?: number): Promise<void>;
   /** Removes an upload's data; resolves also when it was absent. */
   removeUpload(id: string): Promise<void>;
   /** Upload ids with data in the store (for cleaning up expired sessions). */
   listUploads(): Promise<string[]>;
   /** A time-limited URL a client may fetch the blob from directly, when the driver offers one. */
-  presignedUrl?(digest: string, expiresInSeconds: number): Promise<string>;
+  presignedUrl?(digest: string, expiresInSeconds: number, generation?: number): Promise<string>;
 }
 
 export class BlobNotFoundError extends Error {
@@ -58,4 +62,10 @@ export class BlobNotFoundError extends Error {
     super(`${what} not found`);
     this.name = 'BlobNotFoundError';
   }
+}
+
+/** The object name of a blob generation under `<alg>/<xx>/`: the hex, then `.<n>` past generation 0. */
+export function blobObjectName(hex: string, generation = 0): string {
+  if (!Number.isSafeInteger(generation) || generation < 0) throw new Error(`bad blob generation for storage: ${generation}`);
+  return generation === 0 ? hex : `${hex}.${generation}`;
 }

@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BlobNotFoundError, type BlobStore, type ByteRange } from './blob-store.ts';
+import { BlobNotFoundError, type BlobStore, type ByteRange, blobObjectName } from './blob-store.ts';
 
 const HIGH_WATER_MARK = 1024 * 1024;
 
@@ -12,6 +12,7 @@ const HIGH_WATER_MARK = 1024 * 1024;
  *
  *   root/
  *     blobs/<alg>/<first two hex>/<hex>     committed blobs, immutable
+ *     blobs/<alg>/<first two hex>/<hex>.<n> generation n of a blob stored again while being collected
  *     uploads/<upload id>                    data of an open upload session
  *
  * Commit = fsync the upload file, rename it into place (atomic on one filesystem), fsync the
@@ -33,12 +34,12 @@ export class FsBlobStore implements BlobStore {
     await fsp.mkdir(this.uploadsDir, { recursive: true, mode: 0o700 });
   }
 
-  private blobPath(digest: string): string {
+  private blobPath(digest: string, generation?: number): string {
     const i = digest.indexOf(':');
     const alg = digest.slice(0, i);
     const hex = digest.slice(i + 1);
     if (i <= 0 || !/^[a-z0-9]+$/.test(alg) || !/^[a-f0-9]{2,}$/.test(hex)) throw new Error(`bad digest for storage: ${digest}`);
-    return path.join(this.blobsDir, alg, hex.slice(0, 2), hex);
+    return path.join(this.blobsDir, alg, hex.slice(0, 2), blobObjectName(hex, generation));
   }
 
   private uploadPath(id: string): string {
@@ -46,9 +47,9 @@ export class FsBlobStore implements BlobStore {
     return path.join(this.uploadsDir, id);
   }
 
-  async stat(digest: string): Promise<{ size: number } | undefined> {
+  async stat(digest: string, generation?: number): Promise<{ size: number } | undefined> {
     try {
-      const st = await fsp.stat(this.blobPath(digest));
+      const st = await fsp.stat(this.blobPath(digest, generation));
       return { size: st.size };
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -56,12 +57,12 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async read(digest: string, range?: ByteRange): Promise<Readable> {
-    return openRead(this.blobPath(digest), `blob ${digest}`, range);
+  async read(digest: string, range?: ByteRange, generation?: number): Promise<Readable> {
+    return openRead(this.blobPath(digest, generation), `blob ${digest}`, range);
   }
 
-  async delete(digest: string): Promise<void> {
-    await fsp.rm(this.blobPath(digest), { force: true });
+  async delete(digest: string, generation?: number): Promise<void> {
+    await fsp.rm(this.blobPath(digest, generation), { force: true });
   }
 
   async createUpload(id: string): Promise<void> {
@@ -101,9 +102,9 @@ export class FsBlobStore implements BlobStore {
     return openRead(this.uploadPath(id), `upload ${id}`);
   }
 
-  async commitUpload(id: string, digest: string): Promise<void> {
+  async commitUpload(id: string, digest: string, generation?: number): Promise<void> {
     const src = this.uploadPath(id);
-    const dst = this.blobPath(digest);
+    const dst = this.blobPath(digest, generation);
     let fh: fsp.FileHandle;
     try {
       fh = await fsp.open(src, 'r');

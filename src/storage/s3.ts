@@ -20,7 +20,7 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { BlobNotFoundError, type BlobStore, type ByteRange } from './blob-store.ts';
+import { BlobNotFoundError, type BlobStore, type ByteRange, blobObjectName } from './blob-store.ts';
 
 const MIN_PART = 5 * 1024 * 1024;
 /** CopyObject copies at most 5 GiB; larger blobs are copied part by part. */
@@ -63,6 +63,7 @@ function isMissing(e: unknown): boolean {
  * The S3 driver (DESIGN.md §6). Layout under the prefix:
  *
  *   blobs/<alg>/<xx>/<hex>          committed blobs, immutable
+ *   blobs/<alg>/<xx>/<hex>.<n>      generation n of a blob stored again while being collected
  *   uploads/<id>/state.json         the upload's state (multipart id, parts, tail)
  *   uploads/<id>/tail-<n>           bytes not yet sent as a part (< part size)
  *   uploads/<id>/data               the multipart object, once sealed
@@ -101,12 +102,12 @@ export class S3BlobStore implements BlobStore {
       });
   }
 
-  private blobKey(digest: string): string {
+  private blobKey(digest: string, generation?: number): string {
     const i = digest.indexOf(':');
     const alg = digest.slice(0, i);
     const hex = digest.slice(i + 1);
     if (i <= 0 || !/^[a-z0-9]+$/.test(alg) || !/^[a-f0-9]{2,}$/.test(hex)) throw new Error(`bad digest for storage: ${digest}`);
-    return `${this.prefix}blobs/${alg}/${hex.slice(0, 2)}/${hex}`;
+    return `${this.prefix}blobs/${alg}/${hex.slice(0, 2)}/${blobObjectName(hex, generation)}`;
   }
 
   private uploadKey(id: string, name: string): string {
@@ -114,9 +115,9 @@ export class S3BlobStore implements BlobStore {
     return `${this.prefix}uploads/${id}/${name}`;
   }
 
-  async stat(digest: string): Promise<{ size: number } | undefined> {
+  async stat(digest: string, generation?: number): Promise<{ size: number } | undefined> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }));
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest, generation) }));
       return { size: Number(r.ContentLength ?? 0) };
     } catch (e) {
       if (isMissing(e)) return undefined;
@@ -124,8 +125,8 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async read(digest: string, range?: ByteRange): Promise<Readable> {
-    return this.getStream(this.blobKey(digest), `blob ${digest}`, range);
+  async read(digest: string, range?: ByteRange, generation?: number): Promise<Readable> {
+    return this.getStream(this.blobKey(digest, generation), `blob ${digest}`, range);
   }
 
   private async getStream(key: string, what: string, range?: ByteRange): Promise<Readable> {
@@ -147,12 +148,12 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async delete(digest: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }));
+  async delete(digest: string, generation?: number): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest, generation) }));
   }
 
-  async presignedUrl(digest: string, expiresInSeconds: number): Promise<string> {
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }), { expiresIn: expiresInSeconds });
+  async presignedUrl(digest: string, expiresInSeconds: number, generation?: number): Promise<string> {
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest, generation) }), { expiresIn: expiresInSeconds });
   }
 
   private async readState(id: string): Promise<UploadState | undefined> {
@@ -302,11 +303,11 @@ export class S3BlobStore implements BlobStore {
     return this.getStream(this.uploadKey(id, 'data'), `upload ${id}`);
   }
 
-  async commitUpload(id: string, digest: string): Promise<void> {
+  async commitUpload(id: string, digest: string, generation?: number): Promise<void> {
     await this.sealUpload(id);
     const state = await this.requireState(id);
     const src = this.uploadKey(id, 'data');
-    const dst = this.blobKey(digest);
+    const dst = this.blobKey(digest, generation);
     if (state.size <= MAX_COPY) {
       await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: this.copySource(src) }));
     } else {

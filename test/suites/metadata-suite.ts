@@ -101,8 +101,8 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       const b = await image(meta, 'o/r/b');
       await meta.saveBlob(a.id, d('x'), 10);
       await meta.saveBlob(a.id, d('x'), 10); // idempotent
-      assert.deepEqual(await meta.findBlob(d('x')), { digest: d('x'), size: 10 });
-      assert.deepEqual(await meta.findImageBlob(a.id, d('x')), { digest: d('x'), size: 10 });
+      assert.deepEqual(await meta.findBlob(d('x')), { digest: d('x'), size: 10, generation: 0 });
+      assert.deepEqual(await meta.findImageBlob(a.id, d('x')), { digest: d('x'), size: 10, generation: 0 });
       assert.equal(await meta.findImageBlob(b.id, d('x')), undefined, 'not linked to b');
       assert.equal(await meta.removeImageBlob(a.id, d('x')), true);
       assert.equal(await meta.removeImageBlob(a.id, d('x')), false);
@@ -418,7 +418,7 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal(await meta.isBlobCached(img.id, d('layer')), true);
       assert.equal(await meta.isBlobCached(pushed.id, d('layer')), false);
       assert.equal(await meta.isBlobCached(elsewhere.id, d('layer')), false, 'not linked');
-      assert.deepEqual(await meta.findImageBlob(img.id, d('layer')), { digest: d('layer'), size: 5 });
+      assert.deepEqual(await meta.findImageBlob(img.id, d('layer')), { digest: d('layer'), size: 5, generation: 0 });
       assert.ok((await meta.saveManifest(manifestInput(img.id, 'm1', { tag: '3', cached: true }))).ok);
       assert.ok((await meta.saveManifest(manifestInput(img.id, 'm2', { cached: true }))).ok);
       assert.ok((await meta.saveManifest(manifestInput(pushed.id, 'm3', { tag: 'v1' }))).ok);

@@ -157,5 +157,26 @@ export function runStorageSuite(driver: string, open: () => Promise<StorageFixtu
       await store.removeUpload('a2');
       assert.deepEqual(await store.listUploads(), []);
     });
+
+    withStore('generations of one digest are separate objects: deleting one leaves the other', async (store) => {
+      const data = randomBytes(3000);
+      const digest = sha256(data);
+      await store.createUpload('g0');
+      await store.appendUpload('g0', 0, chunksOf(data));
+      await store.commitUpload('g0', digest);
+      await store.createUpload('g1');
+      await store.appendUpload('g1', 0, chunksOf(data));
+      await store.commitUpload('g1', digest, 1);
+      assert.deepEqual(await store.stat(digest, 1), { size: 3000 });
+      assert.deepEqual(await store.stat(digest, 0), { size: 3000 });
+      await store.delete(digest); // generation 0, as collected
+      assert.equal(await store.stat(digest), undefined);
+      assert.deepEqual(await readAll(await store.read(digest, undefined, 1)), data, 'generation 1 intact');
+      assert.deepEqual(await readAll(await store.read(digest, { start: 10, end: 19 }, 1)), data.subarray(10, 20));
+      await assert.rejects(store.read(digest, undefined, 2), BlobNotFoundError);
+      await store.delete(digest, 1);
+      await store.delete(digest, 1); // idempotent
+      assert.equal(await store.stat(digest, 1), undefined);
+    });
   });
 }

@@ -69,7 +69,8 @@ export class Tenancy {
     return actor;
   }
 
-  private requireSiteAdmin(actor: Identity): void {
+  /** Throws unless the actor is a site administrator (401 when anonymous). */
+  requireSiteAdmin(actor: Identity): void {
     this.requireUser(actor);
     if (actor.kind !== 'user' || !actor.siteAdmin) throw forbidden('only a site administrator may do this');
   }

@@ -5,15 +5,22 @@ import type { Images } from './images.ts';
 import type { MetadataStore } from '../../metadata/metadata-store.ts';
 import { BlobNotFoundError, type BlobStore, type ByteRange } from '../../storage/blob-store.ts';
 
+/** How often a blob's last use is written per process (postpones its garbage collection). */
+const TOUCH_EVERY_MS = 60_000;
+
 export interface BlobInfo {
   digest: string;
   size: number;
+  /** The stored generation of a blob (not set for a manifest). */
+  generation?: number;
   /** Set when the digest names a manifest of the image rather than a blob. */
   manifest?: { payload: Buffer; mediaType: string };
 }
 
 /** Reading and deleting blobs of an image. A blob is served only where it is linked. */
 export class Blobs {
+  private readonly touched = new Map<string, number>();
+
   constructor(
     private readonly meta: MetadataStore,
     private readonly store: BlobStore,
@@ -23,9 +30,9 @@ export class Blobs {
   ) {}
 
   /** A URL the client may fetch the blob from directly, when redirects are configured. */
-  async directUrl(digest: string): Promise<string | undefined> {
+  async directUrl(digest: string, generation?: number): Promise<string | undefined> {
     if (!this.redirectSeconds || !this.store.presignedUrl) return undefined;
-    return this.store.presignedUrl(digest, this.redirectSeconds);
+    return this.store.presignedUrl(digest, this.redirectSeconds, generation);
   }
 
   /** The blob (or manifest) `digest` as linked to image `name`, or BLOB_UNKNOWN. */
@@ -33,16 +40,32 @@ export class Blobs {
     parseDigest(digest);
     const img = await this.images.find(name);
     const blob = await this.meta.findImageBlob(img.id, digest);
-    if (blob) return blob;
+    if (blob) {
+      this.touch(digest);
+      return blob;
+    }
     const m = await this.meta.findManifest(img.id, digest);
     if (m) return { digest, size: m.size, manifest: { payload: m.payload, mediaType: m.mediaType } };
     throw new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { detail: { digest } });
   }
 
-  /** Opens a stored blob's bytes; BLOB_UNKNOWN if the store lost them. */
-  async open(digest: string, range?: ByteRange): Promise<Readable> {
+  /**
+   * A HEAD or GET postpones the blob's collection (a client that saw it may name it in a
+   * manifest next): its last use is written at most once a minute per digest per process.
+   */
+  private touch(digest: string): void {
+    const now = Date.now();
+    if ((this.touched.get(digest) ?? 0) > now - TOUCH_EVERY_MS) return;
+    if (this.touched.size >= 10_000) this.touched.clear();
+    this.touched.set(digest, now);
+    void this.meta.touchBlob(digest, now).catch(() => this.touched.delete(digest));
+  }
+
+  /** Opens a stored blob's bytes (the live generation unless given); BLOB_UNKNOWN if the store lost them. */
+  async open(digest: string, range?: ByteRange, generation?: number): Promise<Readable> {
     try {
-      return await this.store.read(digest, range);
+      const gen = generation ?? (await this.meta.findBlob(digest))?.generation ?? 0;
+      return await this.store.read(digest, range, gen);
     } catch (e) {
       if (e instanceof BlobNotFoundError) {
         throw new RegistryError('BLOB_UNKNOWN', `blob data missing from storage: ${digest}`, { detail: { digest } });
@@ -74,9 +97,9 @@ export class Blobs {
       throw e;
     }
     const blob = await this.meta.findImageBlob(source.id, digest);
-    if (!blob || !(await this.store.stat(digest))) return false;
+    if (!blob || !(await this.store.stat(digest, blob.generation))) return false;
     const target = await this.images.ensure(name);
-    await this.meta.saveBlob(target.id, digest, blob.size);
-    return true;
+    // False when garbage collection took it meanwhile: the client then uploads it.
+    return this.meta.linkBlob(target.id, digest, blob.generation);
   }
 }

@@ -4,6 +4,7 @@ import { isValidTag } from './names.ts';
 import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.ts';
 import { OCI_INDEX } from './media-types.ts';
 import type { Images } from './images.ts';
+import type { RepositoryPolicies } from '../lifecycle/policy.ts';
 import type { ManifestRecord, MetadataStore, RefKind } from '../../metadata/metadata-store.ts';
 
 export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };
@@ -64,6 +65,8 @@ export class Manifests {
   constructor(
     private readonly meta: MetadataStore,
     private readonly images: Images,
+    /** Immutable tags and quotas (core/lifecycle/policy.ts); none when absent. */
+    private readonly policies?: Pick<RepositoryPolicies, 'forRepository' | 'assertMayRemoveTags' | 'onTagPush'>,
   ) {}
 
   async get(name: string, ref: string): Promise<ManifestRecord> {
@@ -104,6 +107,7 @@ export class Manifests {
       digest = digestOf(payload);
     }
     const img = await this.images.ensure(name);
+    const policy = this.policies ? await this.policies.forRepository(img.repositoryId) : undefined;
     const refs: { digest: string; kind: RefKind }[] = [];
     if (parsed.config) refs.push({ digest: parsed.config.digest, kind: 'config' });
     for (const l of parsed.layers) refs.push({ digest: l.digest, kind: 'layer' });
@@ -124,8 +128,11 @@ export class Manifests {
       requireManifests: opts.cached ? [] : parsed.manifests.map((b) => ({ digest: b.digest, size: b.size })),
       tag: r.kind === 'tag' ? r.tag : null,
       ...(opts.cached ? { cached: true } : {}),
+      ...(policy && r.kind === 'tag' && policy.immutable(r.tag) ? { immutableTag: true } : {}),
+      ...(policy && !opts.cached && policy.quotas.length ? { quotas: policy.quotas } : {}),
     });
     if (!result.ok) {
+      if (result.denied) throw new RegistryError('DENIED', result.denied);
       if (result.missing.length) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references unknown blobs or manifests: ${result.missing.slice(0, 5).join(', ')}`, {
           detail: { missing: result.missing },
@@ -136,6 +143,7 @@ export class Manifests {
         detail: { sizeMismatch: result.sizeMismatch },
       });
     }
+    if (policy?.retention && r.kind === 'tag') await this.policies!.onTagPush(img.repositoryId);
     return {
       digest,
       subject: parsed.subject?.digest ?? null,
@@ -143,10 +151,14 @@ export class Manifests {
     };
   }
 
-  /** By digest: removes the manifest and its tags. By tag: removes only the tag. */
+  /** By digest: removes the manifest and its tags. By tag: removes only the tag. Immutable tags refuse both. */
   async delete(name: string, ref: string): Promise<void> {
     const r = parseLookupReference(ref);
     const img = await this.images.find(name);
+    if (this.policies) {
+      const tags = r.kind === 'tag' ? [r.tag] : await this.meta.listManifestTags(img.id, r.digest);
+      await this.policies.assertMayRemoveTags(img.repositoryId, tags);
+    }
     const removed = r.kind === 'tag' ? await this.meta.removeTag(img.id, r.tag) : await this.meta.removeManifest(img.id, r.digest);
     if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });
   }

@@ -288,29 +288,51 @@ export class Uploads {
     // One commit per digest at a time in this process: the others find it stored.
     const running = this.commits.get(digest);
     if (running) await running.catch(() => undefined);
-    const attempt = this.storeOnce(id, digest);
+    const attempt = this.storeOnce(id, digest, size, imageId, cached);
     this.commits.set(digest, attempt);
     try {
       await attempt;
     } finally {
       if (this.commits.get(digest) === attempt) this.commits.delete(digest);
     }
-    await this.meta.saveBlob(imageId, digest, size, cached ? { cached: true } : undefined);
   }
 
-  private async storeOnce(id: string, digest: string): Promise<void> {
-    if (await this.store.stat(digest)) {
-      await this.store.removeUpload(id); // already stored once: dedupe
-      return;
+  /**
+   * Stores the upload's bytes as the blob and records it. When the digest is live and its bytes
+   * are there, the upload is dropped (dedupe) once the link is committed. When garbage collection
+   * is deleting the digest, the bytes go to the next generation, which the sweep never touches
+   * (docs/lifecycle.md): a re-upload of a digest being collected keeps its new bytes.
+   */
+  private async storeOnce(id: string, digest: string, size: number, imageId: number, cached?: boolean): Promise<void> {
+    const opts = cached ? { cached: true } : {};
+    const row = await this.meta.findBlobState(digest);
+    if (row?.state === 'live' && (await this.store.stat(digest, row.generation))) {
+      if (await this.meta.linkBlob(imageId, digest, row.generation, opts)) {
+        await this.store.removeUpload(id); // already stored once: dedupe
+        return;
+      }
+      // Collected between our look and our link: store our bytes as the next generation.
     }
+    const now = await this.meta.findBlobState(digest);
+    const generation = !now ? 0 : now.state === 'live' ? now.generation : now.generation + 1;
+    await this.commitBytes(id, digest, generation);
+    const saved = await this.meta.saveBlob(imageId, digest, size, { ...opts, generation });
+    if (saved.ok && saved.generation !== generation) await this.store.delete(digest, generation); // another writer's copy won
+    if (!saved.ok) {
+      // Collected again while we stored (a zero grace period): our bytes are in the doomed generation.
+      throw new RegistryError('BLOB_UPLOAD_INVALID', `blob ${digest} was garbage-collected while it was stored: upload it again`, { detail: { digest } });
+    }
+  }
+
+  private async commitBytes(id: string, digest: string, generation: number): Promise<void> {
     try {
-      await this.store.commitUpload(id, digest);
+      await this.store.commitUpload(id, digest, generation);
     } catch (e) {
       // A concurrent writer of the same digest on another node may have won the race:
       // content-addressed, so its blob is ours.
       for (let i = 0; i < 3; i++) {
         await new Promise((r) => setTimeout(r, 50 * (i + 1)));
-        if (await this.store.stat(digest)) {
+        if (await this.store.stat(digest, generation)) {
           await this.store.removeUpload(id);
           return;
         }

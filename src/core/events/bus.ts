@@ -9,9 +9,10 @@ import { isCleanText, sanitiseText } from '../content/text.ts';
  * - `tag_move` a push that moved an existing tag (`detail.from` = the previous digest);
  * - `login` a password checked (token endpoint or Basic): success, or failure (401/429);
  * - `token_use` an API key or entitlement token checked, likewise;
- * - `admin` a management API change (POST, PUT, PATCH, DELETE on /api/v1).
+ * - `admin` a management API change (POST, PUT, PATCH, DELETE on /api/v1);
+ * - `gc` garbage collection deleted a blob or a manifest (`detail.target`; actor `gc`).
  */
-export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin'] as const;
+export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin', 'gc'] as const;
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
 export interface Actor {

@@ -8,6 +8,8 @@ import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
+import { jobApiRoutes } from './jobs.ts';
+import { lifecycleApiRoutes } from './lifecycle.ts';
 import { RawResponse } from './raw.ts';
 import { MultilineText, Text } from './fields.ts';
 
@@ -278,6 +280,8 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     },
     ...eventApiRoutes(registry),
     ...upstreamApiRoutes(registry),
+    ...jobApiRoutes(registry),
+    ...lifecycleApiRoutes(registry),
   ];
 
   for (const r of routes) {

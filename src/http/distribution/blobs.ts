@@ -64,7 +64,7 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     return;
   }
   if (!blob.manifest && !range) {
-    const url = await registry.blobs.directUrl(digest);
+    const url = await registry.blobs.directUrl(digest, blob.generation);
     if (url) {
       reply.removeHeader('Content-Length');
       reply.code(307).header('Location', url).header('Cache-Control', 'no-store').header('content-length', '0').send();
@@ -82,7 +82,7 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     reply.send(Buffer.alloc(0));
     return;
   }
-  reply.send(await registry.blobs.open(digest, range));
+  reply.send(await registry.blobs.open(digest, range, blob.generation));
 }
 
 /** DELETE /v2/<name>/blobs/<digest> */

@@ -240,6 +240,61 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('uploads_image').on('uploads').column('image_id').execute();
       },
     },
+    '0007_jobs': {
+      async up(db: Kysely<any>) {
+        // The one durable job queue (DESIGN.md §10): one row per (kind, subject).
+        await db.schema
+          .createTable('jobs')
+          .addColumn('id', sql.raw(id), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('run_after', 'bigint', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', 'bigint')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('enqueued_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('jobs_kind_subject', ['kind', 'subject'])
+          .execute();
+        await db.schema.createIndex('jobs_due').on('jobs').columns(['state', 'run_after']).execute();
+      },
+    },
+    '0007a_gc': {
+      async up(db: Kysely<any>) {
+        // Online garbage collection (docs/lifecycle.md): a blob is live, being deleted, or
+        // gone (a tombstone keeping its last generation, so a re-upload takes the next one).
+        await db.schema.alterTable('blobs').addColumn('state', 'text', (c) => c.notNull().defaultTo('live')).execute();
+        await db.schema.alterTable('blobs').addColumn('generation', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('blobs').addColumn('last_used_at', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.createIndex('blobs_state').on('blobs').columns(['state', 'last_used_at']).execute();
+      },
+    },
+    '0007b_repository_lifecycle': {
+      async up(db: Kysely<any>) {
+        // Immutable tag patterns and storage quotas (docs/lifecycle.md).
+        await db.schema
+          .createTable('repository_lifecycle')
+          .addColumn('repository_id', 'bigint', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('immutable_tags', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('quota_bytes', 'bigint')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('owner_lifecycle')
+          .addColumn('owner_id', 'bigint', (c) => c.primaryKey().references('owners.id').onDelete('cascade'))
+          .addColumn('quota_bytes', 'bigint')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0007c_retention': {
+      async up(db: Kysely<any>) {
+        // Retention rules of a repository, as validated JSON (docs/lifecycle.md).
+        await db.schema.alterTable('repository_lifecycle').addColumn('retention', 'text').execute();
+      },
+    },
   };
 }
 

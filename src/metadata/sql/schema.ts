@@ -12,7 +12,7 @@ export interface Database {
     created_at: number;
   };
   images: { id: Generated<number>; repository_id: number; name: string; created_at: number };
-  blobs: { digest: string; size: number; created_at: number };
+  blobs: { digest: string; size: number; created_at: number; state: Generated<string>; generation: Generated<number>; last_used_at: Generated<number> };
   image_blobs: { image_id: number; digest: string; created_at: number; cached: Generated<number> };
   manifests: {
     id: Generated<number>;
@@ -103,6 +103,21 @@ export interface Database {
     active: number;
     created_by: string;
     created_at: number;
+  };
+  repository_lifecycle: { repository_id: number; immutable_tags: string; quota_bytes: number | null; retention: string | null; updated_at: number };
+  owner_lifecycle: { owner_id: number; quota_bytes: number | null; updated_at: number };
+  jobs: {
+    id: Generated<number>;
+    kind: string;
+    subject: string;
+    state: string;
+    run_after: number;
+    attempts: number;
+    lease_owner: string | null;
+    lease_until: number | null;
+    last_error: string | null;
+    created_at: number;
+    enqueued_at: number;
   };
   webhook_deliveries: {
     id: string;

@@ -7,13 +7,16 @@ import { migrateToLatest } from './migrations.ts';
 import { SqlMetadataStore } from './store.ts';
 import { SqlAccessStore } from './access-store.ts';
 import { SqlEventStore } from './event-store.ts';
+import { SqlJobStore } from './job-store.ts';
+import { SqlGcStore } from './gc-store.ts';
+import { SqlLifecycleStore } from './lifecycle-store.ts';
 
 /**
  * Opens the embedded SQLite database. WAL mode with synchronous=FULL: every commit is fsynced
  * before its promise resolves, so an acknowledged write survives a process crash and a power
  * loss.
  */
-export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; db: Kysely<Database> }> {
+export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; db: Kysely<Database> }> {
   if (file !== ':memory:') {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the
@@ -32,5 +35,5 @@ export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore
     await db.destroy();
     throw e;
   }
-  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db), events: new SqlEventStore(db), db };
+  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db), events: new SqlEventStore(db), jobs: new SqlJobStore(db, 'sqlite'), gc: new SqlGcStore(db, 'sqlite'), lifecycle: new SqlLifecycleStore(db), db };
 }

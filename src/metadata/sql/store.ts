@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable } from 'kysely';
+import { type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { ImageName } from '../metadata-store.ts';
 import type {
   BlobRecord,
@@ -9,12 +9,17 @@ import type {
   Page,
   ReferrerRecord,
   SaveManifestInput,
+  SaveBlobResult,
   SaveManifestResult,
   TagEntry,
   UploadRecord,
 } from '../metadata-store.ts';
 import type { Database } from './schema.ts';
 import type { Dialect } from './migrations.ts';
+import type { BlobState } from '../gc-store.ts';
+import { enqueueJobs } from './job-store.ts';
+import { blobReviews, manifestReviews, removeManifestRows } from './gc-reviews.ts';
+import { addedBytes, usageOf } from './lifecycle-store.ts';
 
 type ManifestRow = Selectable<Database['manifests']>;
 
@@ -85,40 +90,106 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async findBlob(digest: string): Promise<BlobRecord | undefined> {
-    const r = await this.db.selectFrom('blobs').select(['digest', 'size']).where('digest', '=', digest).executeTakeFirst();
-    return r && { digest: r.digest, size: Number(r.size) };
+    const r = await this.db.selectFrom('blobs').select(['digest', 'size', 'generation']).where('digest', '=', digest).where('state', '=', 'live').executeTakeFirst();
+    return r && { digest: r.digest, size: Number(r.size), generation: Number(r.generation) };
+  }
+
+  async findBlobState(digest: string): Promise<{ state: BlobState; generation: number; size: number } | undefined> {
+    const r = await this.db.selectFrom('blobs').select(['state', 'generation', 'size']).where('digest', '=', digest).executeTakeFirst();
+    return r && { state: r.state as BlobState, generation: Number(r.generation), size: Number(r.size) };
   }
 
   async findImageBlob(imageId: number, digest: string): Promise<BlobRecord | undefined> {
     const r = await this.db
       .selectFrom('image_blobs')
       .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
-      .select(['blobs.digest', 'blobs.size'])
+      .select(['blobs.digest', 'blobs.size', 'blobs.generation'])
       .where('image_blobs.image_id', '=', imageId)
       .where('image_blobs.digest', '=', digest)
+      .where('blobs.state', '=', 'live')
       .executeTakeFirst();
-    return r && { digest: r.digest, size: Number(r.size) };
+    return r && { digest: r.digest, size: Number(r.size), generation: Number(r.generation) };
   }
 
-  async saveBlob(imageId: number, digest: string, size: number, opts: { cached?: boolean } = {}): Promise<void> {
+  /**
+   * PostgreSQL: locks blob rows for the rest of the transaction, so a garbage-collection
+   * decision (FOR UPDATE) and a writer naming the blob (FOR SHARE) run one after the other and
+   * the later one sees what the earlier committed. SQLite runs one transaction at a time.
+   */
+  private async lockBlobs(trx: Transaction<Database>, digests: string[], mode: 'share' | 'update'): Promise<void> {
+    if (this.dialect !== 'postgres' || !digests.length) return;
+    for (const chunk of chunks([...new Set(digests)].sort(), 500)) {
+      const q = trx.selectFrom('blobs').select('digest').where('digest', 'in', chunk).orderBy('digest');
+      await (mode === 'share' ? q.forShare() : q.forUpdate()).execute();
+    }
+  }
+
+  async saveBlob(imageId: number, digest: string, size: number, opts: { cached?: boolean; generation?: number } = {}): Promise<SaveBlobResult> {
     const now = Date.now();
-    await this.db.transaction().execute(async (trx) => {
+    const generation = opts.generation ?? 0;
+    return this.db.transaction().execute(async (trx): Promise<SaveBlobResult> => {
       await trx
         .insertInto('blobs')
-        .values({ digest, size, created_at: now })
+        .values({ digest, size, created_at: now, state: 'live', generation, last_used_at: now })
         .onConflict((oc) => oc.column('digest').doNothing())
         .execute();
-      await trx
-        .insertInto('image_blobs')
-        .values({ image_id: imageId, digest, created_at: now, cached: opts.cached ? 1 : 0 })
-        .onConflict((oc) => oc.columns(['image_id', 'digest']).doNothing())
-        .execute();
+      await this.lockBlobs(trx, [digest], 'update');
+      const row = await trx.selectFrom('blobs').select(['state', 'generation']).where('digest', '=', digest).executeTakeFirstOrThrow();
+      let live = Number(row.generation);
+      if (row.state === 'live') {
+        await trx.updateTable('blobs').set({ last_used_at: now }).where('digest', '=', digest).execute();
+      } else {
+        // Being collected, or a tombstone: only bytes stored under a later generation may take
+        // it over (the sweep deletes exactly the generation it decided on).
+        if (generation <= live) return { ok: false, generation: live };
+        await trx.updateTable('blobs').set({ state: 'live', generation, size, last_used_at: now }).where('digest', '=', digest).execute();
+        live = generation;
+      }
+      await this.link(trx, imageId, digest, now, opts.cached);
+      return { ok: true, generation: live };
     });
   }
 
+  async linkBlob(imageId: number, digest: string, generation: number, opts: { cached?: boolean } = {}): Promise<boolean> {
+    const now = Date.now();
+    return this.db.transaction().execute(async (trx) => {
+      // FOR UPDATE, not SHARE: two links of one blob each holding a share lock and then
+      // updating the row would deadlock.
+      await this.lockBlobs(trx, [digest], 'update');
+      const r = await trx
+        .updateTable('blobs')
+        .set({ last_used_at: now })
+        .where('digest', '=', digest)
+        .where('state', '=', 'live')
+        .where('generation', '=', generation)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) return false;
+      await this.link(trx, imageId, digest, now, opts.cached);
+      return true;
+    });
+  }
+
+  /** Links a live blob to an image and queues its review (it may never be named by a manifest). */
+  private async link(trx: Transaction<Database>, imageId: number, digest: string, now: number, cached?: boolean): Promise<void> {
+    await trx
+      .insertInto('image_blobs')
+      .values({ image_id: imageId, digest, created_at: now, cached: cached ? 1 : 0 })
+      .onConflict((oc) => oc.columns(['image_id', 'digest']).doNothing())
+      .execute();
+    await enqueueJobs(trx, blobReviews([digest], now));
+  }
+
+  async touchBlob(digest: string, now: number): Promise<void> {
+    await this.db.updateTable('blobs').set({ last_used_at: now }).where('digest', '=', digest).where('state', '=', 'live').where('last_used_at', '<', now).execute();
+  }
+
   async removeImageBlob(imageId: number, digest: string): Promise<boolean> {
-    const r = await this.db.deleteFrom('image_blobs').where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx.deleteFrom('image_blobs').where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
+      if (Number(r.numDeletedRows) === 0) return false;
+      await enqueueJobs(trx, blobReviews([digest]));
+      return true;
+    });
   }
 
   async saveUpload(u: UploadRecord): Promise<void> {
@@ -165,6 +236,16 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async saveManifest(m: SaveManifestInput): Promise<SaveManifestResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.saveManifestOnce(m);
+      } catch (e) {
+        if (!(e instanceof ManifestGoneError) || attempt >= 3) throw e;
+      }
+    }
+  }
+
+  private async saveManifestOnce(m: SaveManifestInput): Promise<SaveManifestResult> {
     const now = Date.now();
     return this.db.transaction().execute(async (trx): Promise<SaveManifestResult> => {
       const missing: string[] = [];
@@ -181,6 +262,8 @@ export class SqlMetadataStore implements MetadataStore {
           else if (size !== b.size) sizeMismatch.push({ digest: b.digest, expected: b.size, actual: size });
         }
       };
+      // Garbage collection decides under FOR UPDATE: lock first, then read what it committed.
+      await this.lockBlobs(trx, m.requireBlobs.map((b) => b.digest), 'share');
       await check(m.requireBlobs, (chunk) =>
         trx
           .selectFrom('image_blobs')
@@ -188,12 +271,16 @@ export class SqlMetadataStore implements MetadataStore {
           .select(['blobs.digest', 'blobs.size'])
           .where('image_blobs.image_id', '=', m.imageId)
           .where('image_blobs.digest', 'in', chunk)
+          .where('blobs.state', '=', 'live')
           .execute(),
       );
-      await check(m.requireManifests, (chunk) =>
-        trx.selectFrom('manifests').select(['digest', 'size']).where('image_id', '=', m.imageId).where('digest', 'in', chunk).execute(),
-      );
+      await check(m.requireManifests, (chunk) => {
+        const q = trx.selectFrom('manifests').select(['digest', 'size']).where('image_id', '=', m.imageId).where('digest', 'in', chunk);
+        return (this.dialect === 'postgres' ? q.forShare() : q).execute();
+      });
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
+      const denied = await this.policyRefusal(trx, m);
+      if (denied) return { ok: false, missing: [], sizeMismatch: [], denied };
 
       // Insert unless present; a concurrent writer of the same digest (another node) wins
       // harmlessly: the content is the same by definition.
@@ -225,12 +312,10 @@ export class SqlMetadataStore implements MetadataStore {
             .execute();
         }
       } else {
-        const existing = await trx
-          .selectFrom('manifests')
-          .select('id')
-          .where('image_id', '=', m.imageId)
-          .where('digest', '=', m.digest)
-          .executeTakeFirstOrThrow();
+        // Locked so that a garbage-collection decision on it waits for this tag to land.
+        const q = trx.selectFrom('manifests').select('id').where('image_id', '=', m.imageId).where('digest', '=', m.digest);
+        const existing = await (this.dialect === 'postgres' ? q.forShare() : q).executeTakeFirst();
+        if (!existing) throw new ManifestGoneError(); // collected between our insert and this read: try again
         manifestId = Number(existing.id);
       }
       let previousTagDigest: string | undefined;
@@ -248,25 +333,71 @@ export class SqlMetadataStore implements MetadataStore {
           .values({ image_id: m.imageId, name: m.tag, manifest_id: manifestId, updated_at: now })
           .onConflict((oc) => oc.columns(['image_id', 'name']).doUpdateSet({ manifest_id: manifestId, updated_at: now }))
           .execute();
+        if (previousTagDigest !== undefined && previousTagDigest !== m.digest) await enqueueJobs(trx, manifestReviews(m.imageId, [previousTagDigest], now));
+      } else {
+        await enqueueJobs(trx, manifestReviews(m.imageId, [m.digest], now)); // untagged: collectable after the grace period
       }
       return previousTagDigest === undefined ? { ok: true } : { ok: true, previousTagDigest };
     });
+  }
+
+  /** Immutable tag and quotas, checked inside the manifest's transaction. */
+  private async policyRefusal(trx: Transaction<Database>, m: SaveManifestInput): Promise<string | undefined> {
+    if (m.immutableTag && m.tag !== null) {
+      const current = await trx
+        .selectFrom('tags')
+        .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+        .select('manifests.digest')
+        .where('tags.image_id', '=', m.imageId)
+        .where('tags.name', '=', m.tag)
+        .executeTakeFirst();
+      if (current && current.digest !== m.digest) return `tag "${m.tag}" is immutable (it points at ${current.digest}): push a new tag instead`;
+    }
+    for (const q of m.quotas ?? []) {
+      const added = await addedBytes(trx, q.scope, m.requireBlobs);
+      if (added === 0) continue;
+      const used = await usageOf(trx, q.scope);
+      if (used + added > q.limit) return `storage quota of ${q.label} exceeded: ${used} bytes used + ${added} new > ${q.limit} bytes allowed`;
+    }
+    return undefined;
+  }
+
+  async listManifestTags(imageId: number, digest: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('tags')
+      .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+      .select('tags.name')
+      .where('tags.image_id', '=', imageId)
+      .where('manifests.digest', '=', digest)
+      .orderBy('tags.name')
+      .execute();
+    return rows.map((r) => r.name);
   }
 
   async removeManifest(imageId: number, digest: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('manifests').select('id').where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
       if (!row) return false;
-      await trx.deleteFrom('tags').where('manifest_id', '=', row.id).execute();
-      await trx.deleteFrom('manifest_refs').where('manifest_id', '=', row.id).execute();
-      await trx.deleteFrom('manifests').where('id', '=', row.id).execute();
+      await removeManifestRows(trx, imageId, Number(row.id), digest);
       return true;
     });
   }
 
-  async removeTag(imageId: number, tag: string): Promise<boolean> {
-    const r = await this.db.deleteFrom('tags').where('image_id', '=', imageId).where('name', '=', tag).executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
+  async removeTag(imageId: number, tag: string, expectDigest?: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const q = trx
+        .selectFrom('tags')
+        .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+        .select('manifests.digest')
+        .where('tags.image_id', '=', imageId)
+        .where('tags.name', '=', tag);
+      // A concurrent push moving the tag waits, and we see where it points afterwards.
+      const row = await (this.dialect === 'postgres' ? q.forUpdate('tags') : q).executeTakeFirst();
+      if (!row || (expectDigest !== undefined && row.digest !== expectDigest)) return false;
+      await trx.deleteFrom('tags').where('image_id', '=', imageId).where('name', '=', tag).execute();
+      await enqueueJobs(trx, manifestReviews(imageId, [row.digest]));
+      return true;
+    });
   }
 
   async listCachedManifests(repositoryId: number, limit: number): Promise<CachedManifestRecord[]> {
@@ -346,7 +477,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async totalBlobBytes(): Promise<number> {
-    const r = await this.db.selectFrom('blobs').select((eb) => eb.fn.sum<number>('size').as('total')).executeTakeFirst();
+    const r = await this.db.selectFrom('blobs').select((eb) => eb.fn.sum<number>('size').as('total')).where('state', '=', 'live').executeTakeFirst();
     return Number(r?.total ?? 0);
   }
 
@@ -362,3 +493,6 @@ export class SqlMetadataStore implements MetadataStore {
 function* chunks<T>(items: T[], size: number): Generator<T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }
+
+/** A manifest row vanished (garbage collection) between saveManifest's insert and its read. */
+class ManifestGoneError extends Error {}

@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { ApiClient } from './client.ts';
+import { printRows } from './format.ts';
+
+type Row = Record<string, unknown>;
+
+interface RunReport {
+  dryRun: boolean;
+  reviewed: number;
+  deleted: { blobs: number; manifests: number; bytes: number };
+  outcomes: Row[];
+  failed: number;
+}
+
+/** `berth gc run|status|explain` over the management API (site administrators; docs/lifecycle.md). */
+export function gcCommands(program: Command): void {
+  const client = () => ApiClient.fromEnv({ server: program.opts().server as string | undefined });
+  const json = () => program.opts().json === true;
+  const out = (s: string): void => void process.stdout.write(s);
+
+  const gc = program.command('gc').description('online garbage collection (site administrators)');
+  gc.command('run')
+    .description('run every due review now on the server and print what was freed')
+    .option('--dry-run', 'decide each due review without deleting anything')
+    .action(async (o: { dryRun?: boolean }) => {
+      const r = await client().call<RunReport>('POST', '/api/v1/gc/run', { dryRun: o.dryRun === true });
+      if (json()) return out(JSON.stringify(r, null, 2) + '\n');
+      printRows(r.outcomes.filter((x) => x.action !== 'absent'), ['action', 'kind', 'digest', 'image', 'bytes', 'reason'], false);
+      const verb = r.dryRun ? 'would free' : 'freed';
+      out(`${r.reviewed} reviewed; ${verb} ${r.deleted.blobs} blob(s), ${r.deleted.manifests} manifest(s), ${r.deleted.bytes} bytes${r.failed ? `; ${r.failed} failed (see berth jobs list --kind gc.blob)` : ''}\n`);
+    });
+  gc.command('status')
+    .description('blobs per state, reviews queued, what this server deleted')
+    .action(async () => {
+      const s = await client().call<Row & { blobs: Row[]; reviews: Row[] }>('GET', '/api/v1/gc/status');
+      if (json()) return out(JSON.stringify(s, null, 2) + '\n');
+      out(`grace ${String(s.graceSeconds)}s, collect untagged: ${String(s.collectUntagged)}\n`);
+      printRows(s.blobs, ['state', 'count', 'bytes'], false);
+      printRows(s.reviews, ['kind', 'state', 'count', 'due', 'oldestRunAfter'], false);
+    });
+  gc.command('explain <digest>')
+    .description('why a blob or manifest is still stored, or when it will go')
+    .action(async (digest: string) => {
+      const e = await client().call<Row & { verdict: string; facts: { referencedBy: Row[]; linkedTo: string[] } }>('GET', `/api/v1/gc/explain/${encodeURIComponent(digest)}`);
+      if (json()) return out(JSON.stringify(e, null, 2) + '\n');
+      out(`${e.verdict.split('; ').join('\n')}\n`);
+      if (e.facts.referencedBy.length) {
+        out('named by:\n');
+        printRows(e.facts.referencedBy, ['image', 'manifest', 'kind'], false);
+      }
+      if (e.facts.linkedTo.length) out(`linked to: ${e.facts.linkedTo.join(', ')}\n`);
+    });
+}

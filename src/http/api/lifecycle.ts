@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import type { Registry } from '../../core/registry.ts';
+import type { ApiRoute } from './index.ts';
+
+const schemas = {
+  run: z.object({ dryRun: z.boolean().default(false) }).strict(),
+  repoLifecycle: z
+    .object({
+      /** Comma-separated tag globs, `!` for exceptions; empty string: none. */
+      immutableTags: z.string().max(4000).optional(),
+      /** IEC units (`10GiB`), bytes, or `none`. Site administrators only. */
+      quota: z.string().max(40).optional(),
+    })
+    .strict(),
+  ownerQuota: z.object({ quota: z.string().max(40) }).strict(),
+  /** Validated in core (RetentionSchema); null clears the rules. */
+  retention: z.object({ rules: z.unknown() }).passthrough().nullable(),
+};
+
+/**
+ * `/api/v1/gc` (online garbage collection, site administrators: `berth gc`) and the lifecycle
+ * settings of repositories and owners: immutable tags, quotas, usage (`berth repo set`).
+ */
+export function lifecycleApiRoutes(registry: Registry): ApiRoute[] {
+  const admin = registry.tenancy;
+  const policies = registry.policies;
+  return [
+    {
+      method: 'GET',
+      url: '/api/v1/repos/:owner/:repo/lifecycle',
+      summary: "A repository's immutable tag patterns, quota and storage usage (and its owner's)",
+      handler: async ({ identity, params }) => policies.get(identity, params.owner!, params.repo!),
+    },
+    {
+      method: 'PUT',
+      url: '/api/v1/repos/:owner/:repo/lifecycle',
+      summary: 'Set immutable tag patterns (repository managers) and the quota (site administrators)',
+      body: schemas.repoLifecycle,
+      handler: async ({ identity, params, body }) => policies.set(identity, params.owner!, params.repo!, body),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/repos/:owner/:repo/retention',
+      summary: "A repository's retention rules (null: none)",
+      handler: async ({ identity, params }) => ({ retention: await registry.retention.get(identity, params.owner!, params.repo!) }),
+    },
+    {
+      method: 'PUT',
+      url: '/api/v1/repos/:owner/:repo/retention',
+      summary: 'Set (or with null clear) the retention rules; a run is queued (repository managers)',
+      body: schemas.retention,
+      handler: async ({ identity, params, body }) => ({ retention: await registry.retention.set(identity, params.owner!, params.repo!, body) }),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/repos/:owner/:repo/retention/plan',
+      summary: 'What a retention run would do now, with the reason for each tag kept or deleted',
+      handler: async ({ identity, params }) => registry.retention.plan(identity, params.owner!, params.repo!),
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/repos/:owner/:repo/retention/run',
+      summary: 'Run the retention rules now (repository managers); returns the plan carried out',
+      handler: async ({ identity, params }) => registry.retention.run(identity, params.owner!, params.repo!),
+    },
+    {
+      method: 'PUT',
+      url: '/api/v1/owners/:owner/quota',
+      summary: "Set an owner's storage quota over all its repositories (site administrators)",
+      body: schemas.ownerQuota,
+      handler: async ({ identity, params, body }) => policies.setOwnerQuota(identity, params.owner!, body.quota),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/gc/status',
+      summary: 'Garbage collection: blobs per state, reviews queued, what this node deleted (site administrators)',
+      handler: async ({ identity }) => {
+        admin.requireSiteAdmin(identity);
+        return registry.gc.status();
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/gc/run',
+      summary: 'Run every due garbage-collection review now on this node; dryRun decides without deleting (site administrators)',
+      body: schemas.run,
+      handler: async ({ identity, body }) => {
+        admin.requireSiteAdmin(identity);
+        return registry.gc.run({ dryRun: body.dryRun });
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/gc/explain/:digest',
+      summary: 'Why a blob or manifest is still stored, or when it will go (site administrators)',
+      handler: async ({ identity, params }) => {
+        admin.requireSiteAdmin(identity);
+        return registry.gc.explain(params.digest!);
+      },
+    },
+  ];
+}

@@ -1,0 +1,94 @@
+import { type Kysely, type Transaction, sql } from 'kysely';
+import type { LifecycleStore, RepositoryLifecycleRecord, UsageScope } from '../lifecycle-store.ts';
+import type { Database } from './schema.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** The distinct blob digests named by the scope's manifests (config and layers). */
+function namedBlobs(db: Db, scope: UsageScope) {
+  let q = db
+    .selectFrom('manifest_refs')
+    .innerJoin('manifests', 'manifests.id', 'manifest_refs.manifest_id')
+    .innerJoin('images', 'images.id', 'manifests.image_id')
+    .select('manifest_refs.child_digest')
+    .distinct()
+    .where('manifest_refs.kind', 'in', ['config', 'layer']);
+  if ('repositoryId' in scope) q = q.where('images.repository_id', '=', scope.repositoryId);
+  else q = q.innerJoin('repositories', 'repositories.id', 'images.repository_id').where('repositories.owner_id', '=', scope.ownerId);
+  return q;
+}
+
+/** Logical usage of a scope (see LifecycleStore.usage), inside a transaction or not. */
+export async function usageOf(db: Db, scope: UsageScope): Promise<number> {
+  const r = await db
+    .selectFrom('blobs')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<string | number>('size'), sql<number>`0`).as('bytes'))
+    .where('digest', 'in', namedBlobs(db, scope))
+    .executeTakeFirst();
+  return Number(r?.bytes ?? 0);
+}
+
+/** Of `blobs`, the bytes not yet named within the scope: what a manifest naming them adds. */
+export async function addedBytes(db: Db, scope: UsageScope, blobs: { digest: string; size: number }[]): Promise<number> {
+  const unique = new Map(blobs.map((b) => [b.digest, b.size]));
+  if (!unique.size) return 0;
+  const known = new Set<string>();
+  const digests = [...unique.keys()];
+  for (let i = 0; i < digests.length; i += 500) {
+    const rows = await namedBlobs(db, scope).where('manifest_refs.child_digest', 'in', digests.slice(i, i + 500)).execute();
+    for (const r of rows) known.add(r.child_digest);
+  }
+  let added = 0;
+  for (const [d, size] of unique) if (!known.has(d)) added += size;
+  return added;
+}
+
+/** The one Kysely implementation of LifecycleStore, for SQLite and PostgreSQL. */
+export class SqlLifecycleStore implements LifecycleStore {
+  constructor(readonly db: Kysely<Database>) {}
+
+  async findRepositoryLifecycle(repositoryId: number): Promise<RepositoryLifecycleRecord> {
+    const r = await this.db.selectFrom('repository_lifecycle').selectAll().where('repository_id', '=', repositoryId).executeTakeFirst();
+    return {
+      immutableTags: r?.immutable_tags ?? '',
+      quotaBytes: r?.quota_bytes === null || r?.quota_bytes === undefined ? null : Number(r.quota_bytes),
+      retention: r?.retention ?? null,
+    };
+  }
+
+  async saveRepositoryLifecycle(repositoryId: number, changes: Partial<RepositoryLifecycleRecord>): Promise<RepositoryLifecycleRecord> {
+    const next = { ...(await this.findRepositoryLifecycle(repositoryId)), ...changes };
+    const now = Date.now();
+    await this.db
+      .insertInto('repository_lifecycle')
+      .values({ repository_id: repositoryId, immutable_tags: next.immutableTags, quota_bytes: next.quotaBytes, retention: next.retention, updated_at: now })
+      .onConflict((oc) =>
+        oc.column('repository_id').doUpdateSet({ immutable_tags: next.immutableTags, quota_bytes: next.quotaBytes, retention: next.retention, updated_at: now }),
+      )
+      .execute();
+    return next;
+  }
+
+  async findOwnerQuota(ownerId: number): Promise<number | null> {
+    const r = await this.db.selectFrom('owner_lifecycle').select('quota_bytes').where('owner_id', '=', ownerId).executeTakeFirst();
+    return r?.quota_bytes === null || r?.quota_bytes === undefined ? null : Number(r.quota_bytes);
+  }
+
+  async saveOwnerQuota(ownerId: number, quotaBytes: number | null): Promise<void> {
+    const now = Date.now();
+    await this.db
+      .insertInto('owner_lifecycle')
+      .values({ owner_id: ownerId, quota_bytes: quotaBytes, updated_at: now })
+      .onConflict((oc) => oc.column('owner_id').doUpdateSet({ quota_bytes: quotaBytes, updated_at: now }))
+      .execute();
+  }
+
+  usage(scope: UsageScope): Promise<number> {
+    return usageOf(this.db, scope);
+  }
+
+  async listRetentionRepositories(): Promise<number[]> {
+    const rows = await this.db.selectFrom('repository_lifecycle').select('repository_id').where('retention', 'is not', null).execute();
+    return rows.map((r) => Number(r.repository_id));
+  }
+}
