@@ -8,6 +8,7 @@ import { Images } from './content/images.ts';
 import { Manifests } from './content/manifests.ts';
 import { type ProxyOptions, UpstreamProxy } from './proxy/proxy.ts';
 import { Tenancy } from './access/tenancy.ts';
+import { Lifecycle } from './access/lifecycle.ts';
 import type { TokenService } from './access/tokens.ts';
 import { Uploads } from './content/uploads.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
@@ -31,6 +32,8 @@ export class Registry {
   readonly access: Access;
   readonly authenticator: Authenticator;
   readonly tenancy: Tenancy;
+  /** Passwords and deletions (docs/api.md#lifecycle). */
+  readonly lifecycle: Lifecycle;
   /** The event stream (docs/events.md): the HTTP layer emits, a background writer records. */
   readonly events: EventBus;
   readonly webhooks: Webhooks;
@@ -53,6 +56,7 @@ export class Registry {
     this.access = new Access(accessStore);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
+    this.lifecycle = new Lifecycle(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, () => this.authenticator.forgetPasswords());
     const ev = opts.events;
     this.webhooks = new Webhooks(ev?.store, this.access, ev?.webhooks ?? { maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 });
     this.events = new EventBus(ev?.store, {

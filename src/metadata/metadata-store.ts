@@ -139,6 +139,11 @@ export interface MetadataStore {
   /** Removes a manifest, its refs and every tag pointing at it; false when absent. */
   removeManifest(imageId: number, digest: string): Promise<boolean>;
   removeTag(imageId: number, tag: string): Promise<boolean>;
+  /**
+   * Removes an image with its manifests, tags, blob links and uploads in one transaction; blob
+   * rows and bytes are left to garbage collection. False when absent.
+   */
+  removeImage(imageId: number): Promise<boolean>;
   listTags(imageId: number, page: Page): Promise<string[]>;
   /** Tags with their manifest digest, by name; `contains` keeps names holding that substring (literal, case-sensitive). */
   listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]>;

@@ -8,6 +8,7 @@ import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
+import { lifecycleApiRoutes } from './lifecycle.ts';
 import { RawResponse } from './raw.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
@@ -277,6 +278,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     },
     ...eventApiRoutes(registry),
     ...upstreamApiRoutes(registry),
+    ...lifecycleApiRoutes(registry),
   ];
 
   for (const r of routes) {
@@ -347,9 +349,11 @@ function buildOpenApi(routes: ApiRoute[]): string {
   // The web UI's read-only views (src/http/api/browse.ts; docs/ui.md).
   const repoParams = [param('owner', 'path'), param('repo', 'path')];
   paths['/api/v1/repos/{owner}/{repo}/images'] = {
+    ...paths['/api/v1/repos/{owner}/{repo}/images'],
     get: { summary: "A repository's images with tag counts", parameters: repoParams, responses: { '200': { description: 'JSON' } }, security },
   };
   paths['/api/v1/repos/{owner}/{repo}/tags'] = {
+    ...paths['/api/v1/repos/{owner}/{repo}/tags'],
     get: {
       summary: "An image's tags, paged and searchable",
       parameters: [...repoParams, param('image', 'query'), param('q', 'query', 'substring filter'), param('after', 'query', 'cursor'), param('limit', 'query')],

@@ -255,6 +255,13 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
+  async removeImage(imageId: number): Promise<boolean> {
+    // Garbage collection (issue 15) hooks in here: enqueue reviews of the image's blob links in
+    // this transaction. Manifests, refs, tags, links and uploads go by ON DELETE CASCADE.
+    const r = await this.db.deleteFrom('images').where('id', '=', imageId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
   async removeTag(imageId: number, tag: string): Promise<boolean> {
     const r = await this.db.deleteFrom('tags').where('image_id', '=', imageId).where('name', '=', tag).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
