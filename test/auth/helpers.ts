@@ -305,9 +305,9 @@ export interface RunResult {
 }
 
 /** Runs a program to completion; never rejects on a non-zero exit. */
-export function run(file: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(file: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       { env: opts.env ?? cleanEnv(), cwd: opts.cwd ?? ROOT, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024 },
@@ -316,12 +316,13 @@ export function run(file: string, args: string[], opts: { env?: Record<string, s
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       },
     );
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
   });
 }
 
 /** Runs the real CLI: `node bin/berth.js ARGS`. */
-export function berthCli(args: string[], env: Record<string, string>): Promise<RunResult> {
-  return run(process.execPath, [path.join(ROOT, 'bin', 'berth.js'), ...args], { env: cleanEnv(env) });
+export function berthCli(args: string[], env: Record<string, string>, input?: string): Promise<RunResult> {
+  return run(process.execPath, [path.join(ROOT, 'bin', 'berth.js'), ...args], { env: cleanEnv(env), ...(input === undefined ? {} : { input }) });
 }
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
