@@ -8,7 +8,9 @@ import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
 import { FsBlobStore } from './storage/fs.ts';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import type { Server as HttpsServer } from 'node:https';
 import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
 
@@ -22,6 +24,11 @@ export interface Berth {
   generatedAdminPassword?: string;
   /** Deletes events past `events.retentionDays` now (also run hourly); returns how many. */
   pruneEvents(): Promise<number>;
+  /**
+   * With `tls` configured: re-reads the certificate and key and serves them to new connections
+   * (SIGHUP). A pair that does not load is refused and the one in use stays.
+   */
+  reloadTls(): Promise<void>;
   /** Stops accepting requests, waits for in-flight ones, closes the stores. */
   close(): Promise<void>;
 }
@@ -82,7 +89,9 @@ export async function createBerth(config: Config, logger: Logger | false = false
     },
   });
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);
+  const tls = config.tls.cert && config.tls.key ? await readTlsPair(config.tls.cert, config.tls.key) : undefined;
   const app = buildApp(registry, {
+    ...(tls ? { tls } : {}),
     auth: config.auth,
     logger: logger === false ? false : logger,
     readiness: [() => meta.ping(), async () => void (await blobStore.listUploads())],
@@ -130,6 +139,11 @@ export async function createBerth(config: Config, logger: Logger | false = false
     store: blobStore,
     ...(boot.generatedPassword ? { generatedAdminPassword: boot.generatedPassword } : {}),
     pruneEvents,
+    async reloadTls() {
+      if (!config.tls.cert || !config.tls.key) throw new Error('TLS is not configured (tls.cert, tls.key)');
+      const pair = await readTlsPair(config.tls.cert, config.tls.key);
+      (app.server as unknown as HttpsServer).setSecureContext(pair);
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -143,6 +157,24 @@ export async function createBerth(config: Config, logger: Logger | false = false
       await meta.close();
     },
   };
+}
+
+/** Reads a PEM certificate and key and checks that they load and belong together. */
+async function readTlsPair(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (f: string, what: string) => {
+    try {
+      return await readFile(f);
+    } catch (e) {
+      throw new Error(`cannot read the TLS ${what} ${f}: ${(e as Error).message}`);
+    }
+  };
+  const pair = { cert: await read(certFile, 'certificate'), key: await read(keyFile, 'key') };
+  try {
+    createSecureContext(pair);
+  } catch (e) {
+    throw new Error(`the TLS certificate ${certFile} and key ${keyFile} do not load: ${(e as Error).message}`);
+  }
+  return pair;
 }
 
 /** Starts Berth and listens; resolves with the bound address. */

@@ -104,7 +104,8 @@ export function contentCommands(program: Command): void {
         }
         q.set('limit', o.limit);
         const page = await client().call<{ events: Row[] }>('GET', `/api/v1/events?${q}`);
-        printRows(page.events, ['time', 'action', 'actor', 'repository', 'image', 'reference', 'status', 'clientIp'], json());
+        const rows = json() ? page.events : page.events.map((e) => ({ ...e, actor: (e.actor as { name?: string } | null)?.name ?? '-' }));
+        printRows(rows, ['time', 'action', 'actor', 'repository', 'image', 'reference', 'status', 'clientIp'], json());
       }),
     'berth audit --repository acme/prod --action push,delete --since 7d',
     'berth audit --since 30d --csv > audit.csv',

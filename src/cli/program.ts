@@ -38,12 +38,19 @@ export function buildProgram(): Command {
     .addOption(new Option('-l, --listen <addr>', 'HOST:PORT or :PORT to listen on (default :5000)').env('BERTH_LISTEN'))
     .addOption(new Option('-d, --data <dir>', 'data folder (default ./data)').env('BERTH_DATA'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('BERTH_LOG_LEVEL'))
-    .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string }) => {
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); with --tls-key; re-read on SIGHUP')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string; tlsCert?: string; tlsKey?: string }) => {
       let config;
       try {
         config = loadConfig({
           file: opts.config,
-          overrides: { listen: opts.listen, data: opts.data, logLevel: opts.logLevel as never },
+          overrides: {
+            listen: opts.listen,
+            data: opts.data,
+            logLevel: opts.logLevel as never,
+            ...(opts.tlsCert || opts.tlsKey ? { tls: { cert: opts.tlsCert, key: opts.tlsKey } } : {}),
+          },
         });
       } catch (e) {
         if (e instanceof ConfigError) {
@@ -58,8 +65,21 @@ export function buildProgram(): Command {
       if (berth.generatedAdminPassword) {
         // Printed once, to the terminal only: never through the logger.
         process.stdout.write(
-          `\nFirst start: created the administrator "admin".\n  username: admin\n  password: ${berth.generatedAdminPassword}\n` +
-            'This password is shown only now. Set BERTH_ADMIN_PASSWORD before the first start to choose it.\n\n',
+          [
+            '',
+            '='.repeat(72),
+            '  First start: Berth created the site administrator.',
+            '',
+            '    username: admin',
+            `    password: ${berth.generatedAdminPassword}`,
+            '',
+            '  This password is shown only now. Change it after signing in:',
+            '    berth login -u admin --password-stdin   (then)   berth passwd',
+            '  or choose it before the first start with BERTH_ADMIN_PASSWORD.',
+            '='.repeat(72),
+            '',
+            '',
+          ].join('\n'),
         );
       }
       let stopping = false;
@@ -80,6 +100,14 @@ export function buildProgram(): Command {
           },
         );
       };
+      if (config.tls.cert) {
+        process.on('SIGHUP', () => {
+          berth.reloadTls().then(
+            () => logger.info({ cert: config.tls.cert }, 'reloaded the TLS certificate'),
+            (e: unknown) => logger.error({ err: e }, 'TLS reload failed: still serving the previous certificate'),
+          );
+        });
+      }
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
     });

@@ -26,6 +26,8 @@ export interface AppOptions {
   trustProxy?: string[];
   /** Serve Prometheus metrics on GET /metrics (default true). */
   metrics?: boolean;
+  /** Serve HTTPS with this certificate (chain) and key, PEM. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
@@ -41,6 +43,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     keepAliveTimeout: 65_000,
     requestTimeout: 0,
     ...(opts.trustProxy?.length ? { trustProxy: opts.trustProxy } : {}),
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     // Malformed URLs (bad percent-encoding) get OCI error JSON too, not fastify's own body.
     frameworkErrors: (error, req, reply) => {
       if (req.raw.url?.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
