@@ -1,0 +1,31 @@
+/** The header's account area and signing out. */
+import { h, $, announce } from './dom';
+import { SESSION_KEY, session, api } from './api';
+import { link } from './components';
+
+export async function signOut(): Promise<void> {
+  const s = session();
+  if (s) {
+    try {
+      await api('DELETE', `/api/v1/user/api-keys/${s.keyId}`);
+    } catch {
+      /* expired already */
+    }
+  }
+  sessionStorage.removeItem(SESSION_KEY);
+  renderAccount();
+  location.hash = link.home();
+  announce('Signed out');
+}
+
+export function renderAccount(): void {
+  const s = session();
+  const nav = $('account');
+  if (s) {
+    nav.replaceChildren(h('span', {}, 'Signed in as ', h('strong', { 'data-testid': 'whoami' }, s.username)), h('a', { href: link.keys() }, 'API keys'), h('button', { type: 'button', class: 'link', onclick: () => void signOut() }, 'Sign out'));
+  } else {
+    nav.replaceChildren(
+      h('a', { href: link.login(), onclick: () => sessionStorage.setItem('berth.after-login', location.hash || link.home()) }, 'Sign in'),
+    );
+  }
+}
