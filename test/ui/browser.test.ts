@@ -7,9 +7,8 @@
  * Saves screenshots of the main pages to docs/screenshots/. Never skips: a missing chromium fails.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,32 +16,10 @@ import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildImage } from '../helpers/oci-layout.ts';
 import { ROOT, startBerth, type BerthServer } from '../helpers/server.ts';
-import { createSkopeo } from '../helpers/skopeo.ts';
+import { ARGS, CHROMIUM, ensureWebBuild } from './helpers.ts';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.join(ROOT, 'docs', 'screenshots');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds web/ into dist/web (vite) when the build is missing or older than web/. */
-async function ensureWebBuild(): Promise<void> {
-  const index = path.join(ROOT, 'dist', 'web', 'index.html');
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(path.join(ROOT, 'web'))) return;
-  const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-  await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [vite, 'build', '--config', 'web/vite.config.ts'], { cwd: ROOT, timeout: 180_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`vite build failed: ${err.message}\n${stdout}${stderr}`)) : resolve(),
-    );
-  });
-}
+import { createSkopeo } from '../helpers/skopeo.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 

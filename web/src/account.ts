@@ -22,7 +22,7 @@ export function renderAccount(): void {
   const s = session();
   const nav = $('account');
   if (s) {
-    nav.replaceChildren(h('span', {}, 'Signed in as ', h('strong', { 'data-testid': 'whoami' }, s.username)), h('a', { href: link.keys() }, 'API keys'), h('button', { type: 'button', class: 'link', onclick: () => void signOut() }, 'Sign out'));
+    nav.replaceChildren(h('span', {}, 'Signed in as ', h('strong', { 'data-testid': 'whoami' }, s.username)), h('a', { href: link.account() }, 'Account'), h('a', { href: link.keys() }, 'API keys'), h('a', { href: link.audit() }, 'Audit log'), h('a', { href: link.users() }, 'Users'), h('button', { type: 'button', class: 'link', onclick: () => void signOut() }, 'Sign out'));
   } else {
     nav.replaceChildren(
       h('a', { href: link.login(), onclick: () => sessionStorage.setItem('berth.after-login', location.hash || link.home()) }, 'Sign in'),

@@ -86,3 +86,58 @@ export interface ImportJob {
   warnings: string[];
   error: { code: string; message: string } | null;
 }
+
+export interface User {
+  username: string;
+  siteAdmin: boolean;
+  email: string | null;
+  createdAt: string;
+}
+
+export interface Member {
+  username: string;
+  role: string;
+  createdAt: string;
+}
+
+export interface Upstream {
+  id: number;
+  url: string;
+  username: string | null;
+  priority: number;
+  cache: boolean;
+  prefix: string;
+  remotePrefix: string;
+  createdAt: string;
+}
+
+export interface Webhook {
+  id: number;
+  url: string;
+  events: string[];
+  active: boolean;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface Delivery {
+  id: string;
+  event: string;
+  status: string;
+  attempts: number;
+  responseStatus: number | null;
+  error: string | null;
+  createdAt: string;
+}
+
+export interface AuditEvent {
+  id: number;
+  time: string;
+  action: string;
+  actor: { kind: string; name: string; credentialId: number | null };
+  repository: string | null;
+  image: string | null;
+  reference: string | null;
+  status: number;
+  clientIp: string | null;
+}

@@ -59,3 +59,11 @@ export async function api<T = any>(method: string, url: string, body?: unknown, 
   }
   return doc as T;
 }
+
+/** A file from the API (e.g. the audit log as CSV), with the session's key. */
+export async function apiBlob(url: string): Promise<Blob> {
+  const s = session();
+  const res = await fetch(url, { headers: s ? { Authorization: `Bearer ${s.secret}` } : {} });
+  if (!res.ok) throw new HttpError(res.status, `${res.status} ${res.statusText}`);
+  return res.blob();
+}

@@ -11,6 +11,10 @@ import { tagPage } from './pages/tag';
 import { managePage } from './pages/manage';
 import { keysPage } from './pages/keys';
 import { uploadPage } from './pages/upload';
+import { accountPage } from './pages/account';
+import { auditPage } from './pages/audit';
+import { orgPage } from './pages/org';
+import { usersPage } from './pages/users';
 
 let generation = 0;
 /** The newest navigation that finished rendering: an older one finishing later re-renders. */
@@ -27,6 +31,10 @@ export async function route(): Promise<void> {
     if (parts.length === 0) await ownersPage();
     else if (parts[0] === 'login') await loginPage();
     else if (parts[0] === 'keys' && parts.length === 1) await keysPage();
+    else if (parts[0] === 'account' && parts.length === 1) await accountPage();
+    else if (parts[0] === 'users' && parts.length === 1) await usersPage();
+    else if (parts[0] === 'audit' && parts.length === 1) await auditPage(params);
+    else if (parts[0] === 'org' && parts.length === 2) await orgPage(parts[1]!);
     else if (parts[0] === 'o' && parts.length === 2) await ownerPage(parts[1]!);
     else if (parts[0] === 'r' && parts.length === 3) await repoPage(parts[1]!, parts[2]!);
     else if (parts[0] === 'r' && parts.length === 4 && parts[3] === 'manage') await managePage(parts[1]!, parts[2]!);

@@ -45,5 +45,7 @@ export async function ownerPage(owner: string): Promise<void> {
     });
     create = h('section', { 'aria-labelledby': 'create-h' }, h('h2', { id: 'create-h' }, 'New repository'), form);
   }
-  page(owner, list, create);
+  const orgs = session() ? await api<{ name: string }[]>('GET', '/api/v1/orgs').catch(() => []) : [];
+  const members = orgs.some((o) => o.name === owner) ? h('p', {}, h('a', { href: link.org(owner) }, 'Organisation members and settings')) : null;
+  page(owner, members, list, create);
 }

@@ -4,6 +4,7 @@ import { session, api } from '../api';
 import { link, crumbs, page } from '../components';
 import type { Repo, ImageSummary } from '../api-types';
 import { downloadsPanel } from '../components/downloads';
+import { setupSnippets } from '../components/setup';
 
 export async function repoPage(owner: string, repo: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo]]);
@@ -30,6 +31,7 @@ export async function repoPage(owner: string, repo: string): Promise<void> {
           ),
         )
       : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${location.host}/${owner}/${repo}/IMAGE:TAG`), ') or upload an archive.'),
+    setupSnippets(owner, repo, session()?.username),
     session() ? downloadsPanel(owner, repo) : null,
   );
 }
