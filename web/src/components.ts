@@ -39,6 +39,7 @@ export function page(title: string, ...content: Child[]): void {
 export function errorView(e: unknown): void {
   const msg = e instanceof Error ? e.message : String(e);
   const status = e instanceof HttpError ? e.status : 0;
+  crumbs([['Home', link.home()], [status === 404 ? 'Not found' : 'Error']]);
   page(status === 404 ? 'Not found' : 'Something went wrong', h('p', { class: 'error', role: 'alert' }, msg), !session() && status === 404 ? h('p', {}, 'It may be private: ', h('a', { href: link.login() }, 'sign in'), '.') : null);
 }
 
@@ -60,4 +61,12 @@ export function copyButton(text: string, label: string): HTMLElement {
     },
     'Copy',
   );
+}
+
+/** A credential's state as its holder would want to know it: active, revoked, expired (when), download limit reached. */
+export function credentialState(c: { revokedAt: string | null; expiresAt: string | null; downloadLimit?: number | null; downloadCount?: number }): string {
+  if (c.revokedAt) return 'revoked';
+  if (c.expiresAt && Date.parse(c.expiresAt) <= Date.now()) return `expired ${new Date(c.expiresAt).toLocaleDateString()}`;
+  if (c.downloadLimit && (c.downloadCount ?? 0) >= c.downloadLimit) return 'download limit reached';
+  return 'active';
 }

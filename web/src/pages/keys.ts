@@ -2,7 +2,7 @@
 import { h, announce } from '../dom';
 import { SESSION_KEY, session, api } from '../api';
 import { when } from '../format';
-import { link, crumbs, page, copyButton } from '../components';
+import { link, crumbs, page, copyButton, credentialState } from '../components';
 import { renderAccount } from '../account';
 import type { Credential } from '../api-types';
 
@@ -25,7 +25,7 @@ export async function keysPage(): Promise<void> {
     h('button', { type: 'submit' }, 'Create API key'),
     err,
   ) as HTMLFormElement;
-  const state = (k: Credential) => (k.revokedAt ? 'revoked' : k.expiresAt && Date.parse(k.expiresAt) <= Date.now() ? 'expired' : 'active');
+  const state = (k: Credential) => credentialState(k);
   const rows = (list: Credential[]) =>
     list.length
       ? h(

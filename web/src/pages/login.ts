@@ -25,16 +25,24 @@ export async function loginPage(): Promise<void> {
     const username = String(f.get('username'));
     const basic = `Basic ${btoa(unescape(encodeURIComponent(`${username}:${String(f.get('password'))}`)))}`;
     try {
-      const key = await api<{ id: number; secret: string }>('POST', '/api/v1/user/api-keys', { name: `web UI session (${navigator.userAgent.slice(0, 60)})`, expiresIn: '12h' }, { auth: basic });
+      const key = await api<{ id: number; secret: string }>('POST', '/api/v1/user/api-keys', { name: sessionKeyName(), expiresIn: '12h' }, { auth: basic });
       sessionStorage.setItem(SESSION_KEY, JSON.stringify({ username, secret: key.secret, keyId: key.id } satisfies Session));
       renderAccount();
       const back = sessionStorage.getItem('berth.after-login');
       sessionStorage.removeItem('berth.after-login');
-      location.hash = back && back !== link.login() ? back : link.owner(username);
+      location.hash = back && back !== link.login() ? back : link.home();
     } catch (e) {
       err.textContent = e instanceof HttpError && e.status === 401 ? 'Wrong username or password.' : (e as Error).message;
     }
   });
   page('Sign in', form);
   (form.querySelector('input') as HTMLInputElement).focus();
+}
+
+/** A short readable name for the session's API key, e.g. "web UI · Chrome on Linux". */
+function sessionKeyName(): string {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'browser';
+  const os = /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Linux/.test(ua) ? 'Linux' : '';
+  return `web UI · ${browser}${os ? ` on ${os}` : ''}`;
 }

@@ -3,7 +3,7 @@ import { route } from '../router';
 import { h, enc, announce } from '../dom';
 import { api } from '../api';
 import { when } from '../format';
-import { link, crumbs, page, copyButton } from '../components';
+import { link, crumbs, page, copyButton, credentialState } from '../components';
 import type { Repo, Credential } from '../api-types';
 import { deleteRepositorySection, upstreamsSection, webhooksSection } from '../components/repo-admin';
 
@@ -137,7 +137,7 @@ export async function managePage(owner: string, repo: string): Promise<void> {
                 h('td', { class: 'mono' }, t.prefix),
                 h('td', { class: 'hide-sm' }, `${t.downloadCount ?? 0}${t.downloadLimit ? ` / ${t.downloadLimit}` : ''}`),
                 h('td', { class: 'hide-sm' }, when(t.expiresAt)),
-                h('td', {}, t.revokedAt ? 'revoked' : h('button', { type: 'button', class: 'danger', onclick: async () => {
+                h('td', {}, credentialState(t) !== 'active' ? credentialState(t) : h('button', { type: 'button', class: 'danger', onclick: async () => {
                   if (!confirm(`Revoke token "${t.name}"? Clients using it stop working.`)) return;
                   await api('DELETE', `${base}/tokens/${t.id}`).catch((e: Error) => announce(e.message));
                   reload();
