@@ -4,7 +4,8 @@
  * referrers (an SBOM attached through /v2), create an entitlement token, upload a
  * `docker-archive` made by skopeo and see the new tag, see the downloads chart of skopeo's pulls,
  * create and revoke an API key, sign out (the session's API key is revoked).
- * Saves screenshots of the main pages to docs/screenshots/. Never skips: a missing chromium fails.
+ * Saves screenshots of the main pages to a temporary folder, or to $BERTH_SCREENSHOTS_DIR (`npm run
+ * screenshots` sets docs/screenshots). Never skips: a missing chromium fails.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -15,10 +16,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildImage } from '../helpers/oci-layout.ts';
-import { ROOT, startBerth, type BerthServer } from '../helpers/server.ts';
+import { startBerth, type BerthServer } from '../helpers/server.ts';
 import { ARGS, CHROMIUM, ensureWebBuild } from './helpers.ts';
 
-const SHOTS = path.join(ROOT, 'docs', 'screenshots');
+const SHOTS = process.env.BERTH_SCREENSHOTS_DIR ?? path.join(os.tmpdir(), 'berth-ui-screenshots');
 import { createSkopeo } from '../helpers/skopeo.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
