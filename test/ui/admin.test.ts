@@ -37,7 +37,8 @@ test('[ui] admin pages: users, org members, upstreams, webhooks, audit log, setu
   t.after(() => hook.close());
   const hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`;
 
-  const srv = await startBerth({ orgs: ['acme', 'doomed'] });
+  // after the egress policy (main), loopback receivers must be allowed explicitly; ignored before it
+  const srv = await startBerth({ orgs: ['acme', 'doomed'], env: { BERTH_EGRESS_ALLOW: '127.0.0.1' } });
   t.after(() => srv.stop());
   const admin = { Authorization: srv.adminAuthorization, 'Content-Type': 'application/json' };
   const call = (method: string, url: string, body?: unknown, headers: Record<string, string> = admin) =>

@@ -194,6 +194,8 @@ test('web UI in chromium: sign in, browse to a skopeo-pushed tag, token, upload,
   const hiddenRows = downloads.getByRole('table', { name: 'Pulls per day', includeHidden: true }).locator('tbody tr');
   assert.equal(await hiddenRows.count(), 30, 'a table fallback of the chart');
   await downloads.getByRole('table', { name: 'Top tags' }).getByRole('link', { name: 'app:v1' }).waitFor();
+  // per user: skopeo pulled as admin
+  await downloads.getByRole('table', { name: 'Pulls per user' }).getByRole('cell', { name: /^admin\b/ }).first().waitFor();
   await shot(page, 'repository');
 
   // API keys: create one (the secret is shown once), see it listed, revoke it (after a

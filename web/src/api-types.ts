@@ -23,6 +23,7 @@ export interface Analytics {
   perDay: { day: string; pulls: number; bytes: number; uniqueClients: number }[];
   perTag: { image: string; tag: string; pulls: number }[];
   perToken: { credentialId: number; kind: string; name: string; actor: string; pulls: number; lastPullAt: string | null }[];
+  perActor: { actorKind: string; actor: string; pulls: number }[];
 }
 
 export interface TagEntry {

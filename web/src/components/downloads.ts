@@ -48,6 +48,19 @@ export function downloadsPanel(owner: string, repo: string): HTMLElement {
                 )
               : h('p', { class: 'muted' }, 'No pulls with tokens or API keys.'),
           ),
+          h(
+            'div',
+            { class: 'table-wrap' },
+            a.perActor.length
+              ? h(
+                  'table',
+                  { 'aria-label': 'Pulls per user' },
+                  h('caption', { class: 'muted', style: 'text-align:left' }, 'Per user, token or anonymous'),
+                  h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Who'), h('th', { scope: 'col', class: 'num' }, 'Pulls'))),
+                  h('tbody', {}, a.perActor.slice(0, 10).map((p) => h('tr', {}, h('td', {}, p.actor, ' ', h('span', { class: 'badge' }, p.actorKind.replace('_', ' '))), h('td', { class: 'num' }, p.pulls)))),
+                )
+              : h('p', { class: 'muted' }, 'No pulls.'),
+          ),
         ),
       );
       panel.hidden = false;
