@@ -56,7 +56,6 @@ export class Registry {
     this.access = new Access(accessStore);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
-    this.lifecycle = new Lifecycle(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, () => this.authenticator.forgetPasswords());
     const ev = opts.events;
     this.webhooks = new Webhooks(ev?.store, this.access, ev?.webhooks ?? { maxAttempts: 5, backoffBaseMs: 1000, timeoutMs: 10_000, pollIntervalMs: 1000, concurrency: 4 });
     this.events = new EventBus(ev?.store, {
@@ -65,5 +64,9 @@ export class Registry {
       onDeliveries: () => this.webhooks.kick(),
     });
     this.audit = new AuditLog(ev?.store, this.access, accessStore);
+    this.lifecycle = new Lifecycle(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, {
+      passwords: () => this.authenticator.forgetPasswords(),
+      deleted: () => this.webhooks.forgetCache(),
+    });
   }
 }

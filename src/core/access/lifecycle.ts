@@ -45,8 +45,8 @@ export class Lifecycle {
     private readonly tenancy: Tenancy,
     private readonly images: Images,
     private readonly manifests: Manifests,
-    /** Called after a password changes or a user goes (the authenticator forgets cached checks). */
-    private readonly onPasswordChange: () => void,
+    /** Caches to drop: `passwords` after a password change or a deleted user, `deleted` after anything is deleted. */
+    private readonly forget: { passwords: () => void; deleted: () => void },
   ) {}
 
   private user(actor: Identity): Extract<Identity, { kind: 'user' }> {
@@ -76,7 +76,7 @@ export class Lifecycle {
     }
     checkPassword(next);
     await this.store.updatePassword(row.id, await hashPassword(next));
-    this.onPasswordChange();
+    this.forget.passwords();
   }
 
   /** A site administrator sets another user's password. */
@@ -85,7 +85,7 @@ export class Lifecycle {
     const u = await this.userNamed(username);
     checkPassword(password);
     await this.store.updatePassword(u.id, await hashPassword(password));
-    this.onPasswordChange();
+    this.forget.passwords();
   }
 
   /** Revokes every API key (web UI sessions included) of a user: themselves or, for a site administrator, anyone. */
@@ -109,7 +109,8 @@ export class Lifecycle {
     if (sole.length) throw new ApiError(409, 'CONFLICT', `${username} is the only owner of ${sole.join(', ')}: add another owner or delete it first`);
     await this.store.removeUser(u.id);
     this.images.forget(username);
-    this.onPasswordChange();
+    this.forget.deleted();
+    this.forget.passwords();
   }
 
   /** Organisations (not users' namespaces) the actor can see. */
@@ -130,6 +131,7 @@ export class Lifecycle {
     requireConfirmation(org, confirm);
     await this.store.removeOwner(o.id);
     this.images.forget(org);
+    this.forget.deleted();
   }
 
   /** The actor leaves an organisation; its last owner cannot. */
@@ -150,6 +152,7 @@ export class Lifecycle {
     requireConfirmation(`${owner}/${name}`, confirm);
     await this.store.removeRepository(acc.repository.id);
     this.images.forget(`${owner}/${name}`);
+    this.forget.deleted();
   }
 
   private async deletable(actor: Identity, owner: string, repo: string, image: string): Promise<string> {
@@ -168,6 +171,7 @@ export class Lifecycle {
     requireConfirmation(full, confirm);
     await this.meta.removeImage(img.id);
     this.images.forget(full);
+    this.forget.deleted();
   }
 
   /** Deletes a tag (the manifest stays, reachable by digest); needs `delete` on the repository. */
