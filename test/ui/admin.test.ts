@@ -1,7 +1,7 @@
 /**
  * The admin pages in a real browser (chromium via playwright-core) against a real Berth child
  * process: users (create, set a password), organisation members (add, change a role, delete an
- * organisation with typed confirmation), a repository's upstreams and webhooks (add, send a test,
+ * organisation with typed confirmation), search from the header, a repository's upstreams and webhooks (add, send a test,
  * read the delivery log), the audit log (filter, CSV export), "Set me up" snippets (copy), the
  * account page (change password) and deleting a repository. Screenshots go to a temporary folder,
  * or to $BERTH_SCREENSHOTS_DIR (e.g. docs/screenshots) when set.
@@ -157,6 +157,13 @@ test('[ui] admin pages: users, org members, upstreams, webhooks, audit log, setu
   assert.equal(clip, `echo "$BERTH_TOKEN" | docker login ${srv.address} -u admin --password-stdin`);
   assert.ok(!(await page.locator('.setup').innerText()).includes(srv.admin.password), 'no secret in the snippets');
   await shot(page, 'setup');
+
+  // Search from the header: repositories (and owners, images, tags) the viewer may see
+  await page.getByRole('searchbox', { name: 'Search everything' }).fill('acme/pr');
+  await page.getByRole('searchbox', { name: 'Search everything' }).press('Enter');
+  await page.getByRole('heading', { name: 'Search: acme/pr' }).waitFor();
+  await page.getByRole('region', { name: 'Repositories' }).getByRole('link', { name: 'acme/prod' }).click();
+  await page.getByRole('heading', { name: 'acme/prod' }).waitFor();
 
   // Delete a repository from its manage page
   await page.goto(`${srv.url}/#/r/acme/old/manage`);

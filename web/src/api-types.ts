@@ -142,3 +142,10 @@ export interface AuditEvent {
   status: number;
   clientIp: string | null;
 }
+
+export interface SearchResult {
+  owners: { name: string; kind: string }[];
+  repositories: { owner: string; repository: string }[];
+  images: { owner: string; repository: string; image: string }[];
+  tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
+}

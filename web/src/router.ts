@@ -15,6 +15,7 @@ import { accountPage } from './pages/account';
 import { auditPage } from './pages/audit';
 import { orgPage } from './pages/org';
 import { usersPage } from './pages/users';
+import { searchPage } from './pages/search';
 
 let generation = 0;
 /** The newest navigation that finished rendering: an older one finishing later re-renders. */
@@ -34,6 +35,7 @@ export async function route(): Promise<void> {
     else if (parts[0] === 'account' && parts.length === 1) await accountPage();
     else if (parts[0] === 'users' && parts.length === 1) await usersPage();
     else if (parts[0] === 'audit' && parts.length === 1) await auditPage(params);
+    else if (parts[0] === 'search' && parts.length === 1) await searchPage(params);
     else if (parts[0] === 'org' && parts.length === 2) await orgPage(parts[1]!);
     else if (parts[0] === 'o' && parts.length === 2) await ownerPage(parts[1]!);
     else if (parts[0] === 'r' && parts.length === 3) await repoPage(parts[1]!, parts[2]!);

@@ -369,6 +369,9 @@ function buildOpenApi(routes: ApiRoute[]): string {
       security,
     },
   };
+  paths['/api/v1/search'] = {
+    get: { summary: 'Owners, repositories, images and tags the caller may see, by substring', parameters: [param('q', 'query', '1–100 characters')], responses: { '200': { description: 'JSON {owners, repositories, images, tags}' } }, security },
+  };
   paths['/api/v1/imports'] = { get: { summary: 'Your import jobs', responses: { '200': { description: 'JSON' } }, security } };
   paths['/api/v1/imports/{id}'] = {
     get: { summary: 'An import job: state, progress, errors', parameters: [param('id', 'path')], responses: { '200': { description: 'JSON' } }, security },
