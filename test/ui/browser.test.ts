@@ -135,6 +135,8 @@ test('web UI in chromium: sign in, browse to a skopeo-pushed tag, token, upload,
   await page.getByText(`docker pull ${srv.address}/acme/prod/app:v1`).waitFor();
   await page.getByText(`podman pull ${srv.address}/acme/prod/app:v1`).waitFor();
   await page.getByText(`oras pull ${srv.address}/acme/prod/app:v1`).waitFor();
+  await page.getByText(`docker pull ${srv.address}/acme/prod/app@${image.manifest.digest}`).waitFor(); // by digest too
+  await page.getByRole('button', { name: 'Copy digest', exact: true }).waitFor();
   await shot(page, 'tag-detail');
   // the referrer's own page is reachable by its digest and points back at its subject
   await referrers.getByRole('link', { name: sbomDigest.slice(7, 19) }).click();

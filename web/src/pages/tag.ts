@@ -45,6 +45,11 @@ export async function tagPage(owner: string, repo: string, image: string, ref: s
             ['oras pull', `oras pull ${full}${at}`],
             ['docker pull', `docker pull ${full}${at}`],
           ];
+  // by tag, also by digest: what a tag points at may move, a digest never does
+  if (!ref.startsWith('sha256:')) {
+    const tool = cmds[0]![0].startsWith('helm') ? 'oras pull' : cmds[0]![0];
+    cmds.push([`${tool} by digest`, `${tool} ${full}@${d.digest}`]);
+  }
   const annotations = Object.entries(d.annotations);
   page(
     `${image}${at}`,
@@ -56,7 +61,7 @@ export async function tagPage(owner: string, repo: string, image: string, ref: s
         'dl',
         { class: 'facts' },
         h('dt', {}, 'Digest'),
-        h('dd', { class: 'mono' }, d.digest),
+        h('dd', { class: 'mono' }, d.digest, ' ', copyButton(d.digest, 'digest')),
         h('dt', {}, 'Media type'),
         h('dd', { class: 'mono' }, d.mediaType),
         d.artifactType ? [h('dt', {}, 'Artifact type'), h('dd', { class: 'mono' }, d.artifactType)] : null,
