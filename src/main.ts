@@ -9,7 +9,9 @@ import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
 import { FsBlobStore } from './storage/fs.ts';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import type { Server as HttpsServer } from 'node:https';
 import { Keyring } from './core/keys/keyring.ts';
 import { sealedSites, sweepSealed } from './core/keys/sealed.ts';
 import path from 'node:path';
@@ -25,6 +27,11 @@ export interface Berth {
   generatedAdminPassword?: string;
   /** Deletes events past `events.retentionDays` now (also run hourly); returns how many. */
   pruneEvents(): Promise<number>;
+  /**
+   * With `tls` configured: re-reads the certificate and key and serves them to new connections
+   * (SIGHUP). A pair that does not load is refused and the one in use stays.
+   */
+  reloadTls(): Promise<void>;
   /** Stops accepting requests, waits for in-flight ones, closes the stores. */
   close(): Promise<void>;
 }
@@ -137,7 +144,9 @@ export async function createBerth(
       'auth.publicUrl is not set: the token realm is the address each client connected to (or X-Forwarded-Host from events.trustedProxies); set auth.publicUrl (BERTH_PUBLIC_URL) to the URL clients use',
     );
   }
+  const tls = config.tls.cert && config.tls.key ? await readTlsPair(config.tls.cert, config.tls.key) : undefined;
   const app = buildApp(registry, {
+    ...(tls ? { tls } : {}),
     auth: { ...config.auth, listen: config.listen },
     logger: logger === false ? false : logger,
     readiness: [() => meta.ping(), async () => void (await blobStore.listUploads())],
@@ -200,6 +209,11 @@ export async function createBerth(
     store: blobStore,
     ...(boot.generatedPassword ? { generatedAdminPassword: boot.generatedPassword } : {}),
     pruneEvents,
+    async reloadTls() {
+      if (!config.tls.cert || !config.tls.key) throw new Error('TLS is not configured (tls.cert, tls.key)');
+      const pair = await readTlsPair(config.tls.cert, config.tls.key);
+      (app.server as unknown as HttpsServer).setSecureContext(pair);
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -215,6 +229,24 @@ export async function createBerth(
       await meta.close();
     },
   };
+}
+
+/** Reads a PEM certificate and key and checks that they load and belong together. */
+async function readTlsPair(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (f: string, what: string) => {
+    try {
+      return await readFile(f);
+    } catch (e) {
+      throw new Error(`cannot read the TLS ${what} ${f}: ${(e as Error).message}`);
+    }
+  };
+  const pair = { cert: await read(certFile, 'certificate'), key: await read(keyFile, 'key') };
+  try {
+    createSecureContext(pair);
+  } catch (e) {
+    throw new Error(`the TLS certificate ${certFile} and key ${keyFile} do not load: ${(e as Error).message}`);
+  }
+  return pair;
 }
 
 /** Starts Berth and listens; resolves with the bound address. */

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 
@@ -11,6 +11,8 @@ export function loginFile(env: NodeJS.ProcessEnv = process.env): string {
 export interface Login {
   server: string;
   apiKey?: string;
+  /** The API key's id, so `berth logout` can revoke it. */
+  keyId?: number;
   username?: string;
 }
 
@@ -19,6 +21,16 @@ export function readLogin(env: NodeJS.ProcessEnv = process.env): Login | undefin
     return JSON.parse(readFileSync(loginFile(env), 'utf8')) as Login;
   } catch {
     return undefined;
+  }
+}
+
+/** Removes the login file; false when there was none. */
+export function removeLogin(env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    rmSync(loginFile(env));
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -60,6 +72,12 @@ export class ApiClient {
   }
 
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const text = await this.callText(method, path, body);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** The response body as text (CSV exports); errors as in `call`. */
+  async callText(method: string, path: string, body?: unknown): Promise<string> {
     const headers: Record<string, string> = {};
     if (this.authorization) headers.authorization = this.authorization;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -80,6 +98,6 @@ export class ApiClient {
       }
       throw new ApiClientError(res.status, `${method} ${path}: ${res.status} ${message}`);
     }
-    return (text ? JSON.parse(text) : undefined) as T;
+    return text;
   }
 }

@@ -28,7 +28,9 @@ export function pullCommand(program: Command): void {
     .option('--platform <os/arch>', 'for docker-archive from a multi-platform image (default: this machine)')
     .option('-u, --username <name>', 'registry username (default: the login file or $BERTH_API_KEY)')
     .option('-p, --password <password>', 'password or API key (default: $BERTH_PASSWORD)')
+    .option('--password-stdin', 'read the password or API key from standard input')
     .option('-q, --quiet', 'no progress')
+    .addHelpText('after', '\nExamples:\n  $ berth pull acme/prod/app:1.0 --output docker-archive app.tar && docker load -i app.tar\n  $ berth pull acme/prod/app@sha256:… --output oci-dir ./app-layout\n')
     .option('--insecure', 'allow plain http to a remote host and skip TLS verification')
     .action(async (ref: string, out: string, opts: PullOptions, cmd: Command) => {
       const globals = cmd.optsWithGlobals() as { server?: string; json?: boolean };

@@ -6,6 +6,7 @@
  * See docs/import.md.
  */
 import type { Command } from 'commander';
+import { readStdin } from './input.ts';
 import { ImportError, importArchive, parseDestination, RegistryClient, type ImportEvent } from '../core/import/index.ts';
 import { readLogin } from './client.ts';
 import { pullCommand } from './pull.ts';
@@ -13,6 +14,7 @@ import { pullCommand } from './pull.ts';
 export interface RegistryOptions {
   username?: string;
   password?: string;
+  passwordStdin?: boolean;
   insecure?: boolean;
 }
 
@@ -38,11 +40,11 @@ export async function registryCredentials(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ username?: string; password?: string }> {
   if (opts.username !== undefined) {
-    const password = opts.password ?? env.BERTH_PASSWORD;
-    if (!password) throw new Error('give --password with --username, or set BERTH_PASSWORD');
+    const password = opts.passwordStdin ? await readStdin() : (opts.password ?? env.BERTH_PASSWORD);
+    if (!password) throw new Error('give --password or --password-stdin with --username, or set BERTH_PASSWORD');
     return { username: opts.username, password };
   }
-  if (opts.password !== undefined) throw new Error('--password needs --username');
+  if (opts.password !== undefined || opts.passwordStdin) throw new Error('--password needs --username');
   const login = readLogin(env);
   const fromLogin = login?.apiKey && login.server.replace(/\/+$/, '') === server ? login : undefined;
   const key = env.BERTH_API_KEY ?? fromLogin?.apiKey;
@@ -251,6 +253,7 @@ export function pushCommands(program: Command): void {
     .description('import a docker save tarball, an oci-archive or an OCI layout folder: berth push OWNER/REPOSITORY[/IMAGE[:TAG]] FILE')
     .option('-u, --username <name>', 'registry username (default: the login file or $BERTH_API_KEY)')
     .option('-p, --password <password>', 'password or API key (default: $BERTH_PASSWORD)')
+    .option('--password-stdin', 'read the password or API key from standard input')
     .option('-q, --quiet', 'no progress; print only the pushed references')
     .option('-j, --concurrency <n>', 'parallel blob uploads', '3')
     .option('--insecure', 'allow plain http to a remote host and skip TLS verification')
@@ -258,7 +261,10 @@ export function pushCommands(program: Command): void {
       'after',
       '\nWithout IMAGE, each image is named after the last part of its archive name (RepoTags,\n' +
         'io.containerd.image.name); without TAG, it keeps its archive tags. See docs/import.md.\n' +
-        'Server: --server, $BERTH_URL or the login file. --json writes NDJSON events.',
+        'Server: --server, $BERTH_URL or the login file. --json writes NDJSON events.\n\n' +
+        'Examples:\n' +
+        '  $ docker save myapp:1.0 -o myapp.tar && berth push acme/prod myapp.tar\n' +
+        '  $ echo "$API_KEY" | berth push -u alice --password-stdin acme/prod/web:2.1 web.oci.tar',
     )
     .action(async (destination: string, file: string, opts: PushOptions, cmd: Command) => {
       const globals = cmd.optsWithGlobals() as { server?: string; json?: boolean };

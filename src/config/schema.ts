@@ -14,6 +14,15 @@ export const ConfigSchema = z
       .regex(/^(?:\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'listen must be HOST:PORT or :PORT')
       .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'listen port must be at most 65535')
       .default(':5000'),
+    /** HTTPS: PEM files of the certificate (chain) and its private key; re-read on SIGHUP (docs/operations.md#tls). */
+    tls: z
+      .object({
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+      })
+      .strict()
+      .refine((t) => !!t.cert === !!t.key, { message: 'tls.cert and tls.key go together' })
+      .default({}),
     /** Folder for the SQLite database and the filesystem blob store. */
     data: z.string().min(1).default('./data'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -283,6 +292,8 @@ export type Config = z.infer<typeof ConfigSchema>;
 const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_LISTEN: (c, v) => (c.listen = v),
   BERTH_DATA: (c, v) => (c.data = v),
+  BERTH_TLS_CERT: (c, v) => ((c.tls ??= {}).cert = v),
+  BERTH_TLS_KEY: (c, v) => ((c.tls ??= {}).key = v),
   BERTH_LOG_LEVEL: (c, v) => (c.logLevel = v),
   BERTH_METADATA_DRIVER: (c, v) => ((c.metadata ??= {}).driver = v),
   BERTH_SQLITE_PATH: (c, v) => ((c.metadata ??= {}).sqlitePath = v),

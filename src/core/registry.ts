@@ -9,6 +9,7 @@ import { Manifests } from './content/manifests.ts';
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions, UpstreamProxy } from './proxy/proxy.ts';
 import { Egress } from './egress/egress.ts';
 import { Tenancy } from './access/tenancy.ts';
+import { Accounts } from './access/accounts.ts';
 import type { TokenService } from './access/tokens.ts';
 import { type UploadLimits, Uploads } from './content/uploads.ts';
 import { Keyring } from './keys/keyring.ts';
@@ -52,6 +53,8 @@ export class Registry {
   readonly access: Access;
   readonly authenticator: Authenticator;
   readonly tenancy: Tenancy;
+  /** Passwords and deletions (docs/api.md#lifecycle). */
+  readonly accounts: Accounts;
   /** The event stream (docs/events.md): the HTTP layer emits, a background writer records. */
   readonly events: EventBus;
   readonly webhooks: Webhooks;
@@ -117,5 +120,9 @@ export class Registry {
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
+    this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
+      passwords: () => this.authenticator.forgetPasswords(),
+      deleted: () => this.webhooks.forgetCache(),
+    });
   }
 }

@@ -32,6 +32,8 @@ export interface AppOptions {
   http?: HttpLimits;
   /** Bounds on the import API. */
   imports?: ImportLimits;
+  /** Serve HTTPS with this certificate (chain) and key, PEM. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
@@ -46,6 +48,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     routerOptions: { ignoreDuplicateSlashes: false },
     ...timeoutOptions(opts.http ?? DEFAULT_HTTP_LIMITS),
     ...(opts.trustProxy?.length ? { trustProxy: opts.trustProxy } : {}),
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     // Malformed URLs (bad percent-encoding) get OCI error JSON too, not fastify's own body.
     frameworkErrors: (error, req, reply) => {
       if (req.raw.url?.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');

@@ -156,6 +156,29 @@ export interface AccessStore {
   /** False when the repository has no such upstream. */
   removeUpstream(repositoryId: number, id: number): Promise<boolean>;
 
+  /** Sets a user's password hash; false when there is no such user. */
+  updatePassword(userId: number, passwordHash: string): Promise<boolean>;
+  /** Revokes every live API key of the user; returns how many. */
+  revokeUserCredentials(userId: number, at: number): Promise<number>;
+  /**
+   * Deletes a user in one transaction: their namespace (owner row) and with it their
+   * repositories, images, manifests, tags, memberships and API keys. Entitlement tokens they
+   * created in other owners' repositories stay (they belong to the repository). Blob bytes and
+   * blob rows are left to garbage collection. False when there is no such user.
+   */
+  removeUser(userId: number): Promise<boolean>;
+  /** Deletes an owner and everything under it (repositories, images, …) in one transaction. */
+  removeOwner(ownerId: number): Promise<boolean>;
+  /** Deletes a repository and everything under it in one transaction. */
+  removeRepository(repositoryId: number): Promise<boolean>;
+  /**
+   * Removes the user's membership in an owner unless they are its last `owner` (checked and
+   * changed in one transaction, the owner row locked, so two last owners cannot both leave).
+   */
+  leaveOwner(userId: number, ownerId: number): Promise<'removed' | 'last_owner' | 'not_member'>;
+  /** Names of organisations where the user is the only `owner`. */
+  listOrgsSolelyOwnedBy(userId: number): Promise<string[]>;
+
   getSetting(key: string): Promise<string | undefined>;
   /** Stores the value unless the key exists; returns the value now stored. */
   putSettingIfAbsent(key: string, value: string): Promise<string>;

@@ -190,6 +190,12 @@ export interface MetadataStore {
   removeTag(imageId: number, tag: string, expectDigest?: string): Promise<boolean>;
   /** The tags pointing at a manifest of the image. */
   listManifestTags(imageId: number, digest: string): Promise<string[]>;
+  /**
+   * Removes an image with its manifests, tags, blob links and uploads in one transaction, and
+   * enqueues garbage-collection reviews of its blobs in it; blob rows and bytes are left to
+   * garbage collection. False when absent.
+   */
+  removeImage(imageId: number): Promise<boolean>;
   listTags(imageId: number, page: Page): Promise<string[]>;
   /** Tags with their manifest digest, by name; `contains` keeps names holding that substring (literal, case-sensitive). */
   listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]>;

@@ -9,6 +9,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -219,7 +220,7 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
  * and waits for /healthz. `adminPassword: null` starts it without BERTH_ADMIN_PASSWORD.
  */
 export async function spawnBerth(
-  opts: { adminPassword?: string | null; env?: Record<string, string>; dataDir?: string; keepData?: boolean } = {},
+  opts: { adminPassword?: string | null; env?: Record<string, string>; dataDir?: string; keepData?: boolean; tlsCa?: Buffer } = {},
 ): Promise<ServerProcess> {
   if (!hookInstalled) {
     hookInstalled = true;
@@ -276,7 +277,8 @@ export async function spawnBerth(
     if (!opts.keepData) rmSync(dataDir, { recursive: true, force: true });
   };
 
-  const url = `http://${address}`;
+  const url = `${opts.tlsCa ? 'https' : 'http'}://${address}`;
+  const healthy = opts.tlsCa ? () => httpsOk(`${url}/healthz`, opts.tlsCa!) : async () => (await fetch(`${url}/healthz`)).ok;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited) {
@@ -284,8 +286,7 @@ export async function spawnBerth(
       throw new Error(`berth exited during start-up:\n${out}\n${err}`);
     }
     try {
-      const r = await fetch(`${url}/healthz`);
-      if (r.ok) break;
+      if (await healthy()) break;
     } catch {
       /* not yet */
     }
@@ -298,6 +299,17 @@ export async function spawnBerth(
   return { pid, port, address, url, dataDir, stdout: () => out, stderr: () => err, stop };
 }
 
+/** GET over https trusting `ca`; resolves whether the answer was 2xx. */
+function httpsOk(url: string, ca: Buffer): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { ca }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
+    });
+    req.on('error', reject);
+  });
+}
+
 export interface RunResult {
   code: number;
   stdout: string;
@@ -305,9 +317,9 @@ export interface RunResult {
 }
 
 /** Runs a program to completion; never rejects on a non-zero exit. */
-export function run(file: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(file: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       { env: opts.env ?? cleanEnv(), cwd: opts.cwd ?? ROOT, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024 },
@@ -316,12 +328,13 @@ export function run(file: string, args: string[], opts: { env?: Record<string, s
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       },
     );
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
   });
 }
 
 /** Runs the real CLI: `node bin/berth.js ARGS`. */
-export function berthCli(args: string[], env: Record<string, string>): Promise<RunResult> {
-  return run(process.execPath, [path.join(ROOT, 'bin', 'berth.js'), ...args], { env: cleanEnv(env) });
+export function berthCli(args: string[], env: Record<string, string>, input?: string): Promise<RunResult> {
+  return run(process.execPath, [path.join(ROOT, 'bin', 'berth.js'), ...args], { env: cleanEnv(env), ...(input === undefined ? {} : { input }) });
 }
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {

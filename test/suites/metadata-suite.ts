@@ -644,5 +644,86 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.deepEqual(await meta.listImageNames({ limit: 10, repositoryIds: [a.repositoryId] }), ['acme/one/app']);
       assert.deepEqual(await meta.listImageNames({ limit: 10, repositoryIds: [] }), []);
     });
+
+    withStores('lifecycle: removing an image, a repository, an org or a user takes their rows and leaves blob rows to GC', async (meta, access) => {
+      const a = await image(meta, 'acme/prod/app');
+      const b = await image(meta, 'acme/prod/other');
+      const c = await image(meta, 'acme/dev/app');
+      for (const img of [a, b, c]) {
+        await meta.saveBlob(img.id, d('layer'), 5);
+        assert.ok((await meta.saveManifest(manifestInput(img.id, `m-${img.id}`, { tag: 'v1', refs: [{ digest: d('layer'), kind: 'layer' }], requireBlobs: [{ digest: d('layer'), size: 5 }] }))).ok);
+      }
+      await meta.saveUpload({ id: 'u-a', imageId: a.id, startedAt: 1 });
+      assert.equal(await meta.removeImage(a.id), true);
+      assert.equal(await meta.removeImage(a.id), false);
+      assert.equal(await meta.findImage('acme/prod/app'), undefined);
+      assert.equal(await meta.findUpload('u-a'), undefined, 'uploads go with the image');
+      assert.equal(await meta.findTaggedManifest(a.id, 'v1'), undefined);
+      assert.deepEqual(await meta.findBlob(d('layer')), { digest: d('layer'), size: 5 }, 'the blob row stays for GC');
+      assert.ok(await meta.findTaggedManifest(b.id, 'v1'), 'other images untouched');
+
+      assert.equal(await access.removeRepository(b.repositoryId), true);
+      assert.equal(await access.removeRepository(b.repositoryId), false);
+      assert.equal(await access.findRepository('acme', 'prod'), undefined);
+      assert.equal(await meta.findImage('acme/prod/other'), undefined);
+      assert.ok(await meta.findImage('acme/dev/app'));
+
+      const acme = (await access.findOwner('acme'))!;
+      assert.equal(await access.removeOwner(acme.id), true);
+      assert.equal(await access.findOwner('acme'), undefined);
+      assert.equal(await access.findRepository('acme', 'dev'), undefined);
+      assert.equal(await meta.findImage('acme/dev/app'), undefined);
+      assert.equal(await access.removeOwner(acme.id), false);
+
+      // a user: their namespace and API keys go; tokens they issued elsewhere stay
+      const alice = await access.createUser({ username: 'alice', passwordHash: 'h', siteAdmin: false, email: null });
+      const own = await image(meta, 'alice/stuff/app');
+      const other = (await access.findOwner('other'))!;
+      const shared = await access.createRepository(other.id, 'shared', 'private', '');
+      await access.setMembership(alice.id, { repositoryId: shared.id }, 'admin');
+      const key = await access.createCredential({ kind: 'api_key', userId: alice.id, repositoryId: null, name: 'k', prefix: 'p', secretHash: 'hk', expiresAt: null, downloadLimit: null });
+      const tok = await access.createCredential({ kind: 'entitlement', userId: alice.id, repositoryId: shared.id, name: 't', prefix: 'p', secretHash: 'ht', expiresAt: null, downloadLimit: null });
+      assert.equal(await access.removeUser(alice.id), true);
+      assert.equal(await access.findUserByName('alice'), undefined);
+      assert.equal(await access.findOwner('alice'), undefined);
+      assert.equal(await meta.findImage(own.name), undefined);
+      assert.equal(await access.findCredential(key.id), undefined);
+      assert.deepEqual(await access.listMemberships({ repositoryId: shared.id }), []);
+      const kept = await access.findCredential(tok.id);
+      assert.equal(kept?.userId, null, "the repository's token stays, without its issuer");
+      assert.equal(await access.removeUser(alice.id), false);
+    });
+
+    withStores('lifecycle: passwords, revoking every key of a user, leaving an owner', async (_meta, access) => {
+      const bob = await access.createUser({ username: 'bob', passwordHash: 'old', siteAdmin: false, email: null });
+      const carol = await access.createUser({ username: 'carol', passwordHash: null, siteAdmin: false, email: null });
+      assert.equal(await access.updatePassword(bob.id, 'new'), true);
+      assert.equal((await access.findUserById(bob.id))?.passwordHash, 'new');
+      assert.equal(await access.updatePassword(99_999, 'x'), false);
+      const mk = (userId: number, hash: string) =>
+        access.createCredential({ kind: 'api_key', userId, repositoryId: null, name: 'k', prefix: 'p', secretHash: hash, expiresAt: null, downloadLimit: null });
+      const k1 = await mk(bob.id, 'h1');
+      await mk(bob.id, 'h2');
+      await access.revokeCredential(k1.id, 5);
+      const c1 = await mk(carol.id, 'h3');
+      assert.equal(await access.revokeUserCredentials(bob.id, 10), 1, 'only the live one');
+      assert.ok((await access.listCredentials({ userId: bob.id, kind: 'api_key' })).every((c) => c.revokedAt !== null));
+      assert.equal((await access.findCredential(k1.id))?.revokedAt, 5, 'an earlier revocation keeps its time');
+      assert.equal((await access.findCredential(c1.id))?.revokedAt, null, "others' keys untouched");
+
+      const acme = (await access.findOwner('acme'))!;
+      await access.setMembership(bob.id, { ownerId: acme.id }, 'owner');
+      await access.setMembership(carol.id, { ownerId: acme.id }, 'write');
+      assert.deepEqual(await access.listOrgsSolelyOwnedBy(bob.id), ['acme']);
+      assert.equal(await access.leaveOwner(bob.id, acme.id), 'last_owner');
+      assert.equal(await access.leaveOwner(carol.id, acme.id), 'removed');
+      assert.equal(await access.leaveOwner(carol.id, acme.id), 'not_member');
+      await access.setMembership(carol.id, { ownerId: acme.id }, 'owner');
+      assert.deepEqual(await access.listOrgsSolelyOwnedBy(bob.id), []);
+      // two owners leaving at once: one stays
+      const both = await Promise.all([access.leaveOwner(bob.id, acme.id), access.leaveOwner(carol.id, acme.id)]);
+      assert.deepEqual(both.slice().sort(), ['last_owner', 'removed']);
+      assert.equal((await access.listMemberships({ ownerId: acme.id })).filter((m) => m.role === 'owner').length, 1);
+    });
   });
 }

@@ -4,45 +4,23 @@
  * referrers (an SBOM attached through /v2), create an entitlement token, upload a
  * `docker-archive` made by skopeo and see the new tag, see the downloads chart of skopeo's pulls,
  * create and revoke an API key, sign out (the session's API key is revoked).
- * Saves screenshots of the main pages to docs/screenshots/. Never skips: a missing chromium fails.
+ * Saves screenshots of the main pages to a temporary folder, or to $BERTH_SCREENSHOTS_DIR (`npm run
+ * screenshots` sets docs/screenshots). Never skips: a missing chromium fails.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildImage } from '../helpers/oci-layout.ts';
-import { ROOT, startBerth, type BerthServer } from '../helpers/server.ts';
+import { startBerth, type BerthServer } from '../helpers/server.ts';
+import { ARGS, CHROMIUM, ensureWebBuild } from './helpers.ts';
+
+const SHOTS = process.env.BERTH_SCREENSHOTS_DIR ?? path.join(os.tmpdir(), 'berth-ui-screenshots');
 import { createSkopeo } from '../helpers/skopeo.ts';
-
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.join(ROOT, 'docs', 'screenshots');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds web/ into dist/web (vite) when the build is missing or older than web/. */
-async function ensureWebBuild(): Promise<void> {
-  const index = path.join(ROOT, 'dist', 'web', 'index.html');
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(path.join(ROOT, 'web'))) return;
-  const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-  await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [vite, 'build', '--config', 'web/vite.config.ts'], { cwd: ROOT, timeout: 180_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`vite build failed: ${err.message}\n${stdout}${stderr}`)) : resolve(),
-    );
-  });
-}
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -157,6 +135,8 @@ test('web UI in chromium: sign in, browse to a skopeo-pushed tag, token, upload,
   await page.getByText(`docker pull ${srv.address}/acme/prod/app:v1`).waitFor();
   await page.getByText(`podman pull ${srv.address}/acme/prod/app:v1`).waitFor();
   await page.getByText(`oras pull ${srv.address}/acme/prod/app:v1`).waitFor();
+  await page.getByText(`docker pull ${srv.address}/acme/prod/app@${image.manifest.digest}`).waitFor(); // by digest too
+  await page.getByRole('button', { name: 'Copy digest', exact: true }).waitFor();
   await shot(page, 'tag-detail');
   // the referrer's own page is reachable by its digest and points back at its subject
   await referrers.getByRole('link', { name: sbomDigest.slice(7, 19) }).click();
@@ -216,6 +196,8 @@ test('web UI in chromium: sign in, browse to a skopeo-pushed tag, token, upload,
   const hiddenRows = downloads.getByRole('table', { name: 'Pulls per day', includeHidden: true }).locator('tbody tr');
   assert.equal(await hiddenRows.count(), 30, 'a table fallback of the chart');
   await downloads.getByRole('table', { name: 'Top tags' }).getByRole('link', { name: 'app:v1' }).waitFor();
+  // per user: skopeo pulled as admin
+  await downloads.getByRole('table', { name: 'Pulls per user' }).getByRole('cell', { name: /^admin\b/ }).first().waitFor();
   await shot(page, 'repository');
 
   // API keys: create one (the secret is shown once), see it listed, revoke it (after a

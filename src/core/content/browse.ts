@@ -4,6 +4,7 @@
  * Callers authorize first (the repository must be readable); this only reads.
  */
 import type { Readable } from 'node:stream';
+import type { Identity } from '../access/access.ts';
 import type { TagEntry } from '../../metadata/metadata-store.ts';
 import { classifyManifest, type KindInfo } from './artifact-kind.ts';
 import type { Registry } from '../registry.ts';
@@ -75,8 +76,52 @@ async function readAll(s: Readable, max: number): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
+/** What a search found, each list capped at SEARCH_LIMIT. */
+export interface SearchResult {
+  owners: { name: string; kind: string }[];
+  repositories: { owner: string; repository: string }[];
+  images: { owner: string; repository: string; image: string }[];
+  tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
+}
+
+const SEARCH_LIMIT = 50;
+/** Image names scanned per search, and images whose tags are searched: bounds the work of one query. */
+const SEARCH_SCAN = 5000;
+const TAG_SCAN_IMAGES = 200;
+
 export class Browse {
   constructor(private readonly r: Registry) {}
+
+  /**
+   * Case-insensitive substring search over what the identity may see: owners, repositories,
+   * images, and tags (in up to TAG_SCAN_IMAGES readable images). Nothing private leaks: every
+   * list is filtered by the same access decision as /v2.
+   */
+  async search(identity: Identity, query: string): Promise<SearchResult> {
+    const q = query.toLowerCase();
+    const owners = await this.r.tenancy.listOwners(identity);
+    const readable = await this.r.access.readableRepositoryIds(identity);
+    const repositories: SearchResult['repositories'] = [];
+    for (const o of owners) {
+      for (const repo of await this.r.tenancy.listRepositories(identity, o.name)) {
+        if (`${o.name}/${repo.name}`.includes(q) && repositories.length < SEARCH_LIMIT) repositories.push({ owner: o.name, repository: repo.name });
+      }
+    }
+    const names = await this.r.meta.listImageNames({ limit: SEARCH_SCAN, ...(readable === 'all' ? {} : { repositoryIds: [...readable] }) });
+    const split = (name: string) => {
+      const [owner, repository, ...rest] = name.split('/');
+      return { owner: owner!, repository: repository!, image: rest.join('/') };
+    };
+    const images = names.filter((n) => n.includes(q)).slice(0, SEARCH_LIMIT).map(split);
+    const tags: SearchResult['tags'] = [];
+    for (const name of names.slice(0, TAG_SCAN_IMAGES)) {
+      if (tags.length >= SEARCH_LIMIT) break;
+      const img = await this.r.meta.findImage(name);
+      if (!img) continue;
+      for (const t of await this.r.meta.listTagEntries(img.id, { limit: SEARCH_LIMIT - tags.length, contains: query })) tags.push({ ...split(name), tag: t.name, digest: t.digest });
+    }
+    return { owners: owners.filter((o) => o.name.includes(q)).slice(0, SEARCH_LIMIT).map((o) => ({ name: o.name, kind: o.kind })), repositories, images, tags };
+  }
 
   /** Images of OWNER/REPOSITORY (up to `limit`), with tag counts. */
   async images(owner: string, repo: string, repositoryId: number, limit = 1000): Promise<ImageSummary[]> {

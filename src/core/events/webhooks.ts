@@ -146,6 +146,11 @@ export class Webhooks {
     return (this.opts.keyring ??= Keyring.ephemeral());
   }
 
+  /** Forgets the cached list of active webhooks (after a repository or owner is deleted). */
+  forgetCache(): void {
+    this.cache = undefined;
+  }
+
   private requireStore(): EventStore {
     if (!this.store) throw new ApiError(503, 'UNAVAILABLE', 'events are not configured on this server');
     return this.store;

@@ -7,6 +7,7 @@ import type { HttpAuth } from '../auth.ts';
 /**
  * Read-only browsing routes for the web UI (docs/ui.md). Same authorization as /v2: a
  * repository the caller may not pull from is 404, whether or not it exists.
+ *   GET /api/v1/search?q=                                          owners, repositories, images, tags the caller may see
  *   GET /api/v1/repos/:owner/:repo/images                          images with tag counts
  *   GET /api/v1/repos/:owner/:repo/tags?image=&q=&after=&limit=    a page of tags (+ next)
  *   GET /api/v1/repos/:owner/:repo/manifest?image=&ref=            manifest detail by tag or digest
@@ -30,6 +31,13 @@ export function browseRoutes(app: FastifyInstance, registry: Registry, auth: Htt
     reply.header('Cache-Control', 'no-store').type('application/json; charset=utf-8').send(JSON.stringify(body));
     return reply;
   };
+
+  app.get('/api/v1/search', async (req, reply) => {
+    const { identity } = await auth.authenticate(req, { apiKeyBearer: true });
+    const q = str((req.query as Record<string, unknown>).q)?.trim() ?? '';
+    if (q.length < 1 || q.length > 100) throw new ApiError(400, 'INVALID', 'query parameter "q" must have 1 to 100 characters');
+    return send(reply, await browse.search(identity, q));
+  });
 
   app.get('/api/v1/repos/:owner/:repo/images', async (req, reply) => {
     const { owner, repo, repository } = await readable(req);

@@ -10,6 +10,7 @@ import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
+import { accountApiRoutes } from './account.ts';
 import { RawResponse } from './raw.ts';
 import { MultilineText, Text } from './fields.ts';
 
@@ -352,9 +353,11 @@ function buildOpenApi(routes: ApiRoute[]): string {
   // The web UI's read-only views (src/http/api/browse.ts; docs/ui.md).
   const repoParams = [param('owner', 'path'), param('repo', 'path')];
   paths['/api/v1/repos/{owner}/{repo}/images'] = {
+    ...paths['/api/v1/repos/{owner}/{repo}/images'],
     get: { summary: "A repository's images with tag counts", parameters: repoParams, responses: { '200': { description: 'JSON' } }, security },
   };
   paths['/api/v1/repos/{owner}/{repo}/tags'] = {
+    ...paths['/api/v1/repos/{owner}/{repo}/tags'],
     get: {
       summary: "An image's tags, paged and searchable",
       parameters: [...repoParams, param('image', 'query'), param('q', 'query', 'substring filter'), param('after', 'query', 'cursor'), param('limit', 'query')],
@@ -369,6 +372,9 @@ function buildOpenApi(routes: ApiRoute[]): string {
       responses: { '200': { description: 'JSON' } },
       security,
     },
+  };
+  paths['/api/v1/search'] = {
+    get: { summary: 'Owners, repositories, images and tags the caller may see, by substring', parameters: [param('q', 'query', '1–100 characters')], responses: { '200': { description: 'JSON {owners, repositories, images, tags}' } }, security },
   };
   paths['/api/v1/imports'] = { get: { summary: 'Your import jobs', responses: { '200': { description: 'JSON' } }, security } };
   paths['/api/v1/imports/{id}'] = {

@@ -19,6 +19,7 @@ import type {
 } from '../access-store.ts';
 import { ConflictError } from '../access-store.ts';
 import type { Database } from './schema.ts';
+import { enqueueGcForImages } from './gc-reviews.ts';
 
 type CredentialRow = Selectable<Database['credentials']>;
 type UserRow = Selectable<Database['users']>;
@@ -384,6 +385,99 @@ export class SqlAccessStore implements AccessStore {
   async removeUpstream(repositoryId: number, id: number): Promise<boolean> {
     const r = await this.db.deleteFrom('upstreams').where('repository_id', '=', repositoryId).where('id', '=', id).executeTakeFirst();
     return n(r.numDeletedRows) > 0;
+  }
+
+  async updatePassword(userId: number, passwordHash: string): Promise<boolean> {
+    const r = await this.db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).executeTakeFirst();
+    return n(r.numUpdatedRows) > 0;
+  }
+
+  async revokeUserCredentials(userId: number, at: number): Promise<number> {
+    const r = await this.db
+      .updateTable('credentials')
+      .set({ revoked_at: at })
+      .where('user_id', '=', userId)
+      .where('kind', '=', 'api_key')
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return n(r.numUpdatedRows);
+  }
+
+  // Deletions below remove rows; the schema's ON DELETE CASCADE takes what hangs below. Every
+  // blob a removed image links or names gets a garbage-collection review in the same
+  // transaction, before the rows go (docs/lifecycle.md).
+  async removeUser(userId: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const user = await trx.selectFrom('users').select(['id', 'owner_id']).where('id', '=', userId).executeTakeFirst();
+      if (!user) return false;
+      // Entitlement tokens belong to their repository, not to the user who issued them.
+      await trx.updateTable('credentials').set({ user_id: null }).where('user_id', '=', userId).where('kind', '=', 'entitlement').execute();
+      await enqueueGcForImages(trx, { ownerId: Number(user.owner_id) });
+      await trx.deleteFrom('users').where('id', '=', userId).execute();
+      await trx.deleteFrom('owners').where('id', '=', user.owner_id).execute();
+      return true;
+    });
+  }
+
+  async removeOwner(ownerId: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await enqueueGcForImages(trx, { ownerId });
+      const r = await trx.deleteFrom('owners').where('id', '=', ownerId).executeTakeFirst();
+      return n(r.numDeletedRows) > 0;
+    });
+  }
+
+  async removeRepository(repositoryId: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await enqueueGcForImages(trx, { repositoryId });
+      const r = await trx.deleteFrom('repositories').where('id', '=', repositoryId).executeTakeFirst();
+      return n(r.numDeletedRows) > 0;
+    });
+  }
+
+  async leaveOwner(userId: number, ownerId: number): Promise<'removed' | 'last_owner' | 'not_member'> {
+    return this.db.transaction().execute(async (trx) => {
+      // A no-op write takes the owner row's lock (PostgreSQL) / the write lock (SQLite) first.
+      await trx.updateTable('owners').set({ name: sql`name` }).where('id', '=', ownerId).execute();
+      const mine = await trx.selectFrom('memberships').select('role').where('user_id', '=', userId).where('owner_id', '=', ownerId).executeTakeFirst();
+      if (!mine) return 'not_member';
+      if (mine.role === 'owner') {
+        const owners = await trx
+          .selectFrom('memberships')
+          .select((eb) => eb.fn.countAll().as('c'))
+          .where('owner_id', '=', ownerId)
+          .where('role', '=', 'owner')
+          .executeTakeFirstOrThrow();
+        if (n(owners.c) <= 1) return 'last_owner';
+      }
+      await trx.deleteFrom('memberships').where('user_id', '=', userId).where('owner_id', '=', ownerId).execute();
+      return 'removed';
+    });
+  }
+
+  async listOrgsSolelyOwnedBy(userId: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('memberships as m')
+      .innerJoin('owners as o', 'o.id', 'm.owner_id')
+      .select('o.name')
+      .where('m.user_id', '=', userId)
+      .where('m.role', '=', 'owner')
+      .where('o.kind', '=', 'org')
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('memberships as other')
+              .select('other.id')
+              .whereRef('other.owner_id', '=', 'm.owner_id')
+              .where('other.role', '=', 'owner')
+              .whereRef('other.user_id', '<>', 'm.user_id'),
+          ),
+        ),
+      )
+      .orderBy('o.name')
+      .execute();
+    return rows.map((r) => r.name);
   }
 
   async getSetting(key: string): Promise<string | undefined> {

@@ -18,7 +18,7 @@ import type { Database } from './schema.ts';
 import type { Dialect } from './migrations.ts';
 import type { BlobState } from '../gc-store.ts';
 import { enqueueJobs } from './job-store.ts';
-import { blobReviews, manifestReviews, removeManifestRows } from './gc-reviews.ts';
+import { blobReviews, enqueueGcForImages, manifestReviews, removeManifestRows } from './gc-reviews.ts';
 import { addedBytes, usageOf } from './lifecycle-store.ts';
 
 type ManifestRow = Selectable<Database['manifests']>;
@@ -380,6 +380,16 @@ export class SqlMetadataStore implements MetadataStore {
       if (!row) return false;
       await removeManifestRows(trx, imageId, Number(row.id), digest);
       return true;
+    });
+  }
+
+  async removeImage(imageId: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      // Every blob the image links or names gets a garbage-collection review before the rows
+      // go; manifests, refs, tags, links and uploads go by ON DELETE CASCADE.
+      await enqueueGcForImages(trx, { imageIds: [imageId] });
+      const r = await trx.deleteFrom('images').where('id', '=', imageId).executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
     });
   }
 

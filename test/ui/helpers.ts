@@ -1,0 +1,21 @@
+/** Shared by the chromium tests: where chromium is, its flags, and a current dist/web. */
+import { execFile } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, newestMtime } from '../helpers/server.ts';
+
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Builds web/ into dist/web (vite) when the build is missing or older than web/. */
+export async function ensureWebBuild(): Promise<void> {
+  const index = path.join(ROOT, 'dist', 'web', 'index.html');
+  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(path.join(ROOT, 'web'))) return;
+  const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+  await new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, [vite, 'build', '--config', 'web/vite.config.ts'], { cwd: ROOT, timeout: 180_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`vite build failed: ${err.message}\n${stdout}${stderr}`)) : resolve(),
+    );
+  });
+}
+

@@ -1,0 +1,69 @@
+/** The one API client: every call to /api/v1 goes through `api()`; the session's key is sent; answers' shapes are in api-types.ts. */
+/** Called when the server refuses the session's key (expired or revoked): the header re-renders. */
+export let onSignedOut: () => void = () => undefined;
+export function whenSignedOut(fn: () => void): void {
+  onSignedOut = fn;
+}
+
+export interface Session {
+  username: string;
+  secret: string;
+  keyId: number;
+}
+export const SESSION_KEY = 'berth.session';
+export function session(): Session | null {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null') as Session | null;
+  } catch {
+    return null;
+  }
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function api<T = any>(method: string, url: string, body?: unknown, opts: { auth?: string; raw?: BodyInit } = {}): Promise<T> {
+  const headers: Record<string, string> = {};
+  const s = session();
+  if (opts.auth) headers.Authorization = opts.auth;
+  else if (s) headers.Authorization = `Bearer ${s.secret}`;
+  let payload: BodyInit | undefined;
+  if (opts.raw !== undefined) {
+    payload = opts.raw;
+    headers['Content-Type'] = 'application/octet-stream';
+  } else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    headers['Content-Type'] = 'application/json';
+  }
+  const res = await fetch(url, { method, headers, body: payload });
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let doc: any = undefined;
+  try {
+    doc = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) {
+    if (res.status === 401 && s && !opts.auth) {
+      sessionStorage.removeItem(SESSION_KEY);
+      onSignedOut();
+    }
+    throw new HttpError(res.status, doc?.errors?.[0]?.message ?? `${res.status} ${res.statusText}`);
+  }
+  return doc as T;
+}
+
+/** A file from the API (e.g. the audit log as CSV), with the session's key. */
+export async function apiBlob(url: string): Promise<Blob> {
+  const s = session();
+  const res = await fetch(url, { headers: s ? { Authorization: `Bearer ${s.secret}` } : {} });
+  if (!res.ok) throw new HttpError(res.status, `${res.status} ${res.statusText}`);
+  return res.blob();
+}

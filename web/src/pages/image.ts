@@ -1,0 +1,53 @@
+/** The image page. */
+import { h, enc } from '../dom';
+import { api } from '../api';
+import { when, short } from '../format';
+import { link, crumbs, page } from '../components';
+import type { TagEntry } from '../api-types';
+
+export async function imagePage(owner: string, repo: string, image: string, params: URLSearchParams): Promise<void> {
+  crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo, link.repo(owner, repo)], [image]]);
+  const q = params.get('q') ?? '';
+  const after = params.get('after') ?? '';
+  const qs = new URLSearchParams({ image, limit: '50' });
+  if (q) qs.set('q', q);
+  if (after) qs.set('after', after);
+  const res = await api<{ tags: TagEntry[]; next?: string; total: number }>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/tags?${qs}`);
+  const search = h(
+    'form',
+    { class: 'inline', role: 'search', 'aria-label': 'Tag search' },
+    h('label', {}, 'Search tags', h('input', { name: 'q', type: 'search', value: q, placeholder: 'e.g. v1.2' })),
+    h('button', { type: 'submit' }, 'Search'),
+    q ? h('a', { href: link.image(owner, repo, image) }, 'Clear') : null,
+  ) as HTMLFormElement;
+  search.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const v = String(new FormData(search).get('q') ?? '');
+    location.hash = link.image(owner, repo, image, v ? `?q=${enc(v)}` : '');
+  });
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Tag pages' });
+  if (after) pager.append(h('a', { href: link.image(owner, repo, image, q ? `?q=${enc(q)}` : '') }, '« First page'));
+  if (res.next) {
+    const n = new URLSearchParams({ after: res.next });
+    if (q) n.set('q', q);
+    pager.append(h('a', { href: link.image(owner, repo, image, `?${n}`), rel: 'next' }, 'Next page »'));
+  }
+  page(
+    `${owner}/${repo}/${image}`,
+    h('p', { class: 'muted' }, `${res.total} tag${res.total === 1 ? '' : 's'} in all`),
+    search,
+    res.tags.length
+      ? h(
+          'div',
+          { class: 'table-wrap' },
+          h(
+            'table',
+            { 'aria-label': 'Tags' },
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Tag'), h('th', { scope: 'col' }, 'Digest'), h('th', { scope: 'col', class: 'hide-sm' }, 'Updated'))),
+            h('tbody', {}, res.tags.map((t) => h('tr', {}, h('td', {}, h('a', { href: link.tag(owner, repo, image, t.name) }, t.name)), h('td', {}, h('a', { class: 'mono', href: link.tag(owner, repo, image, t.digest), title: t.digest }, short(t.digest))), h('td', { class: 'hide-sm' }, when(new Date(t.updatedAt).toISOString()))))),
+          ),
+        )
+      : h('p', {}, q ? `No tags contain "${q}".` : 'No tags.'),
+    pager,
+  );
+}

@@ -1,0 +1,37 @@
+/** The repo page. */
+import { h, enc } from '../dom';
+import { session, api } from '../api';
+import { link, crumbs, page } from '../components';
+import type { Repo, ImageSummary } from '../api-types';
+import { downloadsPanel } from '../components/downloads';
+import { setupSnippets } from '../components/setup';
+
+export async function repoPage(owner: string, repo: string): Promise<void> {
+  crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo]]);
+  const [r, images] = await Promise.all([api<Repo>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}`), api<ImageSummary[]>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/images`)]);
+  page(
+    `${owner}/${repo}`,
+    h('p', {}, h('span', { class: `badge ${r.visibility}` }, r.visibility), ' ', r.description),
+    h(
+      'p',
+      { class: 'pager' },
+      session() ? h('a', { href: link.upload(owner, repo) }, 'Upload an archive') : null,
+      r.canManage ? h('a', { href: link.manage(owner, repo) }, 'Manage: settings, members, tokens') : null,
+    ),
+    h('h2', {}, 'Images'),
+    images.length
+      ? h(
+          'div',
+          { class: 'table-wrap' },
+          h(
+            'table',
+            {},
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Image'), h('th', { scope: 'col', class: 'num' }, 'Tags'))),
+            h('tbody', {}, images.map((i) => h('tr', {}, h('td', {}, h('a', { href: link.image(owner, repo, i.image) }, i.image)), h('td', { class: 'num' }, i.tagCount)))),
+          ),
+        )
+      : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${location.host}/${owner}/${repo}/IMAGE:TAG`), ') or upload an archive.'),
+    setupSnippets(owner, repo, session()?.username),
+    session() ? downloadsPanel(owner, repo) : null,
+  );
+}
