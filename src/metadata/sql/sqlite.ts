@@ -7,6 +7,7 @@ import { migrateToLatest } from './migrations.ts';
 import { SqlMetadataStore } from './store.ts';
 import { SqlAccessStore } from './access-store.ts';
 import { SqlEventStore } from './event-store.ts';
+import { StatementCache } from './statement-cache.ts';
 
 /**
  * Opens the embedded SQLite database. WAL mode with synchronous=FULL: every commit is fsynced
@@ -20,7 +21,7 @@ export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new StatementCache(sqlite) }) });
   try {
     await migrateToLatest(db, 'sqlite');
   } catch (e) {
