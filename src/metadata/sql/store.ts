@@ -15,6 +15,7 @@ import type {
 } from '../metadata-store.ts';
 import type { Database } from './schema.ts';
 import type { Dialect } from './migrations.ts';
+import { Precompiled } from './precompiled.ts';
 
 type ManifestRow = Selectable<Database['manifests']>;
 
@@ -36,13 +37,39 @@ function toManifest(r: ManifestRow): ManifestRecord {
 
 /** The one Kysely implementation of MetadataStore, for SQLite and PostgreSQL. */
 export class SqlMetadataStore implements MetadataStore {
+  /** The reads every pull makes, compiled once (parameters in SQL order). */
+  private readonly hot;
+
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
-  ) {}
+  ) {
+    this.hot = {
+      image: new Precompiled(db.selectFrom('images').select(['id', 'name', 'repository_id']).where('name', '=', ''), 1),
+      imageBlob: new Precompiled(
+        db
+          .selectFrom('image_blobs')
+          .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
+          .select(['blobs.digest', 'blobs.size'])
+          .where('image_blobs.image_id', '=', 0)
+          .where('image_blobs.digest', '=', ''),
+        2,
+      ),
+      manifest: new Precompiled(db.selectFrom('manifests').selectAll().where('image_id', '=', 0).where('digest', '=', ''), 2),
+      taggedManifest: new Precompiled(
+        db
+          .selectFrom('tags')
+          .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+          .selectAll('manifests')
+          .where('tags.image_id', '=', 0)
+          .where('tags.name', '=', ''),
+        2,
+      ),
+    };
+  }
 
   async findImage(name: string): Promise<ImageRecord | undefined> {
-    const r = await this.db.selectFrom('images').select(['id', 'name', 'repository_id']).where('name', '=', name).executeTakeFirst();
+    const r = await this.hot.image.first(this.db, [name]);
     return r && { id: Number(r.id), name: r.name, repositoryId: Number(r.repository_id) };
   }
 
@@ -90,13 +117,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async findImageBlob(imageId: number, digest: string): Promise<BlobRecord | undefined> {
-    const r = await this.db
-      .selectFrom('image_blobs')
-      .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
-      .select(['blobs.digest', 'blobs.size'])
-      .where('image_blobs.image_id', '=', imageId)
-      .where('image_blobs.digest', '=', digest)
-      .executeTakeFirst();
+    const r = await this.hot.imageBlob.first(this.db, [imageId, digest]);
     return r && { digest: r.digest, size: Number(r.size) };
   }
 
@@ -140,18 +161,12 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async findManifest(imageId: number, digest: string): Promise<ManifestRecord | undefined> {
-    const r = await this.db.selectFrom('manifests').selectAll().where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
+    const r = await this.hot.manifest.first(this.db, [imageId, digest]);
     return r && toManifest(r);
   }
 
   async findTaggedManifest(imageId: number, tag: string): Promise<ManifestRecord | undefined> {
-    const r = await this.db
-      .selectFrom('tags')
-      .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
-      .selectAll('manifests')
-      .where('tags.image_id', '=', imageId)
-      .where('tags.name', '=', tag)
-      .executeTakeFirst();
+    const r = await this.hot.taggedManifest.first(this.db, [imageId, tag]);
     return r && toManifest(r);
   }
 
