@@ -59,8 +59,17 @@ export async function openMetadata(config: Config, opts: { migrate?: boolean; ch
   return openSqlite(sqlitePath(config));
 }
 
+export interface CreateOptions {
+  /**
+   * One of several processes serving the same data (`berth serve --workers`): upload data
+   * without a session row is left alone, since another process may be writing it; the
+   * supervisor clears it before the workers start.
+   */
+  shared?: boolean;
+}
+
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
-export async function createBerth(config: Config, logger: Logger | false = false): Promise<Berth> {
+export async function createBerth(config: Config, logger: Logger | false = false, opts: CreateOptions = {}): Promise<Berth> {
   const blobStore = await openBlobStore(config);
   const { meta, access, events } = await openMetadata(config);
   const tokens = await TokenService.open(access, config.auth.service, config.auth.tokenTtlSeconds);
@@ -95,7 +104,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
 
   const expireMs = config.uploads.expireAfterSeconds * 1000;
   const expire = () =>
-    registry.uploads.expire(Date.now() - expireMs).then(
+    registry.uploads.expire(Date.now() - expireMs, { orphans: !opts.shared }).then(
       (n) => {
         if (logger && n > 0) logger.info({ removed: n }, 'removed expired upload sessions');
       },
@@ -146,8 +155,8 @@ export async function createBerth(config: Config, logger: Logger | false = false
 }
 
 /** Starts Berth and listens; resolves with the bound address. */
-export async function serve(config: Config, logger: Logger): Promise<{ berth: Berth; address: string }> {
-  const berth = await createBerth(config, logger);
+export async function serve(config: Config, logger: Logger, opts: CreateOptions = {}): Promise<{ berth: Berth; address: string }> {
+  const berth = await createBerth(config, logger, opts);
   const { host, port } = parseListen(config.listen);
   const address = await berth.app.listen({ host, port });
   return { berth, address };

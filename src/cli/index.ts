@@ -1,10 +1,11 @@
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/schema.ts';
-import { createLogger, openMetadata, serve } from '../main.ts';
+import { openMetadata } from '../main.ts';
 import { migrateToLatest, migrationStatus } from '../metadata/sql/migrations.ts';
 import { adminCommands } from './admin.ts';
 import { ApiClientError } from './client.ts';
 import { pushCommands } from './push.ts';
+import { runServe } from './serve.ts';
 import { webhookCommands } from './webhook.ts';
 
 const program = new Command();
@@ -24,12 +25,13 @@ program
   .addOption(new Option('-l, --listen <addr>', 'HOST:PORT or :PORT to listen on (default :5000)').env('BERTH_LISTEN'))
   .addOption(new Option('-d, --data <dir>', 'data folder (default ./data)').env('BERTH_DATA'))
   .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('BERTH_LOG_LEVEL'))
-  .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string }) => {
+  .addOption(new Option('-w, --workers <n>', 'serving processes, 0 = one per CPU core (default 0)').env('BERTH_WORKERS'))
+  .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string; workers?: string }) => {
     let config;
     try {
       config = loadConfig({
         file: opts.config,
-        overrides: { listen: opts.listen, data: opts.data, logLevel: opts.logLevel as never },
+        overrides: { listen: opts.listen, data: opts.data, logLevel: opts.logLevel as never, workers: opts.workers === undefined ? undefined : Number(opts.workers) },
       });
     } catch (e) {
       if (e instanceof ConfigError) {
@@ -38,36 +40,7 @@ program
       }
       throw e;
     }
-    const logger = createLogger(config);
-    const { berth, address } = await serve(config, logger);
-    logger.info({ address, data: config.data }, `Berth listening on ${address}`);
-    if (berth.generatedAdminPassword) {
-      // Printed once, to the terminal only: never through the logger.
-      process.stdout.write(
-        `\nFirst start: created the administrator "admin".\n  username: admin\n  password: ${berth.generatedAdminPassword}\n` +
-          'This password is shown only now. Set BERTH_ADMIN_PASSWORD before the first start to choose it.\n\n',
-      );
-    }
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'shutting down: finishing in-flight requests');
-      const force = setTimeout(() => {
-        logger.warn('shutdown grace period over: exiting');
-        process.exit(1);
-      }, config.shutdownGraceSeconds * 1000);
-      force.unref();
-      berth.close().then(
-        () => process.exit(0),
-        (e: unknown) => {
-          logger.error({ err: e }, 'error during shutdown');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    await runServe(config);
   });
 
 program

@@ -166,10 +166,10 @@ export class Uploads {
 
   /**
    * Removes sessions started before `before`, and upload data that has no session and is not
-   * being written by this process (left by a crash during a monolithic upload). Returns how
-   * many were removed.
+   * being written by this process (left by a crash during a monolithic upload; skipped with
+   * `orphans: false`, when other processes may be writing). Returns how many were removed.
    */
-  async expire(before: number): Promise<number> {
+  async expire(before: number, opts: { orphans?: boolean } = {}): Promise<number> {
     const stale = await this.meta.listUploadsStartedBefore(before);
     for (const u of stale) {
       await this.meta.removeUpload(u.id);
@@ -177,6 +177,9 @@ export class Uploads {
       this.hashes.delete(u.id);
     }
     let orphans = 0;
+    // Temporary data without a session row is only known to be abandoned when no other process
+    // writes to this storage (a monolithic upload has no row while it runs).
+    if (opts.orphans === false) return stale.length;
     for (const id of await this.store.listUploads()) {
       if (this.active.has(id) || (await this.meta.findUpload(id))) continue;
       await this.store.removeUpload(id);
