@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { RegistryError } from '../errors.ts';
 import type { Identity } from './access.ts';
-import { API_KEY_PREFIX, ENTITLEMENT_PREFIX, hashSecret, verifyPassword } from './secrets.ts';
+import { API_KEY_PREFIX, ENTITLEMENT_PREFIX, hashSecret, safeEqual, verifyPassword } from './secrets.ts';
 import type { AccessStore, CredentialRecord } from '../../metadata/access-store.ts';
 
 const PASSWORD_CACHE_MS = 60_000;
@@ -15,13 +15,18 @@ function unauthorized(message = 'invalid username or password'): RegistryError {
  * Turns credentials into an Identity (DESIGN.md §5):
  * - username `token` or `OWNER/REPOSITORY` + an entitlement token → read-only on that repository;
  * - a username + one of that user's API keys;
- * - a username + password (argon2id). A successful check is remembered for a minute under a
- *   SHA-256 of the pair, so Basic auth on every request does not pay argon2 each time.
+ * - a username + password (argon2id). A successful check is remembered for a minute under an
+ *   HMAC of the pair (keyed with a random per-process key, so the cache holds nothing an
+ *   offline guesser could use) together with the password hash it was checked against: a
+ *   repeat skips argon2 but still reads the user, and counts only while that user still has
+ *   the very same hash — a password change or a removed user takes effect at once, on every
+ *   process and node sharing the database. Basic auth on every request costs one indexed read.
  * Revoked or expired credentials are refused. Throws UNAUTHORIZED; never says which part was
  * wrong.
  */
 export class Authenticator {
-  private readonly passwordCache = new Map<string, { identity: Identity; until: number }>();
+  private readonly passwordCache = new Map<string, { passwordHash: string; until: number }>();
+  private readonly cacheKey = randomBytes(32);
   private readonly touched = new Map<number, number>();
 
   constructor(private readonly store: AccessStore) {}
@@ -32,20 +37,21 @@ export class Authenticator {
       return this.entitlement(username, password);
     }
     if (password.startsWith(API_KEY_PREFIX)) return this.apiKey(username, password);
-    const cacheKey = createHash('sha256').update(`${username}\0${password}`).digest('hex');
-    const hit = this.passwordCache.get(cacheKey);
-    if (hit && hit.until > Date.now()) return hit.identity;
+    const cacheKey = createHmac('sha256', this.cacheKey).update(`${username}\0${password}`).digest('base64');
     const user = await this.store.findUserByName(username);
     if (!user?.passwordHash) {
       // Same cost as a real check, so timing does not reveal which usernames exist.
       await verifyPassword(DUMMY_HASH, password);
       throw unauthorized();
     }
-    if (!(await verifyPassword(user.passwordHash, password))) throw unauthorized();
-    const identity: Identity = { kind: 'user', userId: user.id, username: user.username, siteAdmin: user.siteAdmin };
-    if (this.passwordCache.size > 10_000) this.passwordCache.clear();
-    this.passwordCache.set(cacheKey, { identity, until: Date.now() + PASSWORD_CACHE_MS });
-    return identity;
+    const hit = this.passwordCache.get(cacheKey);
+    const known = hit !== undefined && hit.until > Date.now() && safeEqual(hit.passwordHash, user.passwordHash);
+    if (!known) {
+      if (!(await verifyPassword(user.passwordHash, password))) throw unauthorized();
+      if (this.passwordCache.size >= 10_000) this.passwordCache.clear();
+      this.passwordCache.set(cacheKey, { passwordHash: user.passwordHash, until: Date.now() + PASSWORD_CACHE_MS });
+    }
+    return { kind: 'user', userId: user.id, username: user.username, siteAdmin: user.siteAdmin };
   }
 
   /** An API key alone (e.g. `Authorization: Bearer berth_k_…` on the management API). */
