@@ -4,7 +4,8 @@ import type { Identity } from './access.ts';
 import { API_KEY_PREFIX, ENTITLEMENT_PREFIX, hashSecret, safeEqual, verifyPassword } from './secrets.ts';
 import type { AccessStore, CredentialRecord } from '../../metadata/access-store.ts';
 
-const PASSWORD_CACHE_MS = 60_000;
+/** How long a successful password check is remembered (each use still reads the user's hash). */
+const PASSWORD_CACHE_MS = 10 * 60_000;
 const TOUCH_INTERVAL_MS = 60_000;
 
 function unauthorized(message = 'invalid username or password'): RegistryError {
@@ -15,7 +16,7 @@ function unauthorized(message = 'invalid username or password'): RegistryError {
  * Turns credentials into an Identity (DESIGN.md §5):
  * - username `token` or `OWNER/REPOSITORY` + an entitlement token → read-only on that repository;
  * - a username + one of that user's API keys;
- * - a username + password (argon2id). A successful check is remembered for a minute under an
+ * - a username + password (argon2id). A successful check is remembered for ten minutes under an
  *   HMAC of the pair (keyed with a random per-process key, so the cache holds nothing an
  *   offline guesser could use) together with the password hash it was checked against: a
  *   repeat skips argon2 but still reads the user, and counts only while that user still has
@@ -27,6 +28,7 @@ function unauthorized(message = 'invalid username or password'): RegistryError {
 export class Authenticator {
   private readonly passwordCache = new Map<string, { passwordHash: string; until: number }>();
   private readonly cacheKey = randomBytes(32);
+  private readonly verifying = new Map<string, Promise<boolean>>();
   private readonly touched = new Map<number, number>();
 
   constructor(private readonly store: AccessStore) {}
@@ -46,12 +48,31 @@ export class Authenticator {
     }
     const hit = this.passwordCache.get(cacheKey);
     const known = hit !== undefined && hit.until > Date.now() && safeEqual(hit.passwordHash, user.passwordHash);
-    if (!known) {
-      if (!(await verifyPassword(user.passwordHash, password))) throw unauthorized();
-      if (this.passwordCache.size >= 10_000) this.passwordCache.clear();
-      this.passwordCache.set(cacheKey, { passwordHash: user.passwordHash, until: Date.now() + PASSWORD_CACHE_MS });
-    }
+    if (!known && !(await this.verifyOnce(cacheKey, user.passwordHash, password))) throw unauthorized();
     return { kind: 'user', userId: user.id, username: user.username, siteAdmin: user.siteAdmin };
+  }
+
+  /**
+   * argon2 for one (credential, hash) pair at a time: a client sending Basic credentials on 64
+   * connections when its remembered check expires makes one verification, not 64 (which would
+   * stall the process for seconds). A success is remembered.
+   */
+  private verifyOnce(cacheKey: string, passwordHash: string, password: string): Promise<boolean> {
+    const flightKey = `${cacheKey}\0${passwordHash}`;
+    let flight = this.verifying.get(flightKey);
+    if (!flight) {
+      flight = verifyPassword(passwordHash, password)
+        .then((ok) => {
+          if (ok) {
+            if (this.passwordCache.size >= 10_000) this.passwordCache.clear();
+            this.passwordCache.set(cacheKey, { passwordHash, until: Date.now() + PASSWORD_CACHE_MS });
+          }
+          return ok;
+        })
+        .finally(() => this.verifying.delete(flightKey));
+      this.verifying.set(flightKey, flight);
+    }
+    return flight;
   }
 
   /** An API key alone (e.g. `Authorization: Bearer berth_k_…` on the management API). */
