@@ -5,6 +5,7 @@
 // `--workers 2` against `--workers 1`, and tag listings at 1k / 10k / 100k tags.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, expectStatus } from './http.ts';
@@ -366,7 +367,8 @@ ${tags}
 
 ### \`--workers 2\` vs \`--workers 1\` (median of ${p.params.rounds} alternating rounds)
 
-Two fresh Berths on this ${'`nproc`'}-CPU machine; everything else as above.
+Two fresh Berths on this ${os.availableParallelism()}-CPU machine (shared with the load generators and the client); everything
+else as above.
 
 ${workers}
 `;

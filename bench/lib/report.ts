@@ -169,7 +169,8 @@ rewrites this file.
 ## Method
 
 - Both registries run side by side on loopback, each on a fresh temporary data folder:
-  Berth as \`node bin/berth.js serve --log-level warn\` (SQLite metadata + filesystem blobs),
+  Berth as \`node bin/berth.js serve --log-level warn\` (SQLite metadata + filesystem blobs;
+  its default of one worker process per CPU core, \`--workers\`),
   docker-registry with the filesystem storage driver, \`storage.delete.enabled: true\`, the
   in-memory blob descriptor cache, access log off, log level error.
 - Every workload runs **${p.rounds} round(s) on each registry, alternating** (A/B, B/A, …; the
@@ -213,7 +214,7 @@ rewrites this file.
 
 \`\`\`sh
 apt-get install -y docker-registry wrk apache2-utils   # once
-npm run bench                            # full run, 7-8 minutes; rewrites docs/performance.md
+npm run bench                            # full run, 20+ minutes (100,000 tags are pushed); rewrites docs/performance.md
 BENCH_SIZE_MB=64 BENCH_ROUNDS=1 BENCH_WRK_SECONDS=2 BENCH_SMALL_BLOBS=200 BENCH_TAGS=500 \\
   BENCH_OUTPUT=none npm run bench        # quick smoke run, prints the table only
 \`\`\`
@@ -221,8 +222,10 @@ BENCH_SIZE_MB=64 BENCH_ROUNDS=1 BENCH_WRK_SECONDS=2 BENCH_SMALL_BLOBS=200 BENCH_
 Knobs (environment): \`BENCH_ROUNDS\` (5), \`BENCH_SIZE_MB\` (1024), \`BENCH_CHUNK_MB\` (16),
 \`BENCH_WRK_SECONDS\` (10, also ab's), \`BENCH_WRK_CONNECTIONS\` (64), \`BENCH_WARMUP_SECONDS\` (2), \`BENCH_SMALL_BLOBS\` (2000),
 \`BENCH_SMALL_KB\` (4), \`BENCH_TAGS\` (5000), \`BENCH_LAYERS\` (50), \`BENCH_LAYER_MB\` (1),
-\`BENCH_RANGE_REQUESTS\` (400), \`BENCH_TMPDIR\` (the OS temp folder), \`BENCH_OUTPUT\` (this file;
-\`none\` to only print).
+\`BENCH_RANGE_REQUESTS\` (400), \`BENCH_TAG_SCALE\` (1000,10000,100000: tag counts of the tag-scale rows),
+\`BENCH_BERTH_ONLY\` (\`0\` skips the Berth-only sections), \`BENCH_TMPDIR\` (the OS temp folder),
+\`BENCH_OUTPUT\` (this file; \`none\` to only print). A section headed "## Notes (hand-written, …)"
+at the end of this file is kept when the bench rewrites it.
 
 ## Results — ${input.date.toISOString().slice(0, 10)}
 
