@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 import { type Config, parseListen, sqlitePath, storagePath } from './config/schema.ts';
 import { Registry } from './core/registry.ts';
 import { buildApp } from './http/app.ts';
+import type { ClusterMetrics } from './http/metrics.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
 import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
@@ -66,6 +67,8 @@ export interface CreateOptions {
    * supervisor clears it before the workers start.
    */
   shared?: boolean;
+  /** With several workers: GET /metrics answers for all of them (src/cli/serve.ts). */
+  clusterMetrics?: ClusterMetrics;
 }
 
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
@@ -99,6 +102,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
     importSpoolDir: path.join(config.storage.driver === 's3' ? path.join(config.data, 'spool') : storagePath(config), 'imports'),
     trustProxy: config.events.trustedProxies,
     metrics: config.metrics.enabled,
+    ...(opts.clusterMetrics ? { clusterMetrics: opts.clusterMetrics } : {}),
   });
   registry.webhooks.start();
 

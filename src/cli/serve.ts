@@ -1,5 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
+import type { ClusterMetrics } from '../http/metrics.ts';
 import { type Config, workerCount } from '../config/schema.ts';
 import { type CreateOptions, createBerth, createLogger, serve } from '../main.ts';
 
@@ -12,7 +14,7 @@ import { type CreateOptions, createBerth, createLogger, serve } from '../main.ts
  */
 export async function runServe(config: Config): Promise<void> {
   const logger = createLogger(config);
-  if (cluster.isWorker) return serveProcess(config, logger.child({ worker: cluster.worker?.id }), { shared: true });
+  if (cluster.isWorker) return serveProcess(config, logger.child({ worker: cluster.worker?.id }), { shared: true, clusterMetrics: workerMetrics() });
   const n = workerCount(config);
   if (n <= 1) return serveProcess(config, logger, {});
   return supervise(config, logger, n);
@@ -55,6 +57,45 @@ async function serveProcess(config: Config, logger: Logger, opts: CreateOptions)
   if (cluster.isWorker) process.on('disconnect', () => stop('supervisor gone'));
 }
 
+const METRICS_MESSAGE = 'berth:metrics';
+
+/**
+ * A worker's side of GET /metrics: prom-client in this process answers the supervisor's
+ * collection with this worker's registry; rendering asks the supervisor for every worker's
+ * metrics together (AggregatorRegistry: counters and histograms summed).
+ */
+function workerMetrics(): ClusterMetrics {
+  let next = 0;
+  const waiting = new Map<number, { resolve(text: string): void; reject(e: Error): void }>();
+  process.on('message', (m: { type?: string; id?: number; text?: string; error?: string }) => {
+    if (m?.type !== METRICS_MESSAGE || m.id === undefined) return;
+    const w = waiting.get(m.id);
+    if (!w) return;
+    waiting.delete(m.id);
+    if (m.text !== undefined) w.resolve(m.text);
+    else w.reject(new Error(`collecting the workers' metrics failed: ${m.error ?? 'no answer'}`));
+  });
+  return {
+    register: (local) => {
+      new AggregatorRegistry(); // installs prom-client's answer to the supervisor's collection
+      AggregatorRegistry.setRegistries([local]);
+    },
+    render: () =>
+      new Promise<string>((resolve, reject) => {
+        const id = next++;
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          reject(new Error("collecting the workers' metrics timed out"));
+        }, 10_000);
+        waiting.set(id, {
+          resolve: (t) => (clearTimeout(timer), resolve(t)),
+          reject: (e) => (clearTimeout(timer), reject(e)),
+        });
+        process.send!({ type: METRICS_MESSAGE, id });
+      }),
+  };
+}
+
 /** A worker that exits this many times within a minute means something is wrong: stop. */
 const MAX_RESTARTS_PER_MINUTE = 5;
 
@@ -68,6 +109,14 @@ async function supervise(config: Config, logger: Logger, n: number): Promise<voi
   const password = prepared.generatedAdminPassword;
   await prepared.close();
 
+  const aggregator = new AggregatorRegistry();
+  cluster.on('message', (w, m: { type?: string; id?: number }) => {
+    if (m?.type !== METRICS_MESSAGE) return;
+    aggregator.clusterMetrics().then(
+      (text) => w.isConnected() && w.send({ type: METRICS_MESSAGE, id: m.id, text }),
+      (e: unknown) => w.isConnected() && w.send({ type: METRICS_MESSAGE, id: m.id, error: (e as Error).message }),
+    );
+  });
   const live = new Set<Worker>();
   const restarts: number[] = [];
   let stopping = false;

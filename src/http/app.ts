@@ -12,7 +12,7 @@ import { importRoutes } from './api/import.ts';
 import { browseRoutes } from './api/browse.ts';
 import { uiRoutes } from './ui.ts';
 import { observeRequests } from './events.ts';
-import { Metrics } from './metrics.ts';
+import { type ClusterMetrics, Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
 
 export interface AppOptions {
@@ -26,6 +26,8 @@ export interface AppOptions {
   trustProxy?: string[];
   /** Serve Prometheus metrics on GET /metrics (default true). */
   metrics?: boolean;
+  /** Set in each of several worker processes: /metrics answers for all of them. */
+  clusterMetrics?: ClusterMetrics;
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
@@ -69,6 +71,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   });
 
   const metrics = opts.metrics === false ? undefined : new Metrics(registry);
+  if (metrics && opts.clusterMetrics) metrics.aggregateWith(opts.clusterMetrics);
   observeRequests(app, registry, metrics);
   if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 

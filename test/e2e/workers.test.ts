@@ -2,7 +2,8 @@
  * End-to-end: `berth serve --workers 2` on the embedded default (SQLite + a folder). Every
  * request goes on a new connection, so the supervisor spreads them over both workers: an
  * upload's chunks land on either, concurrent manifest pushes write the one SQLite database
- * from both processes, a killed worker is replaced, and SIGTERM stops them all.
+ * from both processes, /metrics counts both, a killed worker is replaced, and SIGTERM stops
+ * them all.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -109,6 +110,20 @@ test('berth serve --workers 2: uploads, pushes and pulls across both workers; re
       r = await request(`${srv.url}/v2/${name}/manifests/t${i}`, 'GET', { ...auth, Accept: 'application/vnd.oci.image.manifest.v1+json' });
       assert.equal(r.status, 200);
     }
+
+    // GET /metrics answers for both workers together, whichever worker takes it.
+    const headCount = async () => {
+      const m = await request(`${srv.url}/metrics`, 'GET', {});
+      assert.equal(m.status, 200);
+      let sum = 0;
+      for (const line of m.body.toString().split('\n')) {
+        if (line.startsWith('berth_http_requests_total{') && line.includes('method="HEAD"')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+      return sum;
+    };
+    const before = await headCount();
+    for (let i = 0; i < 10; i++) assert.equal((await request(`${srv.url}/v2/${name}/manifests/t1`, 'HEAD', auth)).status, 200);
+    assert.equal((await headCount()) - before, 10, 'the HEADs answered by both workers are all counted');
 
     // A worker that dies is replaced; the registry keeps answering meanwhile.
     process.kill(workers[0]!, 'SIGKILL');
