@@ -12,7 +12,11 @@ import { type Rounds, type ReportInput, LABEL, cpuRows, mainRows, markdown, rssR
 import { type Kind, type Server, NoiseMeter, RssSampler, cpuSecondsOf, killAllChildrenSync, rssOf, startBerth, startReference, stopProcess } from './lib/servers.ts';
 import { type Ctx, type Params, repositories, workloads } from './lib/workloads.ts';
 import { ensureOrg, login } from './lib/auth.ts';
-import { MiB, envInt, findOnPath, fmtNum, since } from './lib/util.ts';
+import { berthOnly } from './lib/berth-only.ts';
+import { MiB, envInt, envList, findOnPath, fmtNum, since } from './lib/util.ts';
+
+/** The heading of docs/performance.md's hand-written section, which a rerun keeps. */
+const NOTES_HEADING = '## Notes (hand-written, kept when the bench rewrites this file)';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -200,10 +204,18 @@ async function main(): Promise<void> {
       }
     }
 
+    // Rows only Berth has: against this machine's ceilings, tag scale, --workers 2 vs 1.
+    let extra: string | undefined;
+    if (process.env.BENCH_BERTH_ONLY !== '0') {
+      await stopProcess(ref.proc); // idle from here on; its memory back to the page cache
+      extra = await berthOnly({ params, tmp, repoRoot, berth, big, tagScale: envList('BENCH_TAG_SCALE', [1000, 10_000, 100_000]), log });
+    }
+
     for (const c of clients) c.close();
     await Promise.all(servers.map((s) => stopProcess(s.proc)));
 
     const input: ReportInput = {
+      extra,
       date: new Date(),
       params,
       workloads: list,
@@ -226,6 +238,7 @@ async function main(): Promise<void> {
         BENCH_LAYERS: params.layers,
         BENCH_LAYER_MB: params.layerSize / MiB,
         BENCH_RANGE_REQUESTS: params.rangeRequests,
+        BENCH_TAG_SCALE: envList('BENCH_TAG_SCALE', [1000, 10_000, 100_000]).join(','),
       })
         .map(([k, v]) => `\`${k}=${v}\``)
         .join(', '),
@@ -233,7 +246,10 @@ async function main(): Promise<void> {
     const md = markdown(input);
     process.stdout.write(`\n${table(mainRows(input))}\n\n${table(rssRows(input))}\n\n${table(cpuRows(input))}\n\n`);
     if (output !== 'none' && output !== '-') {
-      writeFileSync(output, md);
+      // A hand-written section at the end ("## Notes", kept across runs) survives the rewrite.
+      const previous = existsSync(output) ? readFileSync(output, 'utf8') : '';
+      const at = previous.indexOf(NOTES_HEADING);
+      writeFileSync(output, at >= 0 ? `${md}\n${previous.slice(at)}` : md);
       log(`wrote ${path.relative(process.cwd(), output) || output}`);
     }
     log(`total ${since(started).toFixed(0)} s`);

@@ -4,6 +4,7 @@ import { type Config, parseListen, sqlitePath, storagePath } from './config/sche
 import { Registry } from './core/registry.ts';
 import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
+import type { ClusterMetrics } from './http/metrics.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
 import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
@@ -80,13 +81,15 @@ export function openKeyring(config: Config): Promise<Keyring> {
   return Keyring.open({ dataDir: config.data, ...(config.keys.kekFile ? { kekFile: config.keys.kekFile } : {}), ...(config.keys.kek ? { kek: config.keys.kek } : {}) });
 }
 
+export interface CreateOptions {
+  /** Name resolution for outbound requests (tests give a table; default the system's). */
+  resolve?: Resolve;
+  /** With several workers: GET /metrics answers for all of them (src/cli/serve.ts). */
+  clusterMetrics?: ClusterMetrics;
+}
+
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
-export async function createBerth(
-  config: Config,
-  logger: Logger | false = false,
-  /** `resolve`: name resolution for outbound requests (tests give a table; default the system's). */
-  hooks: { resolve?: Resolve } = {},
-): Promise<Berth> {
+export async function createBerth(config: Config, logger: Logger | false = false, opts: CreateOptions = {}): Promise<Berth> {
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
@@ -105,7 +108,7 @@ export async function createBerth(
   const registry = new Registry(meta, blobStore, access, tokens, {
     ...(s3?.redirect ? { redirectSeconds: s3.redirectExpiresSeconds } : {}),
     proxy: { ...config.proxy, onUpstreamError: (url, reason) => log?.warn({ upstream: url, reason }, 'upstream unreachable') },
-    egress: new Egress({ allow: config.egress.allow, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) }),
+    egress: new Egress({ allow: config.egress.allow, ...(opts.resolve ? { resolve: opts.resolve } : {}) }),
     keyring,
     uploads: { maxSessionsPerUser: config.uploads.maxSessionsPerUser, maxSessionsPerRepository: config.uploads.maxSessionsPerRepository },
     jobs: {
@@ -161,6 +164,7 @@ export async function createBerth(
       maxExpansionRatio: config.imports.maxExpansionRatio,
       maxPerUser: config.imports.maxConcurrentPerUser,
     },
+    ...(opts.clusterMetrics ? { clusterMetrics: opts.clusterMetrics } : {}),
   });
   registry.webhooks.start();
   registry.jobs.start(registry);
@@ -250,8 +254,8 @@ async function readTlsPair(certFile: string, keyFile: string): Promise<{ cert: B
 }
 
 /** Starts Berth and listens; resolves with the bound address. */
-export async function serve(config: Config, logger: Logger): Promise<{ berth: Berth; address: string }> {
-  const berth = await createBerth(config, logger);
+export async function serve(config: Config, logger: Logger, opts: CreateOptions = {}): Promise<{ berth: Berth; address: string }> {
+  const berth = await createBerth(config, logger, opts);
   const { host, port } = parseListen(config.listen);
   const address = await berth.app.listen({ host, port });
   return { berth, address };

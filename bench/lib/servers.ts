@@ -95,11 +95,13 @@ function launch(
 
 /**
  * Berth from this checkout: `node bin/berth.js serve` on a fresh data folder, log level warn,
- * with a known first-start administrator password (BERTH_ADMIN_PASSWORD).
+ * with a known first-start administrator password (BERTH_ADMIN_PASSWORD); `args` go after
+ * `serve …` (e.g. `--workers 2`).
  */
-export async function startBerth(repoRoot: string, dir: string): Promise<Server> {
+export async function startBerth(repoRoot: string, dir: string, opts: { name?: string; args?: string[] } = {}): Promise<Server> {
   const port = await freePort();
-  const data = path.join(dir, 'berth-data');
+  const name = opts.name ?? 'berth';
+  const data = path.join(dir, `${name}-data`);
   const password = randomBytes(18).toString('base64url');
   // The caller's BERTH_* settings must not leak into the benchmarked server.
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BERTH_')));
@@ -108,9 +110,9 @@ export async function startBerth(repoRoot: string, dir: string): Promise<Server>
     'berth',
     'Berth',
     process.execPath,
-    [path.join(repoRoot, 'bin/berth.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--log-level', 'warn'],
+    [path.join(repoRoot, 'bin/berth.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--log-level', 'warn', ...(opts.args ?? [])],
     repoRoot,
-    path.join(dir, 'berth.log'),
+    path.join(dir, `${name}.log`),
     port,
     env,
   );
@@ -185,8 +187,17 @@ export function killAllChildrenSync(): void {
   children.clear();
 }
 
-/** Resident set size of `pid` in bytes (VmRSS), or 0 when unreadable. */
-export function rssOf(pid: number): number {
+/** `pid` and its child processes (Berth with `--workers`: the supervisor and its workers). */
+export function processTree(pid: number): number[] {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(kids ? kids.split(/\s+/).map(Number) : [])];
+  } catch {
+    return [pid];
+  }
+}
+
+function ownRss(pid: number): number {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
@@ -195,10 +206,17 @@ export function rssOf(pid: number): number {
   }
 }
 
+/**
+ * Resident set size in bytes (VmRSS) of the largest process of `pid`'s tree (for Berth with
+ * several workers: the biggest serving process), or 0 when unreadable.
+ */
+export function rssOf(pid: number): number {
+  return Math.max(...processTree(pid).map(ownRss));
+}
+
 const CLK_TCK = 100; // USER_HZ: the unit of utime/stime in /proc/<pid>/stat on Linux
 
-/** CPU time (user + system) `pid` has used so far, in seconds; 0 when unreadable. */
-export function cpuSecondsOf(pid: number): number {
+function ownCpu(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after "(comm) ": state is field 3, utime 14, stime 15 (1-based).
@@ -207,6 +225,11 @@ export function cpuSecondsOf(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** CPU time (user + system) `pid` and its child processes have used so far, in seconds. */
+export function cpuSecondsOf(pid: number): number {
+  return processTree(pid).reduce((a, p) => a + ownCpu(p), 0);
 }
 
 /** CPU seconds this process and its reaped children (wrk, ab, dd, …) have used. */

@@ -14,6 +14,15 @@ export function envInt(name: string, def: number, min = 1): number {
   return n;
 }
 
+/** A comma-separated list of positive integers from the environment, or `def`. */
+export function envList(name: string, def: number[]): number[] {
+  const raw = process.env[name];
+  if (!raw) return def;
+  const xs = raw.split(',').map((x) => Number(x.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`${name} must be a comma-separated list of positive integers, got "${raw}"`);
+  return xs;
+}
+
 export function median(xs: number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

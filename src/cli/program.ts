@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/schema.ts';
-import { createLogger, openMetadata, serve } from '../main.ts';
+import { openMetadata } from '../main.ts';
+import { runServe } from './serve.ts';
 import { migrateToLatest, migrationStatus } from '../metadata/sql/migrations.ts';
 import { adminCommands } from './admin.ts';
 import { contentCommands } from './content.ts';
@@ -48,7 +49,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('BERTH_LOG_LEVEL'))
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); with --tls-key; re-read on SIGHUP')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
-    .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string; tlsCert?: string; tlsKey?: string }) => {
+    .addOption(new Option('-w, --workers <n>', 'serving processes, 0 = one per CPU core (default 0)').env('BERTH_WORKERS'))
+    .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string; tlsCert?: string; tlsKey?: string; workers?: string }) => {
       let config;
       try {
         config = loadConfig({
@@ -57,6 +59,7 @@ export function buildProgram(): Command {
             listen: opts.listen,
             data: opts.data,
             logLevel: opts.logLevel as never,
+            workers: opts.workers === undefined ? undefined : Number(opts.workers),
             ...(opts.tlsCert || opts.tlsKey ? { tls: { cert: opts.tlsCert, key: opts.tlsKey } } : {}),
           },
         });
@@ -69,57 +72,7 @@ export function buildProgram(): Command {
       }
       // Whatever the server writes (database, blobs, keys, spool files) is for its own user only.
       process.umask(0o077);
-      const logger = createLogger(config);
-      const { berth, address } = await serve(config, logger);
-      logger.info({ address, data: config.data }, `Berth listening on ${address}`);
-      if (berth.generatedAdminPassword) {
-        // Printed once, to the terminal only: never through the logger.
-        process.stdout.write(
-          [
-            '',
-            '='.repeat(72),
-            '  First start: Berth created the site administrator.',
-            '',
-            '    username: admin',
-            `    password: ${berth.generatedAdminPassword}`,
-            '',
-            '  This password is shown only now. Change it after signing in:',
-            '    berth login -u admin --password-stdin   (then)   berth passwd',
-            '  or choose it before the first start with BERTH_ADMIN_PASSWORD.',
-            '='.repeat(72),
-            '',
-            '',
-          ].join('\n'),
-        );
-      }
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'shutting down: finishing in-flight requests');
-        const force = setTimeout(() => {
-          logger.warn('shutdown grace period over: exiting');
-          process.exit(1);
-        }, config.shutdownGraceSeconds * 1000);
-        force.unref();
-        berth.close().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            logger.error({ err: e }, 'error during shutdown');
-            process.exit(1);
-          },
-        );
-      };
-      if (config.tls.cert) {
-        process.on('SIGHUP', () => {
-          berth.reloadTls().then(
-            () => logger.info({ cert: config.tls.cert }, 'reloaded the TLS certificate'),
-            (e: unknown) => logger.error({ err: e }, 'TLS reload failed: still serving the previous certificate'),
-          );
-        });
-      }
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
+      await runServe(config);
     });
 
     const migrateCmd = program

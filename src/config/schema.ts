@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -271,6 +272,8 @@ export const ConfigSchema = z
       .default({ enabled: true }),
     /** Seconds to wait for in-flight requests on shutdown. */
     shutdownGraceSeconds: z.number().int().nonnegative().default(30),
+    /** Serving processes (`berth serve`); 0 = one per CPU core. See docs/performance.md. */
+    workers: z.number().int().min(0).max(256).default(0),
   })
   .strict();
 
@@ -323,6 +326,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_KEK: (c, v) => ((c.keys ??= {}).kek = v),
   BERTH_KEK_FILE: (c, v) => ((c.keys ??= {}).kekFile = v),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
+  BERTH_WORKERS: (c, v) => (c.workers = Number(v)),
   BERTH_PROXY_TAG_TTL_SECONDS: (c, v) => ((c.proxy ??= {}).tagTtlSeconds = Number(v)),
   BERTH_PROXY_TIMEOUT_MS: (c, v) => ((c.proxy ??= {}).timeoutMs = Number(v)),
   BERTH_PROXY_SECRET_KEY: (c, v) => ((c.proxy ??= {}).secretKey = v),
@@ -392,6 +396,11 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   return parsed.data;
+}
+
+/** How many serving processes `workers` means on this machine (0: one per CPU core). */
+export function workerCount(c: Pick<Config, 'workers'>): number {
+  return c.workers > 0 ? c.workers : Math.max(1, os.availableParallelism());
 }
 
 export function sqlitePath(c: Config): string {

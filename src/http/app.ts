@@ -14,7 +14,7 @@ import { DEFAULT_HTTP_LIMITS, type HttpLimits, bodyProgress, capConnections, tim
 import { browseRoutes } from './api/browse.ts';
 import { uiRoutes } from './ui.ts';
 import { observeRequests } from './events.ts';
-import { Metrics } from './metrics.ts';
+import { type ClusterMetrics, Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
 
 export interface AppOptions {
@@ -34,6 +34,8 @@ export interface AppOptions {
   imports?: ImportLimits;
   /** Serve HTTPS with this certificate (chain) and key, PEM. */
   tls?: { cert: Buffer; key: Buffer };
+  /** Set in each of several worker processes: /metrics answers for all of them. */
+  clusterMetrics?: ClusterMetrics;
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
@@ -84,6 +86,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   });
 
   const metrics = opts.metrics === false ? undefined : new Metrics(registry);
+  if (metrics && opts.clusterMetrics) metrics.aggregateWith(opts.clusterMetrics);
   observeRequests(app, registry, metrics);
   if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 

@@ -199,7 +199,7 @@ export class HttpAuth {
   async checkBasic(req: FastifyRequest, username: string, password: string): Promise<Identity> {
     const token = username === 'token' || username.includes('/') || password.startsWith('berth_');
     const authn = this.registry.authenticator;
-    return this.guard(req, username, () => authn.basic(username, password), token, () => authn.cachedPassword(username, password));
+    return this.guard(req, username, () => authn.basic(username, password), token, () => authn.recentlyVerified(username, password));
   }
 
   /**
@@ -213,17 +213,12 @@ export class HttpAuth {
     username: string | undefined,
     check: () => Promise<Identity>,
     token: boolean,
-    cached?: () => Identity | undefined,
+    recentlyVerified?: () => boolean,
   ): Promise<Identity> {
     const via = req.url.startsWith('/v2/token') ? 'token_endpoint' : username === undefined ? 'bearer' : 'basic';
     noteLogin(req, { ok: false, token, via, ...(username ? { username } : {}) });
-    const limited = !token && username !== undefined;
-    const hit = limited ? cached?.() : undefined;
-    if (hit) {
-      noteLogin(req, { ok: true, identity: hit, token, via });
-      await this.limiter.succeeded(req.ip, username!, true);
-      return hit;
-    }
+    // A password that passed recently is no guess: the limits are not consulted for it.
+    const limited = !token && username !== undefined && !recentlyVerified?.();
     const state = limited ? await this.limiter.check(req.ip, username) : undefined;
     if (state && state.retryAfter > 0) {
       throw new RegistryError('TOOMANYREQUESTS', `too many failed logins for this username from this address: try again in ${state.retryAfter} s`, {

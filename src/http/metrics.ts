@@ -63,6 +63,7 @@ export class Metrics {
       name: 'berth_storage_used_bytes',
       help: 'Sum of the sizes of all stored blobs (each digest once), refreshed at most every 30 s',
       registers,
+      aggregator: 'max', // every worker reads the same database: not a sum across workers
       async collect() {
         const now = Date.now();
         if (!self.storage || self.storage.at < now - STORAGE_TTL_MS) self.storage = { at: now, bytes: await meta.totalBlobBytes() };
@@ -112,6 +113,7 @@ export class Metrics {
       name: 'berth_events_batch_max_seconds',
       help: 'Longest event batch write since start',
       registers,
+      aggregator: 'max',
       collect() {
         this.set(bus.stats.maxBatchMs / 1000);
       },
@@ -251,6 +253,22 @@ export class Metrics {
   }
 
   render(): Promise<string> {
-    return this.registry.metrics();
+    return this.cluster ? this.cluster.render() : this.registry.metrics();
   }
+
+  private cluster: ClusterMetrics | undefined;
+
+  /** One of several workers: /metrics answers for all of them together (src/cli/serve.ts). */
+  aggregateWith(cluster: ClusterMetrics): void {
+    this.cluster = cluster;
+    cluster.register(this.registry);
+  }
+}
+
+/** Metrics of every worker process, summed (counters, histograms) or as declared per metric. */
+export interface ClusterMetrics {
+  /** This worker's registry, for the supervisor to collect. */
+  register(local: PromRegistry): void;
+  /** The text exposition of every worker together. */
+  render(): Promise<string>;
 }

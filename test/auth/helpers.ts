@@ -238,7 +238,7 @@ export async function spawnBerth(
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'berth-auth-srv-')));
-  const env = cleanEnv({ BERTH_LOG_LEVEL: 'warn', ...(opts.env ?? {}) });
+  const env = cleanEnv({ BERTH_LOG_LEVEL: 'warn', BERTH_WORKERS: '1', ...(opts.env ?? {}) });
   const pw = opts.adminPassword === undefined ? ADMIN_PASSWORD : opts.adminPassword;
   if (pw !== null) env.BERTH_ADMIN_PASSWORD = pw;
   const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'bin', 'berth.js'), 'serve', '--listen', address, '--data', dataDir], {

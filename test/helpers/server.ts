@@ -167,6 +167,8 @@ async function startOnce(opts: StartBerthOptions): Promise<BerthServer> {
   for (const k of Object.keys(env)) if (k.startsWith('BERTH_')) delete env[k];
   delete env.NODE_OPTIONS; // e.g. `--import tsx` from the test runner would load the loader into the server too
   env.BERTH_LOG_LEVEL = 'warn';
+  // One serving process unless a test asks for more (--workers / BERTH_WORKERS in opts).
+  env.BERTH_WORKERS = '1';
   env.BERTH_ADMIN_PASSWORD = admin.password;
   if (via === 'env') {
     env.BERTH_LISTEN = address;

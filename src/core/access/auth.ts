@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { RegistryError } from '../errors.ts';
 import type { Identity } from './access.ts';
-import { API_KEY_PREFIX, ENTITLEMENT_PREFIX, hashSecret, verifyPassword } from './secrets.ts';
+import { API_KEY_PREFIX, ENTITLEMENT_PREFIX, hashSecret, safeEqual, verifyPassword } from './secrets.ts';
 import type { AccessStore, CredentialRecord } from '../../metadata/access-store.ts';
 
-const PASSWORD_CACHE_MS = 60_000;
+/** How long a successful password check is remembered (each use still reads the user's hash). */
+const PASSWORD_CACHE_MS = 10 * 60_000;
 const TOUCH_INTERVAL_MS = 60_000;
 
 function unauthorized(message = 'invalid username or password'): RegistryError {
@@ -15,13 +16,19 @@ function unauthorized(message = 'invalid username or password'): RegistryError {
  * Turns credentials into an Identity (DESIGN.md §5):
  * - username `token` or `OWNER/REPOSITORY` + an entitlement token → read-only on that repository;
  * - a username + one of that user's API keys;
- * - a username + password (argon2id). A successful check is remembered for a minute under a
- *   SHA-256 of the pair, so Basic auth on every request does not pay argon2 each time.
+ * - a username + password (argon2id). A successful check is remembered for ten minutes under an
+ *   HMAC of the pair (keyed with a random per-process key, so the cache holds nothing an
+ *   offline guesser could use) together with the password hash it was checked against: a
+ *   repeat skips argon2 but still reads the user, and counts only while that user still has
+ *   the very same hash — a password change or a removed user takes effect at once, on every
+ *   process and node sharing the database. Basic auth on every request costs one indexed read.
  * Revoked or expired credentials are refused. Throws UNAUTHORIZED; never says which part was
  * wrong.
  */
 export class Authenticator {
-  private readonly passwordCache = new Map<string, { identity: Identity; until: number }>();
+  private readonly passwordCache = new Map<string, { passwordHash: string; until: number }>();
+  private readonly cacheKey = randomBytes(32);
+  private readonly verifying = new Map<string, Promise<boolean>>();
   private readonly touched = new Map<number, number>();
 
   constructor(private readonly store: AccessStore) {}
@@ -32,26 +39,54 @@ export class Authenticator {
       return this.entitlement(username, password);
     }
     if (password.startsWith(API_KEY_PREFIX)) return this.apiKey(username, password);
-    const cacheKey = passwordCacheKey(username, password);
-    const hit = this.passwordCache.get(cacheKey);
-    if (hit && hit.until > Date.now()) return hit.identity;
+    const cacheKey = this.keyOf(username, password);
     const user = await this.store.findUserByName(username);
     if (!user?.passwordHash) {
       // Same cost as a real check, so timing does not reveal which usernames exist.
       await verifyPassword(DUMMY_HASH, password);
       throw unauthorized();
     }
-    if (!(await verifyPassword(user.passwordHash, password))) throw unauthorized();
-    const identity: Identity = { kind: 'user', userId: user.id, username: user.username, siteAdmin: user.siteAdmin };
-    if (this.passwordCache.size > 10_000) this.passwordCache.clear();
-    this.passwordCache.set(cacheKey, { identity, until: Date.now() + PASSWORD_CACHE_MS });
-    return identity;
+    const hit = this.passwordCache.get(cacheKey);
+    const known = hit !== undefined && hit.until > Date.now() && safeEqual(hit.passwordHash, user.passwordHash);
+    if (!known && !(await this.verifyOnce(cacheKey, user.passwordHash, password))) throw unauthorized();
+    return { kind: 'user', userId: user.id, username: user.username, siteAdmin: user.siteAdmin };
   }
 
-  /** The identity of a username + password verified within the last minute, if any (no argon2, no store). */
-  cachedPassword(username: string, password: string): Identity | undefined {
-    const hit = this.passwordCache.get(passwordCacheKey(username, password));
-    return hit && hit.until > Date.now() ? hit.identity : undefined;
+  /**
+   * argon2 for one (credential, hash) pair at a time: a client sending Basic credentials on 64
+   * connections when its remembered check expires makes one verification, not 64 (which would
+   * stall the process for seconds). A success is remembered.
+   */
+  private verifyOnce(cacheKey: string, passwordHash: string, password: string): Promise<boolean> {
+    const flightKey = `${cacheKey}\0${passwordHash}`;
+    let flight = this.verifying.get(flightKey);
+    if (!flight) {
+      flight = verifyPassword(passwordHash, password)
+        .then((ok) => {
+          if (ok) {
+            if (this.passwordCache.size >= 10_000) this.passwordCache.clear();
+            this.passwordCache.set(cacheKey, { passwordHash, until: Date.now() + PASSWORD_CACHE_MS });
+          }
+          return ok;
+        })
+        .finally(() => this.verifying.delete(flightKey));
+      this.verifying.set(flightKey, flight);
+    }
+    return flight;
+  }
+
+  /**
+   * Whether this username + password passed a check recently (no argon2, no store read): such
+   * a login is no guess, so the failed-login limits need not be consulted. `basic()` still
+   * decides, against the user's current hash.
+   */
+  recentlyVerified(username: string, password: string): boolean {
+    const hit = this.passwordCache.get(this.keyOf(username, password));
+    return hit !== undefined && hit.until > Date.now();
+  }
+
+  private keyOf(username: string, password: string): string {
+    return createHmac('sha256', this.cacheKey).update(`${username}\0${password}`).digest('base64');
   }
 
   /** An API key alone (e.g. `Authorization: Bearer berth_k_…` on the management API). */
@@ -108,10 +143,6 @@ export function entitlementProblem(c: CredentialRecord, now = Date.now()): Regis
     return new RegistryError('DENIED', `download limit reached: this entitlement token allowed ${c.downloadLimit} download${c.downloadLimit === 1 ? '' : 's'}`);
   }
   return undefined;
-}
-
-function passwordCacheKey(username: string, password: string): string {
-  return createHash('sha256').update(`${username}\0${password}`).digest('hex');
 }
 
 function live(c: CredentialRecord): boolean {

@@ -197,8 +197,8 @@ export class Uploads {
   /**
    * Removes sessions started before `before`, and upload data that has no session, is not
    * being written by this process and was already without a session at the previous call
-   * (left by a crash during a monolithic upload; with several nodes, data another node is
-   * writing right now has no session either). Returns how many were removed.
+   * (left by a crash during a monolithic upload; with several processes or nodes, data another
+   * one is writing right now has no session either). Returns how many were removed.
    */
   async expire(before: number): Promise<number> {
     const stale = await this.meta.listUploadsStartedBefore(before);

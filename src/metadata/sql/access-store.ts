@@ -20,6 +20,7 @@ import type {
 import { ConflictError } from '../access-store.ts';
 import type { Database } from './schema.ts';
 import { enqueueGcForImages } from './gc-reviews.ts';
+import { Precompiled } from './precompiled.ts';
 
 type CredentialRow = Selectable<Database['credentials']>;
 type UserRow = Selectable<Database['users']>;
@@ -79,10 +80,19 @@ function toCredential(r: CredentialRow): CredentialRecord {
 
 /** The Kysely implementation of AccessStore, for SQLite and PostgreSQL. */
 export class SqlAccessStore implements AccessStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** The reads every authenticated pull makes, compiled once (parameters in SQL order). */
+  private readonly hot;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.hot = {
+      owner: new Precompiled(db.selectFrom('owners').selectAll().where('name', '=', ''), 1),
+      repository: new Precompiled(this.repoQuery().where('owners.name', '=', '').where('repositories.name', '=', ''), 2),
+      user: new Precompiled(db.selectFrom('users').selectAll().where('username', '=', ''), 1),
+    };
+  }
 
   async findOwner(name: string): Promise<OwnerRecord | undefined> {
-    const r = await this.db.selectFrom('owners').selectAll().where('name', '=', name).executeTakeFirst();
+    const r = await this.hot.owner.first(this.db, [name]);
     return r && { id: n(r.id), name: r.name, kind: r.kind as OwnerKind, createdAt: n(r.created_at) };
   }
 
@@ -137,7 +147,7 @@ export class SqlAccessStore implements AccessStore {
   }
 
   async findRepository(owner: string, name: string): Promise<RepositoryRecord | undefined> {
-    const r = await this.repoQuery().where('owners.name', '=', owner).where('repositories.name', '=', name).executeTakeFirst();
+    const r = await this.hot.repository.first(this.db, [owner, name]);
     return r && this.toRepo(r);
   }
 
@@ -199,7 +209,7 @@ export class SqlAccessStore implements AccessStore {
   }
 
   async findUserByName(username: string): Promise<UserRecord | undefined> {
-    const r = await this.db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+    const r = await this.hot.user.first(this.db, [username]);
     return r && toUser(r);
   }
 

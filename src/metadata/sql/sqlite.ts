@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, type Driver, Kysely, SqliteDialect, SqliteDriver } from 'kysely';
 import type { Database } from './schema.ts';
 import { migrateToLatest } from './migrations.ts';
 import { SqlMetadataStore } from './store.ts';
@@ -10,6 +10,29 @@ import { SqlEventStore } from './event-store.ts';
 import { SqlJobStore } from './job-store.ts';
 import { SqlGcStore } from './gc-store.ts';
 import { SqlLifecycleStore } from './lifecycle-store.ts';
+import { StatementCache } from './statement-cache.ts';
+
+/**
+ * Kysely's SQLite driver with write transactions that take the database's write lock when they
+ * begin (`BEGIN IMMEDIATE`). With several processes on one database (`berth serve --workers`),
+ * a deferred transaction that reads and then writes fails with SQLITE_BUSY at once when another
+ * process wrote in between; an immediate one waits (busy_timeout) for the lock instead.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly database: StatementCache) {
+    super({ database });
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver({ database: this.database });
+  }
+}
 
 /**
  * Opens the embedded SQLite database. WAL mode with synchronous=FULL: every commit is fsynced
@@ -28,7 +51,7 @@ export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(new StatementCache(sqlite)) });
   try {
     await migrateToLatest(db, 'sqlite');
   } catch (e) {

@@ -20,6 +20,7 @@ import type { BlobState } from '../gc-store.ts';
 import { enqueueJobs } from './job-store.ts';
 import { blobReviews, enqueueGcForImages, manifestReviews, removeManifestRows } from './gc-reviews.ts';
 import { addedBytes, usageOf } from './lifecycle-store.ts';
+import { Precompiled } from './precompiled.ts';
 
 type ManifestRow = Selectable<Database['manifests']>;
 
@@ -41,13 +42,40 @@ function toManifest(r: ManifestRow): ManifestRecord {
 
 /** The one Kysely implementation of MetadataStore, for SQLite and PostgreSQL. */
 export class SqlMetadataStore implements MetadataStore {
+  /** The reads every pull makes, compiled once (parameters in SQL order). */
+  private readonly hot;
+
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
-  ) {}
+  ) {
+    this.hot = {
+      image: new Precompiled(db.selectFrom('images').select(['id', 'name', 'repository_id']).where('name', '=', ''), 1),
+      imageBlob: new Precompiled(
+        db
+          .selectFrom('image_blobs')
+          .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
+          .select(['blobs.digest', 'blobs.size', 'blobs.generation'])
+          .where('image_blobs.image_id', '=', 0)
+          .where('image_blobs.digest', '=', '')
+          .where('blobs.state', '=', 'live'),
+        3,
+      ),
+      manifest: new Precompiled(db.selectFrom('manifests').selectAll().where('image_id', '=', 0).where('digest', '=', ''), 2),
+      taggedManifest: new Precompiled(
+        db
+          .selectFrom('tags')
+          .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+          .selectAll('manifests')
+          .where('tags.image_id', '=', 0)
+          .where('tags.name', '=', ''),
+        2,
+      ),
+    };
+  }
 
   async findImage(name: string): Promise<ImageRecord | undefined> {
-    const r = await this.db.selectFrom('images').select(['id', 'name', 'repository_id']).where('name', '=', name).executeTakeFirst();
+    const r = await this.hot.image.first(this.db, [name]);
     return r && { id: Number(r.id), name: r.name, repositoryId: Number(r.repository_id) };
   }
 
@@ -100,14 +128,8 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async findImageBlob(imageId: number, digest: string): Promise<BlobRecord | undefined> {
-    const r = await this.db
-      .selectFrom('image_blobs')
-      .innerJoin('blobs', 'blobs.digest', 'image_blobs.digest')
-      .select(['blobs.digest', 'blobs.size', 'blobs.generation'])
-      .where('image_blobs.image_id', '=', imageId)
-      .where('image_blobs.digest', '=', digest)
-      .where('blobs.state', '=', 'live')
-      .executeTakeFirst();
+    // Only live blobs are served: one being deleted by garbage collection is already gone.
+    const r = await this.hot.imageBlob.first(this.db, [imageId, digest, 'live']);
     return r && { digest: r.digest, size: Number(r.size), generation: Number(r.generation) };
   }
 
@@ -220,18 +242,12 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async findManifest(imageId: number, digest: string): Promise<ManifestRecord | undefined> {
-    const r = await this.db.selectFrom('manifests').selectAll().where('image_id', '=', imageId).where('digest', '=', digest).executeTakeFirst();
+    const r = await this.hot.manifest.first(this.db, [imageId, digest]);
     return r && toManifest(r);
   }
 
   async findTaggedManifest(imageId: number, tag: string): Promise<ManifestRecord | undefined> {
-    const r = await this.db
-      .selectFrom('tags')
-      .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
-      .selectAll('manifests')
-      .where('tags.image_id', '=', imageId)
-      .where('tags.name', '=', tag)
-      .executeTakeFirst();
+    const r = await this.hot.taggedManifest.first(this.db, [imageId, tag]);
     return r && toManifest(r);
   }
 
