@@ -283,6 +283,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...upstreamApiRoutes(registry),
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
+    ...accountApiRoutes(registry),
   ];
 
   for (const r of routes) {
