@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ApiClient } from './client.ts';
 import { printRows } from './format.ts';
+import { exampleText } from './input.ts';
 
 type Row = Record<string, unknown>;
 
@@ -18,9 +19,9 @@ export function gcCommands(program: Command): void {
   const json = () => program.opts().json === true;
   const out = (s: string): void => void process.stdout.write(s);
 
-  const gc = program.command('gc').description('online garbage collection (site administrators)');
+  const gc = program.command('gc').description('online garbage collection (site administrators)').addHelpText('after', exampleText('berth gc status'));
   gc.command('run')
-    .description('run every due review now on the server and print what was freed')
+    .description('run every due review now on the server and print what was freed').addHelpText('after', exampleText('berth gc run --dry-run'))
     .option('--dry-run', 'decide each due review without deleting anything')
     .action(async (o: { dryRun?: boolean }) => {
       const r = await client().call<RunReport>('POST', '/api/v1/gc/run', { dryRun: o.dryRun === true });
@@ -30,7 +31,7 @@ export function gcCommands(program: Command): void {
       out(`${r.reviewed} reviewed; ${verb} ${r.deleted.blobs} blob(s), ${r.deleted.manifests} manifest(s), ${r.deleted.bytes} bytes${r.failed ? `; ${r.failed} failed (see berth jobs list --kind gc.blob)` : ''}\n`);
     });
   gc.command('status')
-    .description('blobs per state, reviews queued, what this server deleted')
+    .description('blobs per state, reviews queued, what this server deleted').addHelpText('after', exampleText('berth gc status'))
     .action(async () => {
       const s = await client().call<Row & { blobs: Row[]; reviews: Row[] }>('GET', '/api/v1/gc/status');
       if (json()) return out(JSON.stringify(s, null, 2) + '\n');
@@ -39,7 +40,7 @@ export function gcCommands(program: Command): void {
       printRows(s.reviews, ['kind', 'state', 'count', 'due', 'oldestRunAfter'], false);
     });
   gc.command('explain <digest>')
-    .description('why a blob or manifest is still stored, or when it will go')
+    .description('why a blob or manifest is still stored, or when it will go').addHelpText('after', exampleText('berth gc explain sha256:0123…'))
     .action(async (digest: string) => {
       const e = await client().call<Row & { verdict: string; facts: { referencedBy: Row[]; linkedTo: string[] } }>('GET', `/api/v1/gc/explain/${encodeURIComponent(digest)}`);
       if (json()) return out(JSON.stringify(e, null, 2) + '\n');

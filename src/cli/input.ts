@@ -42,5 +42,10 @@ export async function confirmDeletion(what: string, name: string, yes: boolean |
 
 /** Adds the examples shown under `--help`. Every verb has at least one (test/auth/cli-lifecycle.test.ts checks). */
 export function example(cmd: Command, ...lines: string[]): Command {
-  return cmd.addHelpText('after', `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
+  return cmd.addHelpText('after', exampleText(...lines));
+}
+
+/** The `Example:` block of a verb's --help (for `.addHelpText('after', …)` in a chain). */
+export function exampleText(...lines: string[]): string {
+  return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }

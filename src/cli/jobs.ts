@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ApiClient } from './client.ts';
 import { printObject, printRows } from './format.ts';
+import { exampleText } from './input.ts';
 
 type Row = Record<string, unknown>;
 
@@ -9,14 +10,14 @@ export function jobCommands(program: Command): void {
   const client = () => ApiClient.fromEnv({ server: program.opts().server as string | undefined });
   const json = () => program.opts().json === true;
 
-  const jobs = program.command('jobs').description('the background job queue (site administrators)');
+  const jobs = program.command('jobs').description('the background job queue (site administrators)').addHelpText('after', exampleText('berth jobs counts'));
   jobs
     .command('counts', { isDefault: true })
-    .description('jobs per kind and state, how many are due, the age of the oldest due one')
+    .description('jobs per kind and state, how many are due, the age of the oldest due one').addHelpText('after', exampleText('berth jobs counts'))
     .action(async () => printRows(await client().call<Row[]>('GET', '/api/v1/jobs/counts'), ['kind', 'state', 'count', 'due', 'oldestDueAgeSeconds'], json()));
   jobs
     .command('list')
-    .description('jobs, oldest first')
+    .description('jobs, oldest first').addHelpText('after', exampleText('berth jobs list --state dead'))
     .option('--state <state>', 'queued | running | dead')
     .option('--kind <kind>', 'e.g. gc.blob')
     .option('--limit <n>', 'at most this many', '100')
@@ -27,7 +28,7 @@ export function jobCommands(program: Command): void {
     });
   jobs
     .command('retry [id]')
-    .description('queue dead jobs again: one by id, or all dead jobs (of --kind)')
+    .description('queue dead jobs again: one by id, or all dead jobs (of --kind)').addHelpText('after', exampleText('berth jobs retry --kind gc.blob'))
     .option('--kind <kind>', 'only dead jobs of this kind')
     .action(async (id: string | undefined, o: { kind?: string }) => {
       const body = { ...(id !== undefined ? { id: Number(id) } : {}), ...(o.kind ? { kind: o.kind } : {}) };

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/schema.ts';
 import { addKeyToFile, retainKeysInFile } from '../core/keys/keyring.ts';
 import { type SweepResult, sealedSites, sweepSealed } from '../core/keys/sealed.ts';
 import { openKeyring, openMetadata } from '../main.ts';
+import { exampleText } from './input.ts';
 
 function report(results: Record<string, SweepResult>): string {
   return Object.entries(results)
@@ -62,17 +63,17 @@ async function reseal(opts: { config?: string; data?: string; newKey?: boolean }
 
 /** `berth keys rotate | retire` (docs/operations.md#keys). */
 export function keyCommands(program: Command): void {
-  const keys = program.command('keys').description('manage the key-encryption key that seals secrets in the database');
+  const keys = program.command('keys').description('manage the key-encryption key that seals secrets in the database').addHelpText('after', exampleText('berth keys rotate --config berth.yaml'));
   keys
     .command('rotate')
-    .description('add a new key-encryption key and re-seal every secret with it (older keys keep decrypting)')
+    .description('add a new key-encryption key and re-seal every secret with it (older keys keep decrypting)').addHelpText('after', exampleText('berth keys rotate --config berth.yaml'))
     .option('-c, --config <file>', 'YAML config file')
     .option('-d, --data <dir>', 'data folder (default ./data)')
     .option('--no-new-key', 'only re-seal under the current (first) key: you added the new key yourself')
     .action((opts: { config?: string; data?: string; newKey?: boolean }) => reseal(opts, true, false));
   keys
     .command('retire')
-    .description('re-seal anything still sealed with an older key, then remove the older keys (run once every node has restarted with the new key)')
+    .description('re-seal anything still sealed with an older key, then remove the older keys (run once every node has restarted with the new key)').addHelpText('after', exampleText('berth keys retire --config berth.yaml'))
     .option('-c, --config <file>', 'YAML config file')
     .option('-d, --data <dir>', 'data folder (default ./data)')
     .action((opts: { config?: string; data?: string }) => reseal(opts, false, true));

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ApiClient } from './client.ts';
 import { printRows } from './format.ts';
+import { exampleText } from './input.ts';
 
 type Row = Record<string, unknown>;
 
@@ -24,22 +25,22 @@ export function retentionCommands(program: Command): void {
     out(p.deleted === undefined ? `${n} tag(s) would be deleted\n` : `${p.deleted} tag(s) deleted\n`);
   };
 
-  const retention = program.command('retention').description("a repository's retention rules");
+  const retention = program.command('retention').description("a repository's retention rules").addHelpText('after', exampleText('berth retention plan acme/prod'));
   retention
     .command('set <repository> <file>')
-    .description('set the rules from a YAML or JSON file ({rules: [{images, tags, keep: {mostRecentlyPushed, pushedWithin}}]}); "-" clears them')
+    .description('set the rules from a YAML or JSON file ({rules: [{images, tags, keep: {mostRecentlyPushed, pushedWithin}}]}); "-" clears them').addHelpText('after', exampleText('berth retention set acme/prod rules.yaml'))
     .action(async (r: string, file: string) => {
       const body = file === '-' ? null : (parseYaml(readFileSync(file, 'utf8')) as unknown);
       const res = await client().call<Row>('PUT', `${repoPath(r)}/retention`, body);
       out(JSON.stringify(res.retention, null, 2) + '\n');
     });
-  retention.command('show <repository>').action(async (r: string) => out(JSON.stringify((await client().call<Row>('GET', `${repoPath(r)}/retention`)).retention, null, 2) + '\n'));
+  retention.command('show <repository>').description("a repository's rules, as JSON").addHelpText('after', exampleText('berth retention show acme/prod')).action(async (r: string) => out(JSON.stringify((await client().call<Row>('GET', `${repoPath(r)}/retention`)).retention, null, 2) + '\n'));
   retention
     .command('plan <repository>')
-    .description('what a run would do now, with the reason for each tag')
+    .description('what a run would do now, with the reason for each tag').addHelpText('after', exampleText('berth retention plan acme/prod'))
     .action(async (r: string) => printPlan(await client().call('GET', `${repoPath(r)}/retention/plan`)));
   retention
     .command('run <repository>')
-    .description('run the rules now')
+    .description('run the rules now').addHelpText('after', exampleText('berth retention run acme/prod'))
     .action(async (r: string) => printPlan(await client().call('POST', `${repoPath(r)}/retention/run`)));
 }
