@@ -353,9 +353,15 @@ describe('management API', () => {
       ['owner', 'repo'],
     );
     assert.ok(doc.paths['/api/v1/repos/{owner}/{repo}/tokens']!.post.responses['201']);
-    // every operation documented by the API exists: a GET on each GET path answers (not 404 "no such endpoint")
+    // every operation documented by the API exists: a GET on each GET path answers (not 404 "no such endpoint");
+    // one with a required query parameter answers 400 without it
     for (const [p, ops] of Object.entries(doc.paths)) {
       if (!ops.get || p.includes('{')) continue;
+      if ((ops.get.parameters ?? []).some((x: { in: string; required?: boolean }) => x.in === 'query' && x.required)) {
+        const r = await b.app.inject({ url: p, headers: { authorization: ADMIN } });
+        assert.equal(r.statusCode, 400, `${p} without its required query parameter: ${r.body}`);
+        continue;
+      }
       const r = await b.app.inject({ url: p, headers: { authorization: ADMIN } });
       assert.equal(r.statusCode, 200, `${p}: ${r.body}`);
     }

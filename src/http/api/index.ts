@@ -375,7 +375,7 @@ function buildOpenApi(routes: ApiRoute[]): string {
     },
   };
   paths['/api/v1/search'] = {
-    get: { summary: 'Owners, repositories, images and tags the caller may see, by substring', parameters: [param('q', 'query', '1–100 characters')], responses: { '200': { description: 'JSON {owners, repositories, images, tags}' } }, security },
+    get: { summary: 'Owners, repositories, images and tags the caller may see, by substring', parameters: [{ ...param('q', 'query', '1–100 characters'), required: true }], responses: { '200': { description: 'JSON {owners, repositories, images, tags}' } }, security },
   };
   paths['/api/v1/imports'] = { get: { summary: 'Your import jobs', responses: { '200': { description: 'JSON' } }, security } };
   paths['/api/v1/imports/{id}'] = {
