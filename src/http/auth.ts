@@ -218,7 +218,8 @@ export class HttpAuth {
     const via = req.url.startsWith('/v2/token') ? 'token_endpoint' : username === undefined ? 'bearer' : 'basic';
     noteLogin(req, { ok: false, token, via, ...(username ? { username } : {}) });
     // A password that passed recently is no guess: the limits are not consulted for it.
-    const limited = !token && username !== undefined && !recentlyVerified?.();
+    const known = !token && username !== undefined && recentlyVerified?.() === true;
+    const limited = !token && username !== undefined && !known;
     const state = limited ? await this.limiter.check(req.ip, username) : undefined;
     if (state && state.retryAfter > 0) {
       throw new RegistryError('TOOMANYREQUESTS', `too many failed logins for this username from this address: try again in ${state.retryAfter} s`, {
@@ -229,6 +230,7 @@ export class HttpAuth {
       const identity = await check();
       noteLogin(req, { ok: true, identity, token, via });
       if (state?.pairFailed) await this.limiter.succeeded(req.ip, username!);
+      else if (known) await this.limiter.succeeded(req.ip, username!, true);
       return identity;
     } catch (e) {
       if (e instanceof RegistryError && e.code === 'UNAUTHORIZED') {

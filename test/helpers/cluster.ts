@@ -222,6 +222,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       BERTH_S3_ACCESS_KEY_ID: s3.accessKeyId,
       BERTH_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
       BERTH_LOG_LEVEL: 'warn',
+      // Nodes sharing a database share the key-encryption key (docs/deployment.md).
+      BERTH_KEK: randomBytes(32).toString('base64'),
+      // One process per node, so that killing a node's PID kills the node.
+      BERTH_WORKERS: '1',
       ...opts.env,
     };
 

@@ -43,11 +43,13 @@ interface Node {
   close(): Promise<void>;
 }
 
+/** Every node of a test shares the key-encryption key, as nodes sharing a database must. */
+const keyring = Keyring.ephemeral();
+
 async function node(db: GcDatabase, storageDir: string, graceMs = 0): Promise<Node> {
   const { meta, access, jobs, gc, lifecycle } = await db.open();
   const store = new FsBlobStore(storageDir);
   await store.init();
-  const keyring = Keyring.ephemeral();
   const tokens = await TokenService.open(access, keyring, 'test', 300);
   const r = new Registry(meta, store, access, tokens, {
     keyring,

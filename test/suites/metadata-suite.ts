@@ -659,7 +659,7 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal(await meta.findImage('acme/prod/app'), undefined);
       assert.equal(await meta.findUpload('u-a'), undefined, 'uploads go with the image');
       assert.equal(await meta.findTaggedManifest(a.id, 'v1'), undefined);
-      assert.deepEqual(await meta.findBlob(d('layer')), { digest: d('layer'), size: 5 }, 'the blob row stays for GC');
+      assert.deepEqual(await meta.findBlob(d('layer')), { digest: d('layer'), size: 5, generation: 0 }, 'the blob row stays for GC');
       assert.ok(await meta.findTaggedManifest(b.id, 'v1'), 'other images untouched');
 
       assert.equal(await access.removeRepository(b.repositoryId), true);

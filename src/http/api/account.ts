@@ -1,12 +1,13 @@
 import { z } from 'zod';
+import { Text } from './fields.ts';
 import type { Registry } from '../../core/registry.ts';
 import { ApiError } from '../../core/access/tenancy.ts';
 import type { ApiRoute } from './index.ts';
 import { present } from './index.ts';
 
 const schemas = {
-  changePassword: z.object({ currentPassword: z.string().max(4096), newPassword: z.string().max(4096) }).strict(),
-  resetPassword: z.object({ password: z.string().max(4096) }).strict(),
+  changePassword: z.object({ currentPassword: Text.max(4096), newPassword: Text.max(4096) }).strict(),
+  resetPassword: z.object({ password: Text.max(4096) }).strict(),
 };
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Text } from './fields.ts';
 import type { Registry } from '../../core/registry.ts';
 import { ApiError } from '../../core/access/tenancy.ts';
 import type { JobCount, JobRecord } from '../../core/jobs/queue.ts';
@@ -30,7 +31,7 @@ const presentCount = (c: JobCount, now: number) => ({
 });
 
 const schemas = {
-  retry: z.object({ id: z.number().int().positive().optional(), kind: z.string().min(1).max(100).optional() }).strict(),
+  retry: z.object({ id: z.number().int().positive().optional(), kind: Text.min(1).max(100).optional() }).strict(),
 };
 
 const STATES = new Set(['queued', 'running', 'dead']);

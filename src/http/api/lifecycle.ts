@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Text } from './fields.ts';
 import type { Registry } from '../../core/registry.ts';
 import type { ApiRoute } from './index.ts';
 
@@ -7,12 +8,12 @@ const schemas = {
   repoLifecycle: z
     .object({
       /** Comma-separated tag globs, `!` for exceptions; empty string: none. */
-      immutableTags: z.string().max(4000).optional(),
+      immutableTags: Text.max(4000).optional(),
       /** IEC units (`10GiB`), bytes, or `none`. Site administrators only. */
-      quota: z.string().max(40).optional(),
+      quota: Text.max(40).optional(),
     })
     .strict(),
-  ownerQuota: z.object({ quota: z.string().max(40) }).strict(),
+  ownerQuota: z.object({ quota: Text.max(40) }).strict(),
   /** Validated in core (RetentionSchema); null clears the rules. */
   retention: z.object({ rules: z.unknown() }).passthrough().nullable(),
 };
