@@ -57,9 +57,19 @@ export class Forwarder {
         this.live.add(s);
         s.once('close', () => this.live.delete(s));
       }
-      client.pipe(upstream).pipe(client);
-      client.once('close', () => upstream.destroy());
-      upstream.once('close', () => client.destroy());
+      // Either side's end closes both at once: a half-closed socket whose FIN the other side
+      // never acknowledges (its namespace is gone) would keep this process from exiting.
+      client.pipe(upstream, { end: false });
+      upstream.pipe(client, { end: false });
+      for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+        a.once('end', () =>
+          b.end(() => {
+            a.destroy();
+            b.destroy();
+          }),
+        );
+        a.once('close', () => b.destroy());
+      }
     });
     this.servers.push(server);
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, () => resolve()));
