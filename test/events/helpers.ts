@@ -85,6 +85,9 @@ export async function dropSchema(schema: string): Promise<void> {
   await pgQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 }
 
+/** The key-encryption key of test Berths that share one PostgreSQL schema. */
+const SHARED_TEST_KEK = randomBytes(32).toString('base64');
+
 /** A Berth on a fresh temporary folder with `admin` / ADMIN_PASSWORD. */
 export async function openBerth(opts: BerthOptions = {}): Promise<EventsBerth> {
   const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), 'berth-events-')));
@@ -102,6 +105,8 @@ export async function openBerth(opts: BerthOptions = {}): Promise<EventsBerth> {
       data: dir,
       auth: { adminPassword: ADMIN_PASSWORD, ...opts.auth } as Config['auth'],
       ...(pgUrl ? { metadata: { driver: 'postgres', postgresUrl: pgUrl, poolSize: 4 } as Config['metadata'] } : {}),
+      // Berths sharing a schema share the key-encryption key, as nodes sharing a database must.
+      ...(typeof opts.postgres === 'string' ? { keys: { kek: SHARED_TEST_KEK } as Config['keys'] } : {}),
       ...(opts.events ? { events: opts.events as Config['events'] } : {}),
       ...(opts.webhooks ? { webhooks: opts.webhooks as Config['webhooks'] } : {}),
       ...(opts.metrics ? { metrics: opts.metrics as Config['metrics'] } : {}),
