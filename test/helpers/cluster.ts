@@ -177,6 +177,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const namespaces: string[] = [];
   const hostLinks: string[] = [];
   const children = new Set<ChildProcess>();
+  const cleanupLater = () => {
+    for (const c of children) {
+      try {
+        process.kill(-c.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    const cmds = [...namespaces.map((ns) => `ip netns del ${ns}`), ...hostLinks.map((l) => `ip link del ${l}`)].map((c) => `${c} 2>/dev/null`);
+    if (cmds.length) spawn('sh', ['-c', `sleep 5; ${cmds.join('; ')}; true`], { detached: true, stdio: 'ignore' }).unref();
+    rmSync(work, { recursive: true, force: true });
+  };
   const cleanupSync = () => {
     for (const c of children) {
       try {
@@ -327,7 +339,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         await Promise.all(nodes.map((n) => n.stop()));
         await pgFwd.close();
         await s3Fwd?.close();
-        cleanupSync();
+        // The namespaces go a few seconds after this process: a socket of ours that is still
+        // closing must get its answer from the namespace's stack, or this process cannot exit
+        // until TCP gives up retransmitting (minutes).
+        cleanupLater();
         await s3?.stop();
         await sqlOn(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       },
