@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { exitSoonAfterTests, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { createSkopeo, type Skopeo } from '../helpers/skopeo.ts';
 import { buildImage, resolveTag } from '../helpers/oci-layout.ts';
 import { tempDir } from '../helpers/e2e.ts';
@@ -30,6 +30,7 @@ before(async () => {
 after(async () => {
   await skopeo?.cleanup();
   await cluster?.stop();
+  exitSoonAfterTests();
 });
 
 function sha256(b: Uint8Array | string): string {

@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.ts';
+import { exitSoonAfterTests, startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.ts';
 import { requireGateway } from '../helpers/s3.ts';
 import { ROOT } from '../helpers/server.ts';
 
@@ -35,6 +35,7 @@ after(async () => {
     writeFileSync(process.env.BERTH_TEST_DUMP, cluster.nodes.map((n) => `== node ${n.index}\n${n.output()}`).join('\n'));
   }
   await cluster?.stop();
+  exitSoonAfterTests();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
