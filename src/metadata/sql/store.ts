@@ -295,7 +295,8 @@ export class SqlMetadataStore implements MetadataStore {
         return (this.dialect === 'postgres' ? q.forShare() : q).execute();
       });
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
-      const denied = await this.policyRefusal(trx, m);
+      const previousTagDigest = m.tag !== null ? await tagDigest(trx, m.imageId, m.tag) : undefined;
+      const denied = await this.policyRefusal(trx, m, previousTagDigest);
       if (denied) return { ok: false, missing: [], sizeMismatch: [], denied };
 
       // Insert unless present; a concurrent writer of the same digest (another node) wins
@@ -334,16 +335,7 @@ export class SqlMetadataStore implements MetadataStore {
         if (!existing) throw new ManifestGoneError(); // collected between our insert and this read: try again
         manifestId = Number(existing.id);
       }
-      let previousTagDigest: string | undefined;
       if (m.tag !== null) {
-        const previous = await trx
-          .selectFrom('tags')
-          .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
-          .select('manifests.digest')
-          .where('tags.image_id', '=', m.imageId)
-          .where('tags.name', '=', m.tag)
-          .executeTakeFirst();
-        previousTagDigest = previous?.digest;
         await trx
           .insertInto('tags')
           .values({ image_id: m.imageId, name: m.tag, manifest_id: manifestId, updated_at: now })
@@ -358,16 +350,9 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   /** Immutable tag and quotas, checked inside the manifest's transaction. */
-  private async policyRefusal(trx: Transaction<Database>, m: SaveManifestInput): Promise<string | undefined> {
-    if (m.immutableTag && m.tag !== null) {
-      const current = await trx
-        .selectFrom('tags')
-        .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
-        .select('manifests.digest')
-        .where('tags.image_id', '=', m.imageId)
-        .where('tags.name', '=', m.tag)
-        .executeTakeFirst();
-      if (current && current.digest !== m.digest) return `tag "${m.tag}" is immutable (it points at ${current.digest}): push a new tag instead`;
+  private async policyRefusal(trx: Transaction<Database>, m: SaveManifestInput, currentTagDigest: string | undefined): Promise<string | undefined> {
+    if (m.immutableTag && currentTagDigest !== undefined && currentTagDigest !== m.digest) {
+      return `tag "${m.tag}" is immutable (it points at ${currentTagDigest}): push a new tag instead`;
     }
     for (const q of m.quotas ?? []) {
       const added = await addedBytes(trx, q.scope, m.requireBlobs);
@@ -522,3 +507,15 @@ function* chunks<T>(items: T[], size: number): Generator<T[]> {
 
 /** A manifest row vanished (garbage collection) between saveManifest's insert and its read. */
 class ManifestGoneError extends Error {}
+
+/** The digest a tag points at, inside a transaction; undefined when the tag does not exist. */
+async function tagDigest(trx: Transaction<Database>, imageId: number, tag: string): Promise<string | undefined> {
+  const r = await trx
+    .selectFrom('tags')
+    .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
+    .select('manifests.digest')
+    .where('tags.image_id', '=', imageId)
+    .where('tags.name', '=', tag)
+    .executeTakeFirst();
+  return r?.digest;
+}
