@@ -20,6 +20,7 @@ import type { GcStore } from '../metadata/gc-store.ts';
 import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
+import { PullPolicies } from './supply-chain/pull-policy.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -73,6 +74,8 @@ export class Registry {
   readonly policies: RepositoryPolicies;
   /** Retention rules, run as jobs (docs/lifecycle.md). */
   readonly retention: RetentionRules;
+  /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
+  readonly pullPolicies: PullPolicies;
 
   constructor(
     readonly meta: MetadataStore,
@@ -98,6 +101,7 @@ export class Registry {
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
     this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);
+    this.pullPolicies = new PullPolicies(async (identity, owner, repository) => (await this.access.check(identity, owner, repository)).actions.has('push'));
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
     this.uploads = new Uploads(meta, store, this.images, opts.uploads);

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
 import { MAX_MANIFEST_BYTES } from '../../core/content/manifest.ts';
+import { parseImageName } from '../../core/content/names.ts';
 import { emptyReply, readSmallBody } from './util.ts';
 import type { HttpAuth } from '../auth.ts';
 import { addEvent, noteEvent } from '../events.ts';
@@ -25,6 +26,12 @@ export async function getManifest(
     noteEvent(req, { bytes: 0 });
     reply.code(304).send();
     return;
+  }
+  if (req.method === 'GET' && registry.pullPolicies.size) {
+    // The decision chain (DESIGN §11) refuses GETs only: a HEAD reveals no content, and a
+    // client then reads the refusal's message on the GET that follows.
+    const { owner, repository } = parseImageName(name);
+    await registry.pullPolicies.enforce({ identity: req.berthAuth?.identity ?? { kind: 'anonymous' }, name, owner, repository, digest: m.digest, mediaType: m.mediaType, payload: m.payload });
   }
   // A GET that yields the bytes counts against an entitlement token's download limit.
   if (req.method === 'GET' && auth) await auth.countDownload(req);
