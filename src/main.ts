@@ -93,7 +93,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc, lifecycle } = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle, sbom } = await openMetadata(config);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
@@ -124,6 +124,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     lifecycle,
+    sbom,
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,

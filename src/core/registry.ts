@@ -21,6 +21,9 @@ import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
+import type { InventoryReader } from './supply-chain/inventory.ts';
+import { SbomService } from './supply-chain/sbom/sbom.ts';
+import type { SbomStore } from '../metadata/sbom-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -76,6 +79,10 @@ export class Registry {
   readonly retention: RetentionRules;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
+  /** SBOM on push: inventories and CycloneDX referrers made by jobs (docs/supply-chain.md). */
+  readonly sbom: SbomService;
+  /** Stored image inventories, read by the vulnerability matcher. */
+  readonly inventories: InventoryReader;
 
   constructor(
     readonly meta: MetadataStore,
@@ -92,6 +99,7 @@ export class Registry {
       jobs: JobsSetup;
       gc: GcSetup;
       lifecycle: LifecycleStore;
+      sbom: SbomStore;
     },
   ) {
     this.egress = opts.egress ?? new Egress();
@@ -123,6 +131,9 @@ export class Registry {
     this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events);
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
+    this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>);
+    this.inventories = this.sbom.inventories;
+    this.manifests.jobsFor = (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest);
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
       passwords: () => this.authenticator.forgetPasswords(),

@@ -1,11 +1,12 @@
 import { RegistryError } from '../errors.ts';
 import { digestOf, looksLikeDigest, parseDigest } from './digest.ts';
 import { isValidTag } from './names.ts';
-import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.ts';
+import { MAX_MANIFEST_BYTES, type ParsedManifest, parseManifest } from './manifest.ts';
 import { OCI_INDEX } from './media-types.ts';
 import type { Images } from './images.ts';
 import type { RepositoryPolicies } from '../lifecycle/policy.ts';
-import type { ManifestRecord, MetadataStore, RefKind } from '../../metadata/metadata-store.ts';
+import type { ImageRecord, ManifestRecord, MetadataStore, RefKind } from '../../metadata/metadata-store.ts';
+import type { NewJob } from '../../metadata/job-store.ts';
 
 export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };
 
@@ -60,8 +61,14 @@ export interface ReferrersIndex {
   }[];
 }
 
+/** Work a stored manifest causes, enqueued in the manifest's own transaction (SBOM generation). */
+export type ManifestJobs = (image: ImageRecord, digest: string, manifest: ParsedManifest) => Promise<NewJob[]>;
+
 /** Manifests, tags, referrers and the catalog. */
 export class Manifests {
+  /** Set by the registry: jobs for each manifest pushed (not for ones the pull-through cache stores). */
+  jobsFor?: ManifestJobs;
+
   constructor(
     private readonly meta: MetadataStore,
     private readonly images: Images,
@@ -114,6 +121,7 @@ export class Manifests {
     for (const c of parsed.manifests) refs.push({ digest: c.digest, kind: 'manifest' });
     if (parsed.subject) refs.push({ digest: parsed.subject.digest, kind: 'subject' });
 
+    const jobs = this.jobsFor && !opts.cached ? await this.jobsFor(img, digest, parsed) : [];
     const result = await this.meta.saveManifest({
       imageId: img.id,
       digest,
@@ -130,6 +138,7 @@ export class Manifests {
       ...(opts.cached ? { cached: true } : {}),
       ...(policy && r.kind === 'tag' && policy.immutable(r.tag) ? { immutableTag: true } : {}),
       ...(policy && !opts.cached && policy.quotas.length ? { quotas: policy.quotas } : {}),
+      ...(jobs.length ? { jobs } : {}),
     });
     if (!result.ok) {
       if (result.denied) throw new RegistryError('DENIED', result.denied);

@@ -295,6 +295,33 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('repository_lifecycle').addColumn('retention', 'text').execute();
       },
     },
+    '0008_sbom': {
+      async up(db: Kysely<any>) {
+        // SBOM on push (docs/supply-chain.md). What each layer adds and deletes, once per layer
+        // digest (a base layer shared by many images is read once); the combined inventory of
+        // each image manifest (global by digest, read by the vulnerability matcher); and the
+        // per-repository switch (no row: on).
+        await db.schema
+          .createTable('layer_inventories')
+          .addColumn('digest', 'text', (c) => c.primaryKey())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('image_inventories')
+          .addColumn('manifest_digest', 'text', (c) => c.primaryKey())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('package_count', 'integer', (c) => c.notNull())
+          .addColumn('generated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('repository_sbom')
+          .addColumn('repository_id', 'bigint', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('enabled', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 
