@@ -263,6 +263,27 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true }),
+    /** The vulnerability database and pull policies (docs/vulnerabilities.md). */
+    vulns: z
+      .object({
+        mirror: z
+          .object({
+            /** OSV `all.zip` URLs (one per ecosystem) refreshed on a schedule, through egress; empty: imports only. */
+            urls: z.array(z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be http:// or https://')).max(50).default([]),
+            /** Hours between refreshes from the mirror. */
+            refreshHours: z.number().positive().max(24 * 30).default(24),
+          })
+          .strict()
+          .default({ urls: [], refreshHours: 24 }),
+        /** Bytes of one `all.zip`, uploaded (`berth vulndb import`) or downloaded, at most. */
+        maxArchiveBytes: z.number().int().positive().default(2 * 1024 ** 3),
+        /** Bytes of one OSV record, at most. */
+        maxRecordBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+        /** How long a node trusts a repository's vulnerability policy (and its reports' generation) before asking the database again. */
+        policyCacheSeconds: z.number().min(0).max(300).default(2),
+      })
+      .strict()
+      .default({ mirror: { urls: [], refreshHours: 24 }, maxArchiveBytes: 2 * 1024 ** 3, maxRecordBytes: 4 * 1024 * 1024, policyCacheSeconds: 2 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -323,6 +344,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_IMPORT_MAX_ARCHIVE_BYTES: (c, v) => ((c.imports ??= {}).maxArchiveBytes = Number(v)),
   BERTH_IMPORT_MAX_UNPACKED_BYTES: (c, v) => ((c.imports ??= {}).maxUnpackedBytes = Number(v)),
   BERTH_IMPORT_MAX_CONCURRENT_PER_USER: (c, v) => ((c.imports ??= {}).maxConcurrentPerUser = Number(v)),
+  BERTH_VULNS_MIRROR_URLS: (c, v) => (((c.vulns ??= {}).mirror ??= {}).urls = v.split(',').map((u) => u.trim()).filter(Boolean)),
+  BERTH_VULNS_REFRESH_HOURS: (c, v) => (((c.vulns ??= {}).mirror ??= {}).refreshHours = Number(v)),
   BERTH_KEK: (c, v) => ((c.keys ??= {}).kek = v),
   BERTH_KEK_FILE: (c, v) => ((c.keys ??= {}).kekFile = v),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),

@@ -24,6 +24,8 @@ import { PullPolicies } from './supply-chain/pull-policy.ts';
 import type { InventoryReader } from './supply-chain/inventory.ts';
 import { SbomService } from './supply-chain/sbom/sbom.ts';
 import type { SbomStore } from '../metadata/sbom-store.ts';
+import { DEFAULT_VULN_OPTIONS, type VulnOptions, Vulnerabilities } from './supply-chain/vulns/vulns.ts';
+import type { VulnStore } from '../metadata/vuln-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -83,6 +85,8 @@ export class Registry {
   readonly sbom: SbomService;
   /** Stored image inventories, read by the vulnerability matcher. */
   readonly inventories: InventoryReader;
+  /** The vulnerability database, matching, reports and pull policy (docs/vulnerabilities.md). */
+  readonly vulns: Vulnerabilities;
 
   constructor(
     readonly meta: MetadataStore,
@@ -100,6 +104,7 @@ export class Registry {
       gc: GcSetup;
       lifecycle: LifecycleStore;
       sbom: SbomStore;
+      vulns: { store: VulnStore; options?: VulnOptions };
     },
   ) {
     this.egress = opts.egress ?? new Egress();
@@ -134,6 +139,22 @@ export class Registry {
     this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>);
     this.inventories = this.sbom.inventories;
     this.manifests.jobsFor = (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest);
+    this.vulns = new Vulnerabilities(
+      opts.vulns.store,
+      this.inventories,
+      this.jobs as JobQueue<unknown>,
+      this.events,
+      this.tenancy,
+      meta,
+      this.images,
+      this.manifests,
+      (repositoryId) => this.sbom.enabled(repositoryId),
+      this.egress,
+      opts.vulns.options ?? DEFAULT_VULN_OPTIONS,
+    );
+    // A stored inventory is matched by a job; pulls meet the repository's vulnerability policy.
+    this.sbom.onInventory = (digest) => this.vulns.onInventory(digest);
+    this.pullPolicies.register(this.vulns.pullPolicy());
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
       passwords: () => this.authenticator.forgetPasswords(),
