@@ -260,14 +260,28 @@ export function adminCommands(program: Command): void {
   example(
     repo
       .command('set <repository>')
-      .description("change a repository's visibility, description, immutable tags or quota")
+      .description("change a repository's visibility, description, immutable tags, quota or vulnerability policy")
       .option('--private')
       .option('--public')
       .option('-d, --description <text>')
       .option('--immutable-tags <patterns>', "tags that may not be moved or deleted, e.g. 'v*,!*-dev' ('' for none)")
       .option('--quota <size>', 'storage quota, e.g. 10GiB, or none (site administrators)')
-      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string }) => {
+      .option('--deny-severity <level>', 'refuse pulls of images with vulnerabilities at or above: critical | high | medium | low | none')
+      .option('--deny-fixable-only', 'refuse only for vulnerabilities that have a fix (--no-deny-fixable-only: any)')
+      .option('--no-deny-fixable-only')
+      .option('--block-until-scanned', 'refuse pulls of newly pushed images until their vulnerability report exists (--no-block-until-scanned: off)')
+      .option('--no-block-until-scanned')
+      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string; denySeverity?: string; denyFixableOnly?: boolean; blockUntilScanned?: boolean }) => {
         const [owner, name] = splitRepo(r);
+        const vulns: Row = {};
+        if (o.denySeverity !== undefined) vulns.denySeverity = o.denySeverity;
+        if (o.denyFixableOnly !== undefined) vulns.fixableOnly = o.denyFixableOnly;
+        if (o.blockUntilScanned !== undefined) vulns.blockUntilScanned = o.blockUntilScanned;
+        if (Object.keys(vulns).length) {
+          const v = await client().call<Row & { exceptions: unknown[] }>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/vulnerability-policy`, vulns);
+          const { exceptions: _, ...shown } = v;
+          if (o.immutableTags === undefined && o.quota === undefined && !o.public && !o.private && o.description === undefined) return printObject(json() ? v : shown, json());
+        }
         const body: Row = {};
         if (o.public) body.visibility = 'public';
         if (o.private) body.visibility = 'private';
@@ -282,6 +296,7 @@ export function adminCommands(program: Command): void {
         printObject(await client().call<Row>('PATCH', `/api/v1/repos/${enc(owner)}/${enc(name)}`, body), json());
       }),
     "berth repo set acme/oss --public --immutable-tags 'v*'",
+    'berth repo set acme/prod --deny-severity high --deny-fixable-only --block-until-scanned',
   );
   example(
     repo

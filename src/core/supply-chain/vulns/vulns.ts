@@ -3,6 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import { ApiError, type Tenancy } from '../../access/tenancy.ts';
@@ -21,7 +22,7 @@ import { wantsSbom } from '../sbom/sbom.ts';
 import { type Finding, lookups, match, type Summary, summarise } from './match.ts';
 import { InvalidRecord, parseRecord, type VulnRecord } from './osv.ts';
 import { atOrAbove, rank, THRESHOLDS, type Threshold } from './severity.ts';
-import { DEFAULT_SOURCE_LIMITS, readZip, type SourceItem, type SourceLimits } from './sources.ts';
+import { DEFAULT_SOURCE_LIMITS, readNdjson, readZip, SourceError, type SourceItem, type SourceLimits } from './sources.ts';
 
 /** Job kinds: match one image manifest (subject: its digest); re-match every stored inventory, a page per job; refresh from the mirror. */
 export const VULNS_SCAN = 'vulns.scan';
@@ -121,6 +122,7 @@ export class Vulnerabilities {
   private readonly policyCache = new Map<string, CachedPolicy>();
   private readonly loading = new Map<string, Promise<CachedPolicy>>();
   private readonly agents: { 'http:': http.Agent; 'https:': http.Agent };
+  private importing = false;
 
   constructor(
     private readonly store: VulnStore,
@@ -200,6 +202,43 @@ export class Vulnerabilities {
     const database = await this.store.saveImport({ changed: result.changed > 0, asOf, importedAt: Date.now(), source: source.slice(0, 200) });
     if (result.changed > 0) await this.enqueueRescan(database.version);
     return { ...result, database };
+  }
+
+  /**
+   * An import uploaded to the management API (`berth vulndb import`; site administrators): an
+   * `all.zip` (spooled to a file, at most `maxArchiveBytes`: zip entries need random access) or
+   * NDJSON records (streamed). One import at a time per node.
+   */
+  async importUpload(actor: Identity, body: AsyncIterable<Buffer>, kind: 'zip' | 'ndjson', source: string, declaredBytes?: number): Promise<ImportResult> {
+    this.tenancy.requireSiteAdmin(actor);
+    if (this.importing) throw new ApiError(429, 'TOOMANYREQUESTS', 'an import is running on this server; try again when it has finished');
+    this.importing = true;
+    const file = path.join(this.opts.spoolDir, `upload-${randomUUID()}.zip`);
+    try {
+      if (kind === 'ndjson') return await this.importRecords(readNdjson(Readable.from(body), this.opts.limits), source);
+      if (declaredBytes !== undefined && declaredBytes > this.opts.maxArchiveBytes) throw new ApiError(413, 'TOO_LARGE', `the archive is over ${this.opts.maxArchiveBytes} bytes (vulns.maxArchiveBytes)`);
+      await mkdir(this.opts.spoolDir, { recursive: true, mode: 0o700 });
+      let n = 0;
+      const max = this.opts.maxArchiveBytes;
+      await pipeline(
+        Readable.from(body),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const c of chunks) {
+            n += c.length;
+            if (n > max) throw new ApiError(413, 'TOO_LARGE', `the archive is over ${max} bytes (vulns.maxArchiveBytes)`);
+            yield c;
+          }
+        },
+        createWriteStream(file, { mode: 0o600 }),
+      );
+      return await this.importZip(file, source);
+    } catch (e) {
+      if (e instanceof SourceError) throw new ApiError(400, 'INVALID', e.message);
+      throw e;
+    } finally {
+      this.importing = false;
+      await rm(file, { force: true });
+    }
   }
 
   /** Imports an OSV `all.zip` file. */
