@@ -176,7 +176,7 @@ export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLi
       const p = normalisePath(h.name);
       const base = p ? p.slice(p.lastIndexOf('/') + 1) : '';
       if (p && base.startsWith('.wh.')) {
-        const dir = p.slice(0, p.length - base.length - 1);
+        const dir = p.length > base.length ? p.slice(0, p.length - base.length - 1) : '';
         if (base === '.wh..wh..opq') inv.opaque.push(dir);
         else inv.deleted.push(dir ? `${dir}/${base.slice(4)}` : base.slice(4));
         entry.resume();
