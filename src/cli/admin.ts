@@ -260,13 +260,15 @@ export function adminCommands(program: Command): void {
   example(
     repo
       .command('set <repository>')
-      .description("change a repository's visibility, description, immutable tags or quota")
+      .description("change a repository's visibility, description, immutable tags, quota or SBOM generation")
       .option('--private')
       .option('--public')
       .option('-d, --description <text>')
       .option('--immutable-tags <patterns>', "tags that may not be moved or deleted, e.g. 'v*,!*-dev' ('' for none)")
       .option('--quota <size>', 'storage quota, e.g. 10GiB, or none (site administrators)')
-      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string }) => {
+      .option('--sbom', 'generate an SBOM for each image pushed (the default)')
+      .option('--no-sbom', 'generate no SBOMs for future pushes')
+      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string; sbom?: boolean }) => {
         const [owner, name] = splitRepo(r);
         const body: Row = {};
         if (o.public) body.visibility = 'public';
@@ -275,6 +277,10 @@ export function adminCommands(program: Command): void {
         const lifecycle: Row = {};
         if (o.immutableTags !== undefined) lifecycle.immutableTags = o.immutableTags;
         if (o.quota !== undefined) lifecycle.quota = o.quota;
+        if (o.sbom !== undefined) {
+          const v = await client().call<Row>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/sbom`, { enabled: o.sbom });
+          if (!Object.keys(body).length && !Object.keys(lifecycle).length) return printObject(v, json());
+        }
         if (Object.keys(lifecycle).length) {
           const v = await client().call<Row & { owner: Row }>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/lifecycle`, lifecycle);
           if (!Object.keys(body).length) return printObject(withOwnerUsage(v), json());
@@ -282,6 +288,7 @@ export function adminCommands(program: Command): void {
         printObject(await client().call<Row>('PATCH', `/api/v1/repos/${enc(owner)}/${enc(name)}`, body), json());
       }),
     "berth repo set acme/oss --public --immutable-tags 'v*'",
+    'berth repo set acme/prod --no-sbom',
   );
   example(
     repo

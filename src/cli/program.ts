@@ -13,6 +13,7 @@ import { keyCommands } from './keys.ts';
 import { jobCommands } from './jobs.ts';
 import { gcCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
+import { sbomCommands } from './sbom.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
 export function version(): string {
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   webhookCommands(program);
   keyCommands(program);
   jobCommands(program);
+  sbomCommands(program);
   gcCommands(program);
   retentionCommands(program);
   const serveCmd = program

@@ -10,7 +10,9 @@ import { type ParsedManifest, parseManifest } from '../../content/manifest.ts';
 import type { Manifests } from '../../content/manifests.ts';
 import { OCI_EMPTY, OCI_MANIFEST } from '../../content/media-types.ts';
 import type { Uploads } from '../../content/uploads.ts';
-import type { ImageInventory } from '../inventory.ts';
+import type { ImageInventory, InventoryOs, InventoryPackage } from '../inventory.ts';
+import { ApiError, type Tenancy } from '../../access/tenancy.ts';
+import type { Identity } from '../../access/access.ts';
 import { combineLayers } from './combine.ts';
 import { CYCLONEDX_JSON, cycloneDx } from './cyclonedx.ts';
 import { StoredInventories } from './inventories.ts';
@@ -58,6 +60,23 @@ export interface SbomDeps {
   blobs: Blobs;
   uploads: Uploads;
   manifests: Manifests;
+  tenancy: Tenancy;
+}
+
+/** What the management API tells of one image manifest's SBOM. */
+export interface SbomStatus {
+  digest: string;
+  /** generated; pending (its job has not run yet); off (the repository does not generate SBOMs); not-an-image (an index, an artifact). */
+  state: 'generated' | 'pending' | 'off' | 'not-an-image';
+  generatedAt?: string;
+  packageCount?: number;
+  /** The SBOM referrer Berth pushed. */
+  sbom?: string;
+  os?: InventoryOs;
+  packages?: InventoryPackage[];
+  platform?: Record<string, unknown>;
+  /** For an index: each platform's image. */
+  children?: SbomStatus[];
 }
 
 /** How long a repository's on/off switch is trusted in this process when deciding at push time. */
@@ -75,7 +94,7 @@ export class SbomService {
   onInventory?: (manifestDigest: string, repositoryId: number) => Promise<void>;
   /** This process's work: layers read from the blob store, layers found already inventoried, SBOMs pushed. */
   readonly stats = { layersRead: 0, layersCached: 0, generated: 0 };
-  private readonly settings = new Map<number, { enabled: boolean; at: number }>();
+  private readonly switches = new Map<number, { enabled: boolean; at: number }>();
   /** Layers being read by this process: a second image sharing one waits for the same read. */
   private readonly reading = new Map<string, Promise<LayerInventory>>();
 
@@ -96,18 +115,68 @@ export class SbomService {
 
   async setEnabled(repositoryId: number, enabled: boolean): Promise<void> {
     await this.store.saveSbomEnabled(repositoryId, enabled);
-    this.settings.delete(repositoryId);
+    this.switches.delete(repositoryId);
+  }
+
+  /** The repository's SBOM setting (readers). */
+  async settings(actor: Identity, owner: string, repo: string): Promise<{ repository: string; enabled: boolean }> {
+    const { repository } = await this.deps.tenancy.getRepository(actor, owner, repo);
+    return { repository: `${owner}/${repo}`, enabled: this.opts.enabled && (await this.enabled(repository.id)) };
+  }
+
+  /** Switches SBOM generation of a repository's future pushes (managers). */
+  async setSettings(actor: Identity, owner: string, repo: string, enabled: boolean): Promise<{ repository: string; enabled: boolean }> {
+    const { repository, canManage } = await this.deps.tenancy.getRepository(actor, owner, repo);
+    if (!canManage) throw new ApiError(403, 'DENIED', `you may not manage ${owner}/${repo}`);
+    await this.setEnabled(repository.id, enabled);
+    return this.settings(actor, owner, repo);
+  }
+
+  /** The SBOM state and inventory of an image by tag or digest (an index: of each platform). */
+  async status(actor: Identity, owner: string, repo: string, image: string, ref: string): Promise<SbomStatus> {
+    const { repository } = await this.deps.tenancy.getRepository(actor, owner, repo);
+    const name = `${owner}/${repo}/${image}`;
+    const m = await this.deps.manifests.get(name, ref);
+    const enabled = this.opts.enabled && (await this.enabled(repository.id));
+    const parsed = parseManifest(m.payload, m.mediaType);
+    if (parsed.kind === 'index') {
+      const img = await this.deps.images.find(name);
+      const children: SbomStatus[] = [];
+      for (const c of parsed.manifests.slice(0, 64)) {
+        const child = await this.deps.meta.findManifest(img.id, c.digest);
+        if (child) children.push({ ...(await this.one(name, child, enabled)), ...(c.platform ? { platform: c.platform } : {}) });
+      }
+      return { digest: m.digest, state: 'not-an-image', children };
+    }
+    return this.one(name, m, enabled);
+  }
+
+  private async one(name: string, m: ManifestRecord, enabled: boolean): Promise<SbomStatus> {
+    const row = await this.store.findImageInventory(m.digest);
+    if (!row) return { digest: m.digest, state: !wantsSbom(parseManifest(m.payload, m.mediaType)) ? 'not-an-image' : enabled ? 'pending' : 'off' };
+    const inv = JSON.parse(row.data) as ImageInventory;
+    const referrers = await this.deps.manifests.referrers(name, m.digest, CYCLONEDX_JSON);
+    const ours = referrers.manifests.find((r) => r.annotations?.[GENERATOR_ANNOTATION] === 'berth');
+    return {
+      digest: m.digest,
+      state: 'generated',
+      generatedAt: new Date(row.generatedAt).toISOString(),
+      packageCount: row.packageCount,
+      ...(ours ? { sbom: ours.digest } : {}),
+      ...(inv.os ? { os: inv.os } : {}),
+      packages: inv.packages,
+    };
   }
 
   /** The jobs a pushed manifest causes: one SBOM generation for an image of a repository that wants them. */
   async jobsFor(image: ImageRecord, digest: string, manifest: ParsedManifest): Promise<NewJob[]> {
     if (!this.opts.enabled || !wantsSbom(manifest)) return [];
     const now = Date.now();
-    let s = this.settings.get(image.repositoryId);
+    let s = this.switches.get(image.repositoryId);
     if (!s || now - s.at > SETTING_TTL_MS) {
       s = { enabled: await this.store.findSbomEnabled(image.repositoryId), at: now };
-      if (this.settings.size > 10_000) this.settings.clear();
-      this.settings.set(image.repositoryId, s);
+      if (this.switches.size > 10_000) this.switches.clear();
+      this.switches.set(image.repositoryId, s);
     }
     return s.enabled ? [{ kind: SBOM_GENERATE, subject: `${image.name}@${digest}`, runAfter: now }] : [];
   }
