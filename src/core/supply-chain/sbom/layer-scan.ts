@@ -97,6 +97,9 @@ function startsWith(b: Buffer, magic: number[]): boolean {
   return b.length >= magic.length && magic.every((m, i) => b[i] === m);
 }
 
+/** The layer went past `maxBytes`: the scan keeps what it found up to there. */
+export class LayerTooLarge extends Error {}
+
 /** The tar bytes of a layer blob: gunzipped, zstd-decompressed or as is, counted against `maxBytes`. */
 export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): AsyncGenerator<Buffer> {
   const it = blob[Symbol.asyncIterator]();
@@ -113,7 +116,7 @@ export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): 
   let total = 0;
   const counted = (b: Buffer) => {
     total += b.length;
-    if (total > maxBytes) throw new Error(`layer is larger than ${maxBytes} bytes uncompressed`);
+    if (total > maxBytes) throw new LayerTooLarge(`layer is larger than ${maxBytes} bytes uncompressed: read up to there`);
     return b;
   };
   if (startsWith(head, GZIP)) {
@@ -157,7 +160,7 @@ async function readHead(entry: AsyncIterable<Buffer>, max: number): Promise<Buff
   return Buffer.concat(chunks, n);
 }
 
-/** Scans one layer's blob bytes (compressed or not). Throws only when the stream itself is broken. */
+/** Scans one layer's blob bytes (compressed or not). Throws only when the stream itself is broken (a bound cuts it short: `truncated`). */
 export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLimits = DEFAULT_LAYER_LIMITS): Promise<LayerInventory> {
   const inv: LayerInventory = { v: LAYER_FORMAT, files: [], deleted: [], opaque: [] };
   const extract = tar.extract();
@@ -224,6 +227,9 @@ export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLi
       packages += found.length;
       inv.files.push({ path: p, packages: found });
     }
+  } catch (e) {
+    if (!(e instanceof LayerTooLarge)) throw e;
+    inv.truncated = e.message;
   } finally {
     input.destroy();
     extract.destroy();
