@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { type Config, parseListen, sqlitePath, storagePath } from './config/schema.ts';
 import { Registry } from './core/registry.ts';
+import { DEFAULT_LAYER_LIMITS } from './core/supply-chain/sbom/layer-scan.ts';
 import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import type { ClusterMetrics } from './http/metrics.ts';
@@ -136,6 +137,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
         limits: { maxRecordBytes: config.vulns.maxRecordBytes, maxRecords: 2_000_000 },
       },
     },
+    sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,

@@ -260,28 +260,21 @@ export function adminCommands(program: Command): void {
   example(
     repo
       .command('set <repository>')
-      .description("change a repository's visibility, description, immutable tags, quota or vulnerability policy")
+      .description("change a repository's visibility, description, immutable tags, quota, SBOM generation or vulnerability policy")
       .option('--private')
       .option('--public')
       .option('-d, --description <text>')
       .option('--immutable-tags <patterns>', "tags that may not be moved or deleted, e.g. 'v*,!*-dev' ('' for none)")
       .option('--quota <size>', 'storage quota, e.g. 10GiB, or none (site administrators)')
+      .option('--sbom', 'generate an SBOM for each image pushed (the default)')
+      .option('--no-sbom', 'generate no SBOMs for future pushes')
       .option('--deny-severity <level>', 'refuse pulls of images with vulnerabilities at or above: critical | high | medium | low | none')
       .option('--deny-fixable-only', 'refuse only for vulnerabilities that have a fix (--no-deny-fixable-only: any)')
       .option('--no-deny-fixable-only')
       .option('--block-until-scanned', 'refuse pulls of newly pushed images until their vulnerability report exists (--no-block-until-scanned: off)')
       .option('--no-block-until-scanned')
-      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string; denySeverity?: string; denyFixableOnly?: boolean; blockUntilScanned?: boolean }) => {
+      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string; sbom?: boolean; denySeverity?: string; denyFixableOnly?: boolean; blockUntilScanned?: boolean }) => {
         const [owner, name] = splitRepo(r);
-        const vulns: Row = {};
-        if (o.denySeverity !== undefined) vulns.denySeverity = o.denySeverity;
-        if (o.denyFixableOnly !== undefined) vulns.fixableOnly = o.denyFixableOnly;
-        if (o.blockUntilScanned !== undefined) vulns.blockUntilScanned = o.blockUntilScanned;
-        if (Object.keys(vulns).length) {
-          const v = await client().call<Row & { exceptions: unknown[] }>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/vulnerability-policy`, vulns);
-          const { exceptions: _, ...shown } = v;
-          if (o.immutableTags === undefined && o.quota === undefined && !o.public && !o.private && o.description === undefined) return printObject(json() ? v : shown, json());
-        }
         const body: Row = {};
         if (o.public) body.visibility = 'public';
         if (o.private) body.visibility = 'private';
@@ -289,6 +282,19 @@ export function adminCommands(program: Command): void {
         const lifecycle: Row = {};
         if (o.immutableTags !== undefined) lifecycle.immutableTags = o.immutableTags;
         if (o.quota !== undefined) lifecycle.quota = o.quota;
+        const vulns: Row = {};
+        if (o.denySeverity !== undefined) vulns.denySeverity = o.denySeverity;
+        if (o.denyFixableOnly !== undefined) vulns.fixableOnly = o.denyFixableOnly;
+        if (o.blockUntilScanned !== undefined) vulns.blockUntilScanned = o.blockUntilScanned;
+        if (Object.keys(vulns).length) {
+          const v = await client().call<Row & { exceptions: unknown[] }>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/vulnerability-policy`, vulns);
+          const { exceptions: _, ...shown } = v;
+          if (!Object.keys(body).length && !Object.keys(lifecycle).length && o.sbom === undefined) return printObject(json() ? v : shown, json());
+        }
+        if (o.sbom !== undefined) {
+          const v = await client().call<Row>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/sbom`, { enabled: o.sbom });
+          if (!Object.keys(body).length && !Object.keys(lifecycle).length) return printObject(v, json());
+        }
         if (Object.keys(lifecycle).length) {
           const v = await client().call<Row & { owner: Row }>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/lifecycle`, lifecycle);
           if (!Object.keys(body).length) return printObject(withOwnerUsage(v), json());
@@ -296,6 +302,7 @@ export function adminCommands(program: Command): void {
         printObject(await client().call<Row>('PATCH', `/api/v1/repos/${enc(owner)}/${enc(name)}`, body), json());
       }),
     "berth repo set acme/oss --public --immutable-tags 'v*'",
+    'berth repo set acme/prod --no-sbom',
     'berth repo set acme/prod --deny-severity high --deny-fixable-only --block-until-scanned',
   );
   example(

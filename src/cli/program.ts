@@ -14,6 +14,7 @@ import { jobCommands } from './jobs.ts';
 import { gcCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
 import { vulnCommands } from './vulns.ts';
+import { sbomCommands } from './sbom.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
 export function version(): string {
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   webhookCommands(program);
   keyCommands(program);
   jobCommands(program);
+  sbomCommands(program);
   gcCommands(program);
   retentionCommands(program);
   vulnCommands(program);

@@ -263,6 +263,17 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true }),
+    sbom: z
+      .object({
+        /** Generate an SBOM for each image pushed (repositories may switch it off; docs/supply-chain.md). */
+        enabled: z.boolean().default(true),
+        /** A layer is read at most this many bytes uncompressed; past that its inventory is what was read. */
+        maxLayerBytes: z.number().int().min(1024 * 1024).default(16 * 1024 ** 3),
+        /** Packages recorded per layer at most. */
+        maxPackages: z.number().int().min(1).max(1_000_000).default(100_000),
+      })
+      .strict()
+      .default({ enabled: true, maxLayerBytes: 16 * 1024 ** 3, maxPackages: 100_000 }),
     /** The vulnerability database and pull policies (docs/vulnerabilities.md). */
     vulns: z
       .object({
@@ -376,6 +387,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_GC_GRACE_SECONDS: (c, v) => ((c.gc ??= {}).graceSeconds = Number(v)),
   BERTH_GC_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).intervalSeconds = Number(v)),
   BERTH_GC_COLLECT_UNTAGGED: (c, v) => ((c.gc ??= {}).collectUntagged = v === 'true' || v === '1'),
+  BERTH_SBOM_ENABLED: (c, v) => ((c.sbom ??= {}).enabled = v === 'true' || v === '1'),
+  BERTH_SBOM_MAX_LAYER_BYTES: (c, v) => ((c.sbom ??= {}).maxLayerBytes = Number(v)),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),
 };
 

@@ -22,7 +22,7 @@ import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
 import type { InventoryReader } from './supply-chain/inventory.ts';
-import { SbomService } from './supply-chain/sbom/sbom.ts';
+import { type SbomOptions, SbomService } from './supply-chain/sbom/sbom.ts';
 import type { SbomStore } from '../metadata/sbom-store.ts';
 import { DEFAULT_VULN_OPTIONS, type VulnOptions, Vulnerabilities } from './supply-chain/vulns/vulns.ts';
 import type { VulnStore } from '../metadata/vuln-store.ts';
@@ -105,6 +105,7 @@ export class Registry {
       lifecycle: LifecycleStore;
       sbom: SbomStore;
       vulns: { store: VulnStore; options?: VulnOptions };
+      sbomOptions?: SbomOptions;
     },
   ) {
     this.egress = opts.egress ?? new Egress();
@@ -136,9 +137,9 @@ export class Registry {
     this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events);
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
-    this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>);
+    this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>, this, opts.sbomOptions);
     this.inventories = this.sbom.inventories;
-    this.manifests.jobsFor = (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest);
+    this.manifests.jobs = { jobsFor: (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest), enqueued: () => this.jobs.kick() };
     this.vulns = new Vulnerabilities(
       opts.vulns.store,
       this.inventories,

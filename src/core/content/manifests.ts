@@ -61,13 +61,17 @@ export interface ReferrersIndex {
   }[];
 }
 
-/** Work a stored manifest causes, enqueued in the manifest's own transaction (SBOM generation). */
-export type ManifestJobs = (image: ImageRecord, digest: string, manifest: ParsedManifest) => Promise<NewJob[]>;
+/** Work a stored manifest causes (SBOM generation), enqueued in the manifest's own transaction. */
+export interface ManifestJobs {
+  jobsFor(image: ImageRecord, digest: string, manifest: ParsedManifest): Promise<NewJob[]>;
+  /** After the commit of a manifest that enqueued jobs: this node looks for due jobs at once. */
+  enqueued(): void;
+}
 
 /** Manifests, tags, referrers and the catalog. */
 export class Manifests {
   /** Set by the registry: jobs for each manifest pushed (not for ones the pull-through cache stores). */
-  jobsFor?: ManifestJobs;
+  jobs?: ManifestJobs;
 
   constructor(
     private readonly meta: MetadataStore,
@@ -121,7 +125,7 @@ export class Manifests {
     for (const c of parsed.manifests) refs.push({ digest: c.digest, kind: 'manifest' });
     if (parsed.subject) refs.push({ digest: parsed.subject.digest, kind: 'subject' });
 
-    const jobs = this.jobsFor && !opts.cached ? await this.jobsFor(img, digest, parsed) : [];
+    const jobs = this.jobs && !opts.cached ? await this.jobs.jobsFor(img, digest, parsed) : [];
     const result = await this.meta.saveManifest({
       imageId: img.id,
       digest,
@@ -152,6 +156,7 @@ export class Manifests {
         detail: { sizeMismatch: result.sizeMismatch },
       });
     }
+    if (jobs.length) this.jobs!.enqueued();
     if (policy?.retention && r.kind === 'tag') await this.policies!.onTagPush(img.repositoryId);
     return {
       digest,

@@ -10,6 +10,7 @@ import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
+import { sbomApiRoutes } from './sbom.ts';
 import { accountApiRoutes } from './account.ts';
 import { vulnApiRoutes } from './vulns.ts';
 import { RawResponse } from './raw.ts';
@@ -284,6 +285,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...upstreamApiRoutes(registry),
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
+    ...sbomApiRoutes(registry),
     ...accountApiRoutes(registry),
     ...vulnApiRoutes(registry),
   ];
