@@ -4,6 +4,7 @@ import { session, api } from '../api';
 import { bytes, when, short } from '../format';
 import { link, crumbs, page, copyButton } from '../components';
 import type { ReferrerNode, Detail } from '../api-types';
+import { vulnSection } from '../components/vulns';
 
 export function referrerTree(owner: string, repo: string, image: string, nodes: ReferrerNode[]): HTMLElement {
   return h(
@@ -77,6 +78,7 @@ export async function tagPage(owner: string, repo: string, image: string, ref: s
         d.subject ? [h('dt', {}, 'Subject'), h('dd', {}, h('a', { class: 'mono', href: link.tag(owner, repo, image, d.subject.digest) }, d.subject.digest))] : null,
       ),
     ),
+    d.kind.kind === 'container-image' || d.kind.kind === 'multi-arch-index' ? vulnSection(owner, repo, image, d.digest) : null,
     h('section', { 'aria-labelledby': 'pull-h' }, h('h2', { id: 'pull-h' }, 'Pull'), cmds.map(([label, text]) => h('div', { class: 'cmd' }, h('code', { 'aria-label': label }, text), copyButton(text, `${label} command`)))),
     d.manifests.length
       ? h(
