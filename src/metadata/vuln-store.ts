@@ -64,6 +64,8 @@ export interface VulnExceptionRow {
 export interface VulnStore {
   /** Inserts or replaces records (and their index rows); one with the same `modified` is left alone. */
   saveRecords(records: StoredVulnRecord[]): Promise<{ changed: number; unchanged: number }>;
+  /** Deletes records (withdrawn ones) with their index rows; returns how many there were. */
+  removeRecords(ids: string[]): Promise<number>;
   /** The records indexed under any of `keys`, each with the key it was found under. */
   findRecords(keys: { ecosystem: string; name: string }[]): Promise<{ ecosystem: string; name: string; data: string }[]>;
   /** Records per ecosystem (`vulndb status`). */

@@ -1,7 +1,7 @@
 /**
  * The vulnerability database end to end inside one Berth, on SQLite and PostgreSQL: an OSV
- * all.zip imported through the management API, inventories stored as the SBOM job stores them,
- * matching run by the job queue, reports and tag summaries, a refresh that re-evaluates every
+ * all.zip imported through the management API (a withdrawn record later removed), inventories
+ * stored as the SBOM job stores them, matching run by the job queue, reports and tag summaries, a refresh that re-evaluates every
  * stored inventory without reading a blob (the blobs are deleted first), the `vulnerability`
  * event, and the pull policy: refusal with a readable message, the fixed image let through,
  * owners exempt, exceptions that expire, block until scanned.
@@ -138,15 +138,19 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         method: 'POST',
         url: '/api/v1/vulndb/import?source=bash.ndjson',
         headers: { authorization: ADMIN, 'content-type': 'application/x-ndjson' },
-        payload: `\n${JSON.stringify(bash)}\n`,
+        // A record withdrawn since the first import goes (and its findings with it).
+        payload: `\n${JSON.stringify(bash)}\n${JSON.stringify({ id: 'GHSA-xvch-5gv4-984h', modified: '2024-06-02T00:00:00Z', withdrawn: '2024-06-02T00:00:00Z', affected: [] })}\n`,
       });
       assert.equal(res.statusCode, 200, res.body);
-      assert.equal(res.json().changed, 1);
+      assert.deepEqual([res.json().records, res.json().skipped, res.json().changed], [1, 1, 2]);
       const r = b.berth.registry;
       for (let i = 0; i < 5 && (await r.jobs.runDue([VULNS_RESCAN, VULNS_SCAN])).completed > 0; i++);
       const f = await report('app', 'fixed');
       assert.deepEqual(f.report.findings.map((x: any) => [x.id, x.package.name, x.installed, x.fixed]), [['DSA-9005-1', 'bash', '5.2.15-2+b2', '5.2.15-3']]);
       assert.equal(f.report.databaseAsOf, '2024-06-01T00:00:00.000Z');
+      const v = await report('app', 'vuln');
+      assert.ok(!v.report.findings.some((x: any) => x.id === 'GHSA-xvch-5gv4-984h'), 'withdrawn');
+      assert.ok(v.report.findings.some((x: any) => x.id === 'DSA-9005-1'));
       // The policy (critical, fixable only) now refuses the once-clean image too: the report changed its verdict.
       const denied = await pull(b.app, 'acme/prod/app', 'fixed', t.carol);
       assert.equal(denied.statusCode, 403);

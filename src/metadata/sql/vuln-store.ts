@@ -91,6 +91,18 @@ export class SqlVulnStore implements VulnStore {
     return { changed, unchanged };
   }
 
+  async removeRecords(ids: string[]): Promise<number> {
+    let n = 0;
+    for (const part of chunks([...new Set(ids)])) {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('vuln_packages').where('record_id', 'in', part).execute();
+        const r = await trx.deleteFrom('vuln_records').where('id', 'in', part).executeTakeFirst();
+        n += Number(r.numDeletedRows);
+      });
+    }
+    return n;
+  }
+
   async findRecords(keys: { ecosystem: string; name: string }[]): Promise<{ ecosystem: string; name: string; data: string }[]> {
     const out: { ecosystem: string; name: string; data: string }[] = [];
     const byEcosystem = new Map<string, string[]>();

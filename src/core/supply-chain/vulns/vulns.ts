@@ -20,7 +20,7 @@ import type { InventoryReader } from '../inventory.ts';
 import type { PullPolicy, PullSubject } from '../pull-policy.ts';
 import { wantsSbom } from '../sbom/sbom.ts';
 import { type Finding, lookups, match, type Summary, summarise } from './match.ts';
-import { InvalidRecord, parseRecord, type VulnRecord } from './osv.ts';
+import { InvalidRecord, parseRecord, type VulnRecord, withdrawnId } from './osv.ts';
 import { atOrAbove, rank, THRESHOLDS, type Threshold } from './severity.ts';
 import { DEFAULT_SOURCE_LIMITS, readNdjson, readZip, SourceError, type SourceItem, type SourceLimits } from './sources.ts';
 
@@ -155,7 +155,12 @@ export class Vulnerabilities {
     const result = { source, records: 0, changed: 0, unchanged: 0, skipped: 0, invalid: 0, errors: [] as string[] };
     let asOf: number | null = null;
     let batch: VulnRecord[] = [];
+    let withdrawn: string[] = [];
     const flush = async () => {
+      if (withdrawn.length) {
+        result.changed += await this.store.removeRecords(withdrawn);
+        withdrawn = [];
+      }
       if (!batch.length) return;
       const r = await this.store.saveRecords(
         batch.map((rec) => ({
@@ -190,6 +195,9 @@ export class Vulnerabilities {
       }
       if (!rec) {
         result.skipped++;
+        const gone = withdrawnId(item.doc);
+        if (gone) withdrawn.push(gone);
+        if (withdrawn.length >= SAVE_BATCH) await flush();
         continue;
       }
       result.records++;
