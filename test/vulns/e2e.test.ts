@@ -4,8 +4,7 @@
  * vulnerability job matches them against records imported with `berth vulndb import` (a folder
  * of OSV JSON); `berth scan` prints the OSV id; with `--deny-severity high` skopeo's pull of
  * the vulnerable image fails with a message naming the record and its CVE, the fixed one
- * copies, and an owner's pull is exempt. The CLI (a process per call, slow under load) is
- * driven in the SQLite round; the PostgreSQL round uses the same API directly.
+ * copies, and an owner's pull is exempt.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -55,84 +54,70 @@ const RECORD = {
   affected: [{ package: { ecosystem: 'Debian:12', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '3.0.13-1~deb12u1' }] }] }],
 };
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
-  describe(`vulnerabilities end to end with skopeo and the CLI (${dialect})`, () => {
-    test('push → SBOM → report → the policy refuses the vulnerable pull and lets the fixed one through', { timeout: 180_000 }, async (t) => {
-      const useCli = dialect === 'sqlite';
-      const work = await mkdtemp(path.join(tmpdir(), 'berth-vulns-e2e-'));
-      t.after(() => rm(work, { recursive: true, force: true }));
-      const b = await openBerth({ listen: true, ...(dialect === 'postgres' ? { postgres: true } : {}) });
-      t.after(() => b.close());
-      const sk = await createSkopeo();
-      t.after(() => sk.cleanup());
-      const address = new URL(b.url).host;
-      await apiOk(b.app, 'POST', '/api/v1/orgs', ADMIN, { name: 'acme' }, 201);
-      await apiOk(b.app, 'POST', '/api/v1/owners/acme/repos', ADMIN, { name: 'prod', visibility: 'private' }, 201);
-      await apiOk(b.app, 'POST', '/api/v1/users', ADMIN, { username: 'carol', password: USER_PASSWORD }, 201);
-      await apiOk(b.app, 'PUT', '/api/v1/repos/acme/prod/members/carol', ADMIN, { role: 'read' }, 200);
-      const key = await apiOk(b.app, 'POST', '/api/v1/user/api-keys', ADMIN, { name: 'cli' }, 201);
-      const cli = (args: string[]) => berthCli(args, { BERTH_URL: b.url, BERTH_API_KEY: key.secret, HOME: work, XDG_CONFIG_HOME: work });
+// SQLite only: the same stores run on PostgreSQL in scan.test.ts and mirror.test.ts, and the
+// SBOM job's PostgreSQL path in test/supply-chain/; this one is about real clients.
+describe('vulnerabilities end to end with skopeo and the CLI (sqlite)', () => {
+  test('push → SBOM → report → the policy refuses the vulnerable pull and lets the fixed one through', { timeout: 180_000 }, async (t) => {
+    const work = await mkdtemp(path.join(tmpdir(), 'berth-vulns-e2e-'));
+    t.after(() => rm(work, { recursive: true, force: true }));
+    const b = await openBerth({ listen: true });
+    t.after(() => b.close());
+    const sk = await createSkopeo();
+    t.after(() => sk.cleanup());
+    const address = new URL(b.url).host;
+    await apiOk(b.app, 'POST', '/api/v1/orgs', ADMIN, { name: 'acme' }, 201);
+    await apiOk(b.app, 'POST', '/api/v1/owners/acme/repos', ADMIN, { name: 'prod', visibility: 'private' }, 201);
+    await apiOk(b.app, 'POST', '/api/v1/users', ADMIN, { username: 'carol', password: USER_PASSWORD }, 201);
+    await apiOk(b.app, 'PUT', '/api/v1/repos/acme/prod/members/carol', ADMIN, { role: 'read' }, 200);
+    const key = await apiOk(b.app, 'POST', '/api/v1/user/api-keys', ADMIN, { name: 'cli' }, 201);
+    const cli = (args: string[]) => berthCli(args, { BERTH_URL: b.url, BERTH_API_KEY: key.secret, HOME: work, XDG_CONFIG_HOME: work });
 
-      // The database, from a folder of OSV JSON (through the CLI in the SQLite round).
-      const osvDir = path.join(work, 'osv', 'debian');
-      await mkdir(osvDir, { recursive: true });
-      await writeFile(path.join(osvDir, 'DSA-9101-1.json'), JSON.stringify(RECORD));
-      if (useCli) {
-        const imported = await cli(['vulndb', 'import', path.join(work, 'osv')]);
-        assert.equal(imported.code, 0, imported.stderr);
-        assert.match(imported.stdout, /1 records \(1 new or changed, 0 unchanged\)/);
-      } else {
-        const res = await b.app.inject({ method: 'POST', url: '/api/v1/vulndb/import', headers: { authorization: ADMIN, 'content-type': 'application/x-ndjson' }, payload: JSON.stringify(RECORD) });
-        assert.equal(res.json().changed, 1, res.body);
-      }
+    // The database, from a folder of OSV JSON.
+    const osvDir = path.join(work, 'osv', 'debian');
+    await mkdir(osvDir, { recursive: true });
+    await writeFile(path.join(osvDir, 'DSA-9101-1.json'), JSON.stringify(RECORD));
+    const imported = await cli(['vulndb', 'import', path.join(work, 'osv')]);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.match(imported.stdout, /1 records \(1 new or changed, 0 unchanged\)/);
 
-      const digests: Record<string, string> = {};
-      for (const [tag, version] of [['vuln', '3.0.11-1~deb12u2'], ['fixed', '3.0.13-1~deb12u1']] as const) {
-        const dir = path.join(work, tag);
-        await ociLayout(dir, tag, [
-          { name: 'etc/os-release', data: OS_RELEASE },
-          { name: 'var/lib/dpkg/status', data: dpkgStatus(version) },
-        ]);
-        await sk.copy(`oci:${dir}:${tag}`, `docker://${address}/acme/prod/app:${tag}`, ['--dest-creds', `admin:${ADMIN_PASSWORD}`, '--preserve-digests']);
-        const view = await eventually(
-          async () => {
-            const v = await apiOk(b.app, 'GET', `/api/v1/repos/acme/prod/vulnerabilities?image=app&ref=${tag}`, ADMIN, undefined, 200);
-            return v.status === 'scanned' ? v : undefined;
-          },
-          60_000,
-          `the report of ${tag}`,
-        );
-        digests[tag] = view.digest;
-      }
+    for (const [tag, version] of [['vuln', '3.0.11-1~deb12u2'], ['fixed', '3.0.13-1~deb12u1']] as const) {
+      const dir = path.join(work, tag);
+      await ociLayout(dir, tag, [
+        { name: 'etc/os-release', data: OS_RELEASE },
+        { name: 'var/lib/dpkg/status', data: dpkgStatus(version) },
+      ]);
+      await sk.copy(`oci:${dir}:${tag}`, `docker://${address}/acme/prod/app:${tag}`, ['--dest-creds', `admin:${ADMIN_PASSWORD}`, '--preserve-digests']);
+      await eventually(
+        async () => {
+          const v = await apiOk(b.app, 'GET', `/api/v1/repos/acme/prod/vulnerabilities?image=app&ref=${tag}`, ADMIN, undefined, 200);
+          return v.status === 'scanned' ? v : undefined;
+        },
+        60_000,
+        `the report of ${tag}`,
+      );
+    }
 
-      if (useCli) {
-        const scan = await cli(['scan', 'acme/prod/app:vuln']);
-        assert.equal(scan.code, 0, scan.stderr);
-        assert.match(scan.stdout, /DSA-9101-1\s+CVE-2024-9101\s+critical \(9\.8\)\s+libssl3 \(openssl\)\s+3\.0\.11-1~deb12u2\s+3\.0\.13-1~deb12u1/, scan.stdout);
-        const tags = await cli(['vulns', 'acme/prod/app']);
-        assert.match(tags.stdout, /fixed\s+0\s+0\s+0\s+0/, tags.stdout);
-        assert.match(tags.stdout, /vuln\s+1\s+0/, tags.stdout);
-        const set = await cli(['repo', 'set', 'acme/prod', '--deny-severity', 'high']);
-        assert.equal(set.code, 0, set.stderr);
-      } else {
-        const v = await apiOk(b.app, 'GET', `/api/v1/repos/acme/prod/vulnerabilities?image=app&ref=${digests.vuln}`, ADMIN, undefined, 200);
-        assert.deepEqual(v.report.findings.map((f: { id: string; package: { name: string }; fixed: string }) => [f.id, f.package.name, f.fixed]), [['DSA-9101-1', 'libssl3', '3.0.13-1~deb12u1']]);
-        await apiOk(b.app, 'PUT', '/api/v1/repos/acme/prod/vulnerability-policy', ADMIN, { denySeverity: 'high' }, 200);
-      }
-      const out = (tag: string) => `oci:${path.join(work, `pulled-${tag}`)}:${tag}`;
-      let refusal = '';
-      try {
-        await sk.copy(`docker://${address}/acme/prod/app:vuln`, out('vuln'), ['--src-creds', `carol:${USER_PASSWORD}`]);
-        assert.fail('the vulnerable image was pulled');
-      } catch (e) {
-        if (!(e instanceof SkopeoError)) throw e;
-        refusal = e.stderr;
-      }
-      assert.match(refusal, /denied/i, refusal);
-      assert.match(refusal, /vulnerab/, refusal);
-      assert.match(refusal, /DSA-9101-1 \(CVE-2024-9101\)/, refusal);
-      await sk.copy(`docker://${address}/acme/prod/app:fixed`, out('fixed'), ['--src-creds', `carol:${USER_PASSWORD}`]);
-      await sk.copy(`docker://${address}/acme/prod/app:vuln`, out('owner'), ['--src-creds', `admin:${ADMIN_PASSWORD}`]);
-    });
+    const scan = await cli(['scan', 'acme/prod/app:vuln']);
+    assert.equal(scan.code, 0, scan.stderr);
+    assert.match(scan.stdout, /DSA-9101-1\s+CVE-2024-9101\s+critical \(9\.8\)\s+libssl3 \(openssl\)\s+3\.0\.11-1~deb12u2\s+3\.0\.13-1~deb12u1/, scan.stdout);
+    const tags = await cli(['vulns', 'acme/prod/app']);
+    assert.match(tags.stdout, /fixed\s+0\s+0\s+0\s+0/, tags.stdout);
+    assert.match(tags.stdout, /vuln\s+1\s+0/, tags.stdout);
+    const set = await cli(['repo', 'set', 'acme/prod', '--deny-severity', 'high']);
+    assert.equal(set.code, 0, set.stderr);
+    const out = (tag: string) => `oci:${path.join(work, `pulled-${tag}`)}:${tag}`;
+    let refusal = '';
+    try {
+      await sk.copy(`docker://${address}/acme/prod/app:vuln`, out('vuln'), ['--src-creds', `carol:${USER_PASSWORD}`]);
+      assert.fail('the vulnerable image was pulled');
+    } catch (e) {
+      if (!(e instanceof SkopeoError)) throw e;
+      refusal = e.stderr;
+    }
+    assert.match(refusal, /denied/i, refusal);
+    assert.match(refusal, /vulnerab/, refusal);
+    assert.match(refusal, /DSA-9101-1 \(CVE-2024-9101\)/, refusal);
+    await sk.copy(`docker://${address}/acme/prod/app:fixed`, out('fixed'), ['--src-creds', `carol:${USER_PASSWORD}`]);
+    await sk.copy(`docker://${address}/acme/prod/app:vuln`, out('owner'), ['--src-creds', `admin:${ADMIN_PASSWORD}`]);
   });
-}
+});

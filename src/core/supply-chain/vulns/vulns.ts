@@ -280,7 +280,7 @@ export class Vulnerabilities {
     return true;
   }
 
-  /** Downloads every mirror URL through egress and imports it; the outcome is kept in the state row. */
+  /** Downloads every mirror URL through egress and imports it; the outcome (time, errors) is kept in the state row. */
   private async refresh(): Promise<void> {
     const errors: string[] = [];
     await mkdir(this.opts.spoolDir, { recursive: true, mode: 0o700 });
@@ -295,8 +295,9 @@ export class Vulnerabilities {
         await rm(file, { force: true });
       }
     }
+    // Recorded, not thrown: a retry would download the URLs that worked again; the next
+    // scheduled refresh (or `berth vulndb refresh`) tries them all.
     await this.store.saveRefresh(Date.now(), errors.length ? errors.join('; ').slice(0, 2000) : null);
-    if (errors.length) throw new Error(errors.join('; '));
   }
 
   /** GET `url` into `file`: egress-checked connection, no redirects, bounded size and time. */
