@@ -79,8 +79,11 @@ export interface VulnStore {
   findReport(digest: string): Promise<VulnReportRow | undefined>;
   /** Summaries (no findings) of the reports of `digests`. */
   findReportSummaries(digests: string[]): Promise<Omit<VulnReportRow, 'data'>[]>;
-  /** Stores a report, and bumps the policy generation of every repository holding the digest. */
-  saveReport(row: VulnReportRow): Promise<void>;
+  /**
+   * Stores a report; with `changed` (its findings differ from the previous report's) also bumps
+   * the policy generation of every repository holding the digest, in the same transaction.
+   */
+  saveReport(row: VulnReportRow, changed: boolean): Promise<void>;
   /** Images (`OWNER/REPOSITORY/IMAGE`) holding a manifest digest. */
   listImagesWithManifest(digest: string, limit: number): Promise<string[]>;
 

@@ -192,7 +192,7 @@ export class SqlVulnStore implements VulnStore {
     return out;
   }
 
-  async saveReport(row: VulnReportRow): Promise<void> {
+  async saveReport(row: VulnReportRow, changed: boolean): Promise<void> {
     const values = { scanned_at: row.scannedAt, db_version: row.dbVersion, db_as_of: row.dbAsOf, summary: row.summary, data: row.data };
     await this.db.transaction().execute(async (trx) => {
       await trx
@@ -200,6 +200,7 @@ export class SqlVulnStore implements VulnStore {
         .values({ manifest_digest: row.digest, ...values })
         .onConflict((oc) => oc.column('manifest_digest').doUpdateSet(values))
         .execute();
+      if (!changed) return;
       await trx
         .updateTable('vuln_policies')
         .set((eb) => ({ generation: eb('generation', '+', 1) }))

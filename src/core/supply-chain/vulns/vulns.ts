@@ -398,17 +398,19 @@ export class Vulnerabilities {
       summary: summarise(findings),
       findings,
     };
-    const previous = await this.store.findReport(digest);
-    await this.store.saveReport({
-      digest,
-      scannedAt: Date.parse(report.scannedAt),
-      dbVersion: db.version,
-      dbAsOf: db.asOf,
-      summary: JSON.stringify(report.summary),
-      data: JSON.stringify(report),
-    });
-    this.policyCache.clear(); // verdicts of this node see the new report at once; other nodes after policyCacheMs
-    await this.announce(digest, previous ? (JSON.parse(previous.data) as VulnReport).findings : [], findings);
+    const row = await this.store.findReport(digest);
+    const before = row ? (JSON.parse(row.data) as VulnReport).findings : undefined;
+    // Verdicts depend on the findings only: an unchanged rescan leaves cached verdicts alone.
+    const changed = !before || JSON.stringify(before) !== JSON.stringify(findings);
+    await this.store.saveReport(
+      { digest, scannedAt: Date.parse(report.scannedAt), dbVersion: db.version, dbAsOf: db.asOf, summary: JSON.stringify(report.summary), data: JSON.stringify(report) },
+      changed,
+    );
+    if (changed) {
+      // This node's verdicts see the new report at once; other nodes' within policyCacheMs.
+      for (const image of await this.store.listImagesWithManifest(digest, 1000)) this.policyCache.delete(image.split('/').slice(0, 2).join('/'));
+      await this.announce(digest, before ?? [], findings);
+    }
     return report;
   }
 
