@@ -151,15 +151,20 @@ export class SbomService {
     return this.one(name, m, enabled);
   }
 
+  /**
+   * Generated: Berth's SBOM is a referrer of the manifest in this image. The inventory is kept
+   * by digest, so the same manifest in another image may have one already: listed either way.
+   */
   private async one(name: string, m: ManifestRecord, enabled: boolean): Promise<SbomStatus> {
     const row = await this.store.findImageInventory(m.digest);
-    if (!row) return { digest: m.digest, state: !wantsSbom(parseManifest(m.payload, m.mediaType)) ? 'not-an-image' : enabled ? 'pending' : 'off' };
-    const inv = JSON.parse(row.data) as ImageInventory;
     const referrers = await this.deps.manifests.referrers(name, m.digest, CYCLONEDX_JSON);
     const ours = referrers.manifests.find((r) => r.annotations?.[GENERATOR_ANNOTATION] === 'berth');
+    const state = ours ? 'generated' : !wantsSbom(parseManifest(m.payload, m.mediaType)) ? 'not-an-image' : enabled ? 'pending' : 'off';
+    if (!row) return { digest: m.digest, state };
+    const inv = JSON.parse(row.data) as ImageInventory;
     return {
       digest: m.digest,
-      state: 'generated',
+      state,
       generatedAt: new Date(row.generatedAt).toISOString(),
       packageCount: row.packageCount,
       ...(ours ? { sbom: ours.digest } : {}),
