@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/e2e.ts';
-import { MEDIA_TYPES, buildMultiArchImage, initLayout, setTag, sha256, writeBlob, writeImage } from '../helpers/oci-layout.ts';
+import { MEDIA_TYPES, blobPath, buildMultiArchImage, initLayout, setTag, sha256, writeBlob, writeImage, writeJsonBlob, type BuiltLayer } from '../helpers/oci-layout.ts';
 import { startBerth } from '../helpers/server.ts';
 import { createSkopeo } from '../helpers/skopeo.ts';
 import { berthCli } from '../auth/helpers.ts';
@@ -24,6 +24,12 @@ interface Referrers {
   manifests: { mediaType: string; digest: string; size: number; artifactType?: string; annotations?: Record<string, string> }[];
 }
 
+/** Copies a built layer's blob from one layout into another. */
+async function copyLayer(from: string, to: string, layer: BuiltLayer): Promise<BuiltLayer> {
+  await fsp.copyFile(blobPath(from, layer.descriptor.digest), blobPath(to, layer.descriptor.digest));
+  return layer;
+}
+
 async function until<T>(fn: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -34,7 +40,7 @@ async function until<T>(fn: () => Promise<T | undefined>, what: string, ms = 60_
   }
 }
 
-test('skopeo push: each image (and each platform of an index) gets a CycloneDX referrer; berth sbom lists its packages; --no-sbom stops it', { timeout: 240_000 }, async (t) => {
+test('skopeo push: each image (and each platform of an index) with packages gets a CycloneDX referrer; berth sbom lists its packages; --no-sbom stops it', { timeout: 240_000 }, async (t) => {
   const sk = await createSkopeo();
   t.after(() => sk.cleanup());
   const srv = await startBerth({ orgs: ['acme'] });
@@ -81,16 +87,21 @@ test('skopeo push: each image (and each platform of an index) gets a CycloneDX r
   assert.equal(bom.specVersion, '1.6');
   assert.ok(bom.components.some((c: { purl?: string }) => c.purl === 'pkg:apk/alpine/musl@1.2.4_git20230717-r4?arch=x86_64&distro=3.19.1'));
 
-  // A two-platform index: each platform image gets its own SBOM, the index none.
+  // A two-platform index: each platform image gets its own SBOM, the index none. A platform
+  // whose layers hold no known OS or package gets no SBOM (it would list nothing).
   const multi = path.join(work, 'multi');
-  const idx = await buildMultiArchImage(
-    multi,
-    { platforms: [{ architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux' }], layers: [{ size: 64 }] },
-    'v1',
-  );
+  const idx = await buildMultiArchImage(multi, { platforms: [{ architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux' }], layers: [{ size: 64 }] });
+  const withPackages = await writeImage(multi, [await copyLayer(src, multi, layers[0]!)], { architecture: 'riscv64', os: 'linux' });
+  const index = await writeJsonBlob(multi, MEDIA_TYPES.index, {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPES.index,
+    manifests: [...idx.images.map((i) => i.manifest), { ...withPackages.manifest, platform: { architecture: 'riscv64', os: 'linux' } }],
+  });
+  await setTag(multi, 'v1', index.descriptor);
   await sk.copy(`oci:${multi}:v1`, `${ref}:multi`, ['--all', '--preserve-digests']);
-  for (const child of idx.images) assert.equal((await sbomOf('acme/prod/app', child.manifest.digest)).manifests[0]!.artifactType, CDX);
-  assert.equal((await referrers('acme/prod/app', idx.index.digest)).manifests.length, 0);
+  assert.equal((await sbomOf('acme/prod/app', withPackages.manifest.digest)).manifests[0]!.artifactType, CDX);
+  for (const child of idx.images) assert.equal((await referrers('acme/prod/app', child.manifest.digest)).manifests.length, 0);
+  assert.equal((await referrers('acme/prod/app', index.descriptor.digest)).manifests.length, 0);
 
   // The CLI.
   const cfg = path.join(work, 'cli');
@@ -102,8 +113,11 @@ test('skopeo push: each image (and each platform of an index) gets a CycloneDX r
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, /generated, 7 packages, generated at \d{4}-/);
   assert.match(listed.stdout, /libcrypto3\s+3\.1\.4-r5\s+openssl 3\.1\.4-r5/);
-  const asJson = JSON.parse((await berthCli(['--json', 'sbom', 'acme/prod/app:multi'], env)).stdout);
-  assert.equal(asJson.children.length, 2);
+  const asJson = await until(async () => {
+    const doc = JSON.parse((await berthCli(['--json', 'sbom', 'acme/prod/app:multi'], env)).stdout);
+    return doc.children.some((c: { state: string }) => c.state === 'pending') ? undefined : doc;
+  }, 'every platform inventoried');
+  assert.deepEqual(asJson.children.map((c: { state: string }) => c.state), ['empty', 'empty', 'generated']);
   const off = await berthCli(['repo', 'set', 'acme/prod', '--no-sbom'], env);
   assert.equal(off.code, 0, off.stderr);
   assert.match(off.stdout, /enabled\s+false/);
