@@ -137,7 +137,8 @@ export class SbomService {
   }
 
   /** The SBOM state and inventory of an image by tag or digest (an index: of each platform). */
-  async status(actor: Identity, owner: string, repo: string, image: string, ref: string): Promise<SbomStatus> {
+  async status(actor: Identity, owner: string, repo: string, image: string, ref: string, opts: { packages?: boolean } = {}): Promise<SbomStatus> {
+    const withPackages = opts.packages ?? true;
     const { repository } = await this.deps.tenancy.getRepository(actor, owner, repo);
     const name = `${owner}/${repo}/${image}`;
     const m = await this.deps.manifests.get(name, ref);
@@ -148,18 +149,18 @@ export class SbomService {
       const children: SbomStatus[] = [];
       for (const c of parsed.manifests.slice(0, 64)) {
         const child = await this.deps.meta.findManifest(img.id, c.digest);
-        if (child) children.push({ ...(await this.one(name, child, enabled)), ...(c.platform ? { platform: c.platform } : {}) });
+        if (child) children.push({ ...(await this.one(name, child, enabled, withPackages)), ...(c.platform ? { platform: c.platform } : {}) });
       }
       return { digest: m.digest, state: 'not-an-image', children };
     }
-    return this.one(name, m, enabled);
+    return this.one(name, m, enabled, withPackages);
   }
 
   /**
    * Generated: Berth's SBOM is a referrer of the manifest in this image. The inventory is kept
    * by digest, so the same manifest in another image may have one already: listed either way.
    */
-  private async one(name: string, m: ManifestRecord, enabled: boolean): Promise<SbomStatus> {
+  private async one(name: string, m: ManifestRecord, enabled: boolean, withPackages: boolean): Promise<SbomStatus> {
     const row = await this.store.findImageInventory(m.digest);
     const referrers = await this.deps.manifests.referrers(name, m.digest, CYCLONEDX_JSON);
     const ours = referrers.manifests.find((r) => r.annotations?.[GENERATOR_ANNOTATION] === 'berth');
@@ -173,7 +174,7 @@ export class SbomService {
       packageCount: row.packageCount,
       ...(ours ? { sbom: ours.digest } : {}),
       ...(inv.os ? { os: inv.os } : {}),
-      packages: inv.packages,
+      ...(withPackages ? { packages: inv.packages } : {}),
     };
   }
 
