@@ -70,7 +70,7 @@ describe('SBOM layer scan', () => {
     assert.equal(combineLayers(D, [base, npm, gone], 1).packages.filter((p) => p.type === 'npm').length, 0);
   });
 
-  test('bounds: an oversized database is noted, not read; file and package counts are capped; past the byte bound the scan keeps what it read; a member cut short is an error', async () => {
+  test('bounds: an oversized database is noted, not read; file and package counts are capped; past the byte bound the scan keeps what it read; bytes that are no tar end it; a failing read fails it', async () => {
     const big = await scanLayer(chunked(await tarOf(alpineBase())), { ...DEFAULT_LAYER_LIMITS, maxDatabaseBytes: 100 });
     assert.match(big.files.find((f) => f.path === 'lib/apk/db/installed')?.note ?? '', /larger than 100 bytes/);
     const few = await scanLayer(chunked(await tarOf(npmTree())), { ...DEFAULT_LAYER_LIMITS, maxFiles: 2 });
@@ -82,7 +82,16 @@ describe('SBOM layer scan', () => {
     assert.match(tooMuch.truncated ?? '', /larger than 4096 bytes uncompressed/);
     assert.ok(tooMuch.files.length >= 1 && tooMuch.files.length < 6, 'what came before the bound is kept');
     const whole = await tarOf(npmTree());
-    await assert.rejects(scanLayer(chunked(whole.subarray(0, 512 + 100))), /Unexpected end of data/);
+    const cut = await scanLayer(chunked(whole.subarray(0, 2048 + 100)));
+    assert.match(cut.unreadable ?? '', /Unexpected end of data/);
+    assert.ok(cut.files.some((f) => f.path === 'app/node_modules/express/package.json'), 'what came before is kept');
+    assert.match((await scanLayer(chunked(Buffer.alloc(4096, 7)))).unreadable ?? '', /./, 'random bytes are no tar');
+    assert.match((await scanLayer(chunked(Buffer.from([0x1f, 0x8b, 1, 2, 3, 4])))).unreadable ?? '', /./, 'a broken gzip stream');
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield whole.subarray(0, 1024);
+      throw new Error('storage went away');
+    }
+    await assert.rejects(scanLayer(failing()), /storage went away/, 'a read failure fails the scan (the job is retried)');
   });
 
   test('interesting paths', () => {

@@ -149,3 +149,12 @@ export interface SearchResult {
   images: { owner: string; repository: string; image: string }[];
   tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
 }
+
+/** GET /api/v1/repos/:owner/:repo/sbom/status (docs/supply-chain.md). */
+export interface SbomStatus {
+  digest: string;
+  state: 'generated' | 'empty' | 'pending' | 'off' | 'not-an-image';
+  generatedAt?: string;
+  packageCount?: number;
+  sbom?: string;
+}

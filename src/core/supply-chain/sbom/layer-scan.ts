@@ -37,6 +37,8 @@ export interface LayerInventory {
   opaque: string[];
   /** Set when a bound cut the scan short: what was found up to there is kept. */
   truncated?: string;
+  /** Set when the bytes are not a tar (compressed or not) from some point on: what came before is kept. */
+  unreadable?: string;
 }
 
 export interface LayerScanLimits {
@@ -100,6 +102,27 @@ function startsWith(b: Buffer, magic: number[]): boolean {
 /** The layer went past `maxBytes`: the scan keeps what it found up to there. */
 export class LayerTooLarge extends Error {}
 
+/** Reading the blob failed (the store, not the content): the scan fails, to be tried again. */
+class SourceError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+async function* marked(blob: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const it = blob[Symbol.asyncIterator]();
+  for (;;) {
+    let r: IteratorResult<Buffer>;
+    try {
+      r = await it.next();
+    } catch (e) {
+      throw new SourceError(e);
+    }
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
 /** The tar bytes of a layer blob: gunzipped, zstd-decompressed or as is, counted against `maxBytes`. */
 export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): AsyncGenerator<Buffer> {
   const it = blob[Symbol.asyncIterator]();
@@ -160,11 +183,14 @@ async function readHead(entry: AsyncIterable<Buffer>, max: number): Promise<Buff
   return Buffer.concat(chunks, n);
 }
 
-/** Scans one layer's blob bytes (compressed or not). Throws only when the stream itself is broken (a bound cuts it short: `truncated`). */
+/**
+ * Scans one layer's blob bytes (compressed or not). Throws only when reading the blob fails; a
+ * bound cuts the scan short (`truncated`), bytes that are no tar end it (`unreadable`).
+ */
 export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLimits = DEFAULT_LAYER_LIMITS): Promise<LayerInventory> {
   const inv: LayerInventory = { v: LAYER_FORMAT, files: [], deleted: [], opaque: [] };
   const extract = tar.extract();
-  const input = Readable.from(tarBytes(blob, limits.maxBytes), { objectMode: false });
+  const input = Readable.from(tarBytes(marked(blob), limits.maxBytes), { objectMode: false });
   input.on('error', (e) => extract.destroy(e));
   input.pipe(extract);
   let entries = 0;
@@ -228,8 +254,10 @@ export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLi
       inv.files.push({ path: p, packages: found });
     }
   } catch (e) {
-    if (!(e instanceof LayerTooLarge)) throw e;
-    inv.truncated = e.message;
+    if (e instanceof SourceError) throw e.cause;
+    // Content is content-addressed: bytes that are no tar now never will be. Recorded, not retried.
+    if (e instanceof LayerTooLarge) inv.truncated = e.message;
+    else inv.unreadable = (e instanceof Error ? e.message : String(e)).slice(0, 300);
   } finally {
     input.destroy();
     extract.destroy();
