@@ -172,44 +172,56 @@ export class Vulnerabilities {
       );
       result.changed += r.changed;
       result.unchanged += r.unchanged;
+      for (const rec of batch) {
+        const modified = Date.parse(rec.modified);
+        if (Number.isFinite(modified) && (asOf === null || modified > asOf)) asOf = modified;
+      }
       batch = [];
     };
     const invalid = (name: string, why: string) => {
       result.invalid++;
       if (result.errors.length < 10) result.errors.push(`${name.slice(0, 200)}: ${why.slice(0, 300)}`);
     };
-    for await (const item of items) {
-      if ('error' in item) {
-        invalid(item.name, item.error);
-        continue;
-      }
-      let rec: VulnRecord | undefined;
-      try {
-        rec = parseRecord(item.doc);
-      } catch (e) {
-        if (e instanceof InvalidRecord) {
-          invalid(item.name, e.message);
+    // What was stored counts even when the source fails half-way (a damaged zip, a long line):
+    // the version moves and the inventories are matched again before the error is answered.
+    const finish = async () => {
+      const database = await this.store.saveImport({ changed: result.changed > 0, asOf, importedAt: Date.now(), source: source.slice(0, 200) });
+      if (result.changed > 0) await this.enqueueRescan(database.version);
+      return database;
+    };
+    try {
+      for await (const item of items) {
+        if ('error' in item) {
+          invalid(item.name, item.error);
           continue;
         }
-        throw e;
+        let rec: VulnRecord | undefined;
+        try {
+          rec = parseRecord(item.doc);
+        } catch (e) {
+          if (e instanceof InvalidRecord) {
+            invalid(item.name, e.message);
+            continue;
+          }
+          throw e;
+        }
+        if (!rec) {
+          result.skipped++;
+          const gone = withdrawnId(item.doc);
+          if (gone) withdrawn.push(gone);
+          if (withdrawn.length >= SAVE_BATCH) await flush();
+          continue;
+        }
+        result.records++;
+        batch.push(rec);
+        if (batch.length >= SAVE_BATCH) await flush();
       }
-      if (!rec) {
-        result.skipped++;
-        const gone = withdrawnId(item.doc);
-        if (gone) withdrawn.push(gone);
-        if (withdrawn.length >= SAVE_BATCH) await flush();
-        continue;
-      }
-      result.records++;
-      const modified = Date.parse(rec.modified);
-      if (Number.isFinite(modified) && (asOf === null || modified > asOf)) asOf = modified;
-      batch.push(rec);
-      if (batch.length >= SAVE_BATCH) await flush();
+      await flush();
+    } catch (e) {
+      await finish();
+      throw e;
     }
-    await flush();
-    const database = await this.store.saveImport({ changed: result.changed > 0, asOf, importedAt: Date.now(), source: source.slice(0, 200) });
-    if (result.changed > 0) await this.enqueueRescan(database.version);
-    return { ...result, database };
+    return { ...result, database: await finish() };
   }
 
   /**
