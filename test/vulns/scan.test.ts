@@ -1,10 +1,11 @@
 /**
  * The vulnerability database end to end inside one Berth, on SQLite and PostgreSQL: an OSV
  * all.zip imported through the management API (a withdrawn record later removed), inventories
- * stored as the SBOM job stores them, matching run by the job queue, reports and tag summaries, a refresh that re-evaluates every
- * stored inventory without reading a blob (the blobs are deleted first), the `vulnerability`
- * event (audit log and a webhook), and the pull policy: refusal with a readable message, the fixed image let through,
- * owners exempt, exceptions that expire, block until scanned.
+ * stored as the SBOM job stores them, matching run by the job queue, reports and tag summaries,
+ * a refresh that re-evaluates every stored inventory without reading a blob (the blobs are
+ * deleted first), the `vulnerability` event (audit log and a webhook), and the pull policy:
+ * refusal with a readable message, the fixed image let through, owners exempt, exceptions that
+ * expire, block until scanned.
  */
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
