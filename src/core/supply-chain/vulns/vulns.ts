@@ -19,7 +19,7 @@ import type { VulnDatabaseState, VulnExceptionRow, VulnPolicyRow, VulnStore } fr
 import type { InventoryReader } from '../inventory.ts';
 import type { PullPolicy, PullSubject } from '../pull-policy.ts';
 import { wantsSbom } from '../sbom/sbom.ts';
-import { type Finding, lookups, match, type Summary, summarise } from './match.ts';
+import { type Finding, lookups, match, osEcosystem, type Summary, summarise } from './match.ts';
 import { InvalidRecord, parseRecord, type VulnRecord, withdrawnId } from './osv.ts';
 import { atOrAbove, rank, THRESHOLDS, type Threshold } from './severity.ts';
 import { DEFAULT_SOURCE_LIMITS, readNdjson, readZip, SourceError, type SourceItem, type SourceLimits } from './sources.ts';
@@ -398,13 +398,17 @@ export class Vulnerabilities {
       list.push(JSON.parse(row.data) as VulnRecord);
       byKey.set(k, list);
     }
-    const findings = match(items, (ecosystem, name) => [...(byKey.get(`${ecosystem}\0${name}`) ?? []), ...(byKey.get(`${ecosystem.split(':')[0]}\0${name}`) ?? [])]);
+    const findings = match(items, (ecosystem, name) => {
+      const base = ecosystem.split(':')[0]!;
+      return [...(byKey.get(`${ecosystem}\0${name}`) ?? []), ...(base !== ecosystem ? (byKey.get(`${base}\0${name}`) ?? []) : [])];
+    });
+    const os = osEcosystem(inv);
     const report: VulnReport = {
       digest,
       scannedAt: new Date().toISOString(),
       databaseAsOf: iso(db.asOf),
       databaseVersion: db.version,
-      ...(items.find((i) => i.pkg.type === 'deb' || i.pkg.type === 'apk') ? { osEcosystem: items.find((i) => i.pkg.type === 'deb' || i.pkg.type === 'apk')!.ecosystem } : {}),
+      ...(os ? { osEcosystem: os } : {}),
       ...(inv.os ? { os: inv.os.prettyName ?? `${inv.os.id} ${inv.os.versionId ?? ''}`.trim() } : {}),
       packages: inv.packages.length,
       summary: summarise(findings),
