@@ -1,0 +1,4 @@
+/** Repository signing on SQLite (test/suites/signing-suite.ts). */
+import { runSigningSuite } from '../suites/signing-suite.ts';
+
+runSigningSuite('sqlite');
