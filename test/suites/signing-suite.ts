@@ -208,5 +208,138 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
       assert.deepEqual(again, sig);
       assert.equal((await getJson(app, `/v2/acme/prod/app/referrers/${img.digest}`)).manifests.length, refs.manifests.length);
     });
+
+    test('[GET signatures] client signatures: cosign and skopeo styles, .sig tag or referrer, with or without :tag; tampered, wrong digest, untrusted, unsigned', async () => {
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { signOnPush: false }, 200);
+      const team = clientKey();
+      const stranger = clientKey();
+      assert.equal((await api(app, 'POST', `${base}/signing-keys`, t.carol, { publicKey: team.pem })).status, 403);
+      assert.equal((await api(app, 'POST', `${base}/signing-keys`, t.bob, { publicKey: 'not a key' })).status, 400);
+      const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      assert.match((await api(app, 'POST', `${base}/signing-keys`, t.bob, { publicKey: rsa })).json.errors[0].message, /unsupported key type/);
+      const added = await apiOk(app, 'POST', `${base}/signing-keys`, t.bob, { publicKey: team.pem, name: 'ci' }, 201);
+      assert.equal(added.kind, 'trusted');
+      assert.equal((await api(app, 'POST', `${base}/signing-keys`, t.bob, { publicKey: team.pem })).status, 409);
+
+      const ref = `localhost:5000/acme/prod/tool`;
+      const cosign = await pushImage(app, 'acme/prod/tool', 'cosign');
+      await pushSigTag(app, 'acme/prod/tool', cosign.digest, [clientSign(team.privateKey, payloadFor(ref, cosign.digest, 'cosign'))]);
+      const skopeo = await pushImage(app, 'acme/prod/tool', 'skopeo');
+      await pushSigTag(app, 'acme/prod/tool', skopeo.digest, [clientSign(team.privateKey, payloadFor(`${ref}:skopeo`, skopeo.digest, 'skopeo'))]);
+      const referrer = await pushImage(app, 'acme/prod/tool', 'referrer');
+      await pushSigReferrer(app, 'acme/prod/tool', { digest: referrer.digest, size: referrer.bytes.length }, clientSign(team.privateKey, payloadFor(ref, referrer.digest, 'cosign')));
+      const tampered = await pushImage(app, 'acme/prod/tool', 'tampered');
+      await pushSigTag(app, 'acme/prod/tool', tampered.digest, [clientSign(team.privateKey, payloadFor(ref, tampered.digest, 'cosign'), { tamper: true })]);
+      const wrong = await pushImage(app, 'acme/prod/tool', 'wrong-digest');
+      await pushSigTag(app, 'acme/prod/tool', wrong.digest, [clientSign(team.privateKey, payloadFor(ref, cosign.digest, 'cosign'))]);
+      const otherImage = await pushImage(app, 'acme/prod/tool', 'other-image');
+      await pushSigTag(app, 'acme/prod/tool', otherImage.digest, [clientSign(team.privateKey, payloadFor('localhost:5000/acme/prod/elsewhere', otherImage.digest, 'cosign'))]);
+      const untrusted = await pushImage(app, 'acme/prod/tool', 'untrusted');
+      await pushSigTag(app, 'acme/prod/tool', untrusted.digest, [clientSign(stranger.privateKey, payloadFor(ref, untrusted.digest, 'cosign'))]);
+      await pushImage(app, 'acme/prod/tool', 'unsigned');
+
+      const v = await verdicts('tool', ['cosign', 'skopeo', 'referrer', 'tampered', 'wrong-digest', 'other-image', 'untrusted', 'unsigned'], t.carol);
+      for (const tag of ['cosign', 'skopeo', 'referrer']) {
+        assert.equal(v.get(tag).state, 'signed', `${tag}: ${v.get(tag).summary}`);
+        assert.equal(v.get(tag).signedBy[0].keyId, added.keyId);
+        assert.match(v.get(tag).summary, /^signed by trusted key "ci" [0-9a-f]{16} since /);
+      }
+      assert.equal(v.get('tampered').state, 'invalid');
+      assert.match(v.get('tampered').summary, /^signature does not verify \(signature does not verify with a trusted key\)/);
+      assert.equal(v.get('wrong-digest').state, 'invalid');
+      assert.match(v.get('wrong-digest').summary, /names another manifest/);
+      assert.match(v.get('other-image').summary, /names another image/);
+      assert.equal(v.get('untrusted').state, 'invalid');
+      assert.deepEqual([v.get('unsigned').state, v.get('unsigned').summary], ['unsigned', 'unsigned']);
+      // The default page: every tag but the .sig attachments.
+      const all = (await getJson(app, `${base}/signatures?image=tool`)).tags.map((x: any) => x.tag);
+      assert.equal(all.length, 8);
+      assert.equal((await api(app, 'GET', `${base}/signatures?image=tool`, t.dave)).status, 404);
+      assert.equal((await api(app, 'GET', `${base}/signatures?image=tool&tags=a%0Ab`, t.carol)).status, 400);
+
+      // Berth's signature joins a user's in the same .sig manifest instead of replacing it.
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { signOnPush: true }, 200);
+      await app.inject({ method: 'PUT', url: '/v2/acme/prod/tool/manifests/cosign', headers: { authorization: ADMIN, 'content-type': OCI_MANIFEST }, payload: cosign.bytes });
+      await signed('acme/prod/tool', cosign.digest);
+      const sig = await getJson(app, `/v2/acme/prod/tool/manifests/${sigTag(cosign.digest)}`);
+      assert.equal(sig.layers.length, 2);
+      const both = (await verdicts('tool', ['cosign'])).get('cosign');
+      assert.deepEqual(both.signedBy.map((x: any) => x.kind).sort(), ['repository', 'trusted']);
+      assert.equal(both.signatures, 3); // two .sig layers and Berth's referrer
+    });
+
+    test('[GET manifests] require signature: 403 DENIED naming the policy; signed, index children, referrers and pushers pass; off again serves all', async () => {
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { signOnPush: false }, 200);
+      const team = clientKey();
+      await apiOk(app, 'POST', `${base}/signing-keys`, t.bob, { publicKey: team.pem, name: 'release' }, 201);
+      const good = await pushImage(app, 'acme/prod/gate', 'good');
+      await pushSigTag(app, 'acme/prod/gate', good.digest, [clientSign(team.privateKey, payloadFor('x.test/acme/prod/gate:good', good.digest, 'skopeo'))]);
+      const bad = await pushImage(app, 'acme/prod/gate', 'bad');
+      await pushSigTag(app, 'acme/prod/gate', bad.digest, [clientSign(team.privateKey, payloadFor('x.test/acme/prod/gate', good.digest, 'cosign'))]);
+      const none = await pushImage(app, 'acme/prod/gate', 'none');
+      // An index whose children are unsigned, the index signed by the client; and an unsigned one.
+      const children = [await pushImage(app, 'acme/prod/gate', 'amd64'), await pushImage(app, 'acme/prod/gate', 'arm64')];
+      const index = (c: typeof children) => ({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: c.map((x) => ({ mediaType: OCI_MANIFEST, digest: x.digest, size: x.bytes.length })) });
+      const signedIndex = await putManifest(app, 'acme/prod/gate', 'multi', index(children), OCI_INDEX);
+      await pushSigTag(app, 'acme/prod/gate', signedIndex, [clientSign(team.privateKey, payloadFor('x.test/acme/prod/gate', signedIndex, 'cosign'))]);
+      const lone = await pushImage(app, 'acme/prod/gate', 'lone');
+      await putManifest(app, 'acme/prod/gate', 'multi-unsigned', index([lone]), OCI_INDEX);
+
+      const get = (ref: string, auth: string) => pull(app, 'acme/prod/gate', ref, auth);
+      assert.equal((await get('none', t.carol)).statusCode, 200); // policy off
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { requireSignature: true }, 200);
+      for (const auth of [t.carol, t.token]) {
+        assert.equal((await get('good', auth)).statusCode, 200);
+        for (const ref of ['none', 'bad', 'lone', 'multi-unsigned']) {
+          const r = await get(ref, auth);
+          assert.equal(r.statusCode, 403, `${ref}: ${r.body}`);
+          const e = JSON.parse(r.body).errors[0];
+          assert.equal(e.code, 'DENIED');
+          assert.match(e.message, /signature policy of acme\/prod/);
+        }
+        assert.match(JSON.parse((await get('bad', auth)).body).errors[0].message, /signature does not verify/);
+        assert.equal((await get('multi', auth)).statusCode, 200);
+        for (const c of children) assert.equal((await get(c.digest, auth)).statusCode, 200, 'a child of a signed index');
+        // Signatures (tag and referrer) are always served.
+        assert.equal((await get(sigTag(bad.digest), auth)).statusCode, 200);
+        assert.equal((await app.inject({ url: `/v2/acme/prod/gate/referrers/${none.digest}`, headers: { authorization: auth } })).statusCode, 200);
+      }
+      assert.equal((await get('none', t.bob)).statusCode, 200, 'repository admins are exempt');
+      assert.equal((await get('none', ADMIN)).statusCode, 200, 'site administrators are exempt');
+      // A signature pushed later counts at once: the repository's version moved.
+      await pushSigTag(app, 'acme/prod/gate', none.digest, [clientSign(team.privateKey, payloadFor('x.test/acme/prod/gate', none.digest, 'cosign'))]);
+      assert.equal((await get('none', t.carol)).statusCode, 200);
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { requireSignature: false }, 200);
+      assert.equal((await get('bad', t.carol)).statusCode, 200);
+      assert.equal((await get('lone', t.carol)).statusCode, 200);
+    });
+
+    test('[POST signing-keys/rotate] a new key signs from now on; the old one still verifies what it signed; records say which', async () => {
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { signOnPush: true, requireSignature: true }, 200);
+      const [old] = (await getJson(app, `${base}/signing-keys`)).filter((k: any) => k.current);
+      const before = await pushImage(app, 'acme/prod/rot', 'before');
+      await signed('acme/prod/rot', before.digest);
+      assert.equal((await api(app, 'POST', `${base}/signing-keys/rotate`, t.carol)).status, 403);
+      const fresh = await apiOk(app, 'POST', `${base}/signing-keys/rotate`, t.bob, undefined, 201);
+      assert.notEqual(fresh.keyId, old.keyId);
+      assert.equal((await app.inject({ url: `${base}/signing-key.pub`, headers: { authorization: t.carol } })).body, fresh.publicKey);
+      const keys = await getJson(app, `${base}/signing-keys`);
+      const oldNow = keys.find((k: any) => k.keyId === old.keyId);
+      assert.equal(oldNow.current, false);
+      assert.ok(oldNow.retiredAt);
+      const afterImg = await pushImage(app, 'acme/prod/rot', 'after');
+      await signed('acme/prod/rot', afterImg.digest);
+      const v = await verdicts('rot', ['before', 'after']);
+      assert.deepEqual(v.get('before').signedBy.map((s: any) => s.keyId), [old.keyId]);
+      assert.deepEqual(v.get('after').signedBy.map((s: any) => s.keyId), [fresh.keyId]);
+      for (const tag of ['before', 'after']) assert.equal((await pull(app, 'acme/prod/rot', tag, t.carol)).statusCode, 200);
+      // Removing an added key: its signatures stop counting; repository keys cannot be removed.
+      assert.equal((await api(app, 'DELETE', `${base}/signing-keys/${fresh.keyId}`, t.bob)).status, 404);
+      const added = keys.find((k: any) => k.kind === 'trusted' && k.name === 'release');
+      await apiOk(app, 'DELETE', `${base}/signing-keys/${added.keyId}`, t.bob, undefined, 204);
+      const r = await pull(app, 'acme/prod/gate', 'good', t.carol);
+      assert.equal(r.statusCode, 403, r.body);
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { requireSignature: false }, 200);
+    });
   });
 }
