@@ -163,6 +163,7 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
       const pem = (await app.inject({ url: `${base}/signing-key.pub`, headers: { authorization: ADMIN } })).body;
       const [key] = await getJson(app, `${base}/signing-keys`);
       const img = await pushImage(app, 'acme/prod/app', 'v1');
+      await signed('acme/prod/app', img.digest);
       const v = await signedTag('app', 'v1', key.keyId);
       assert.equal(v.state, 'signed');
       assert.match(v.summary, new RegExp(`^signed by repository key ${key.keyId} since \\d{4}-`));

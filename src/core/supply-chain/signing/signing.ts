@@ -6,6 +6,7 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { ApiError, type Tenancy } from '../../access/tenancy.ts';
+import { RegistryError } from '../../errors.ts';
 import type { Identity } from '../../access/access.ts';
 import type { Blobs } from '../../content/blobs.ts';
 import type { ManifestDeleteEvent, ManifestPutEvent, Manifests } from '../../content/manifests.ts';
@@ -414,10 +415,15 @@ export class Signing {
     if (hit) return hit;
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const c of await this.blobs.open(layer.digest)) {
-      size += (c as Buffer).length;
-      if (size > MAX_PAYLOAD_BYTES) return undefined;
-      chunks.push(c as Buffer);
+    try {
+      for await (const c of await this.blobs.open(layer.digest)) {
+        size += (c as Buffer).length;
+        if (size > MAX_PAYLOAD_BYTES) return undefined;
+        chunks.push(c as Buffer);
+      }
+    } catch (e) {
+      if (e instanceof RegistryError && e.code === 'BLOB_UNKNOWN') return undefined; // the store lost it: no signature
+      throw e;
     }
     const bytes = Buffer.concat(chunks);
     if (sha256(bytes) !== layer.digest) return undefined;
