@@ -11,6 +11,7 @@ import { upstreamApiRoutes } from './upstreams.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
 import { accountApiRoutes } from './account.ts';
+import { signingApiRoutes } from './signing.ts';
 import { RawResponse } from './raw.ts';
 import { MultilineText, Text } from './fields.ts';
 
@@ -284,6 +285,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
     ...accountApiRoutes(registry),
+    ...signingApiRoutes(registry),
   ];
 
   for (const r of routes) {
