@@ -21,6 +21,9 @@ import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
+import { BYTE_WINDOW_SECONDS, RateLimits, REQUEST_WINDOW_SECONDS } from './limits/rate-limits.ts';
+import { type CounterBackend, openCounter } from './limits/counters.ts';
+import type { RateLimitStore } from '../metadata/rate-limit-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -43,6 +46,14 @@ export interface JobsSetup {
 export interface GcSetup {
   store: GcStore;
   options?: GcOptions;
+}
+
+/** Request and byte limits (docs/limits.md): their rows, where counters live, how often to re-read. */
+export interface LimitsSetup {
+  store: RateLimitStore;
+  counters: CounterBackend;
+  refreshMs: number;
+  onError?: (e: unknown) => void;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -76,6 +87,8 @@ export class Registry {
   readonly retention: RetentionRules;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
+  /** Request and byte limits per identity and repository (docs/limits.md); inactive when none is set. */
+  readonly rateLimits: RateLimits;
 
   constructor(
     readonly meta: MetadataStore,
@@ -92,6 +105,7 @@ export class Registry {
       jobs: JobsSetup;
       gc: GcSetup;
       lifecycle: LifecycleStore;
+      limits: LimitsSetup;
     },
   ) {
     this.egress = opts.egress ?? new Egress();
@@ -102,6 +116,14 @@ export class Registry {
     this.tenancy = new Tenancy(accessStore, this.access);
     this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);
     this.pullPolicies = new PullPolicies(async (identity, owner, repository) => (await this.access.check(identity, owner, repository)).actions.has('push'));
+    const l = opts.limits;
+    this.rateLimits = new RateLimits(
+      l.store,
+      accessStore,
+      this.tenancy,
+      { requests: openCounter(l.counters, 'requests', REQUEST_WINDOW_SECONDS), bytes: openCounter(l.counters, 'bytes', BYTE_WINDOW_SECONDS) },
+      { refreshMs: l.refreshMs, ...(l.onError ? { onError: l.onError } : {}) },
+    );
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
     this.uploads = new Uploads(meta, store, this.images, opts.uploads);
