@@ -10,6 +10,7 @@ import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
+import { limitApiRoutes } from './limits.ts';
 import { accountApiRoutes } from './account.ts';
 import { RawResponse } from './raw.ts';
 import { MultilineText, Text } from './fields.ts';
@@ -283,6 +284,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...upstreamApiRoutes(registry),
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
+    ...limitApiRoutes(registry),
     ...accountApiRoutes(registry),
   ];
 
