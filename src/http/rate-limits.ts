@@ -75,15 +75,15 @@ export async function admitPull(limits: RateLimits, req: FastifyRequest, reply: 
   const socket = req.raw.socket as { bytesWritten?: number } | null;
   const start = socket?.bytesWritten ?? 0;
   let counted = false;
-  const count = () => {
+  // 'finish': the whole answer was handed to the socket; 'close' before it: cut short, so what
+  // went out on the socket since (headers included), at most the length.
+  const count = (finished: boolean) => {
     if (counted) return;
     counted = true;
     if (reply.raw.statusCode >= 400) return; // an error answer sends no content
-    const finished = reply.raw.writableFinished;
-    // Cut short: what went out on the socket since (headers included), at most the length.
     const sent = finished && length !== undefined ? length : Math.min(length ?? Number.MAX_SAFE_INTEGER, Math.max(0, (socket?.bytesWritten ?? start) - start));
     limits.countBytes(subjects, sent).catch((e: unknown) => req.log.error({ err: e }, 'counting pulled bytes failed'));
   };
-  reply.raw.once('finish', count);
-  reply.raw.once('close', count);
+  reply.raw.once('finish', () => count(true));
+  reply.raw.once('close', () => count(reply.raw.writableFinished));
 }
