@@ -149,3 +149,17 @@ export interface SearchResult {
   images: { owner: string; repository: string; image: string }[];
   tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
 }
+
+/** A request and byte limit (docs/limits.md). */
+export interface RateLimit {
+  kind: 'anonymous' | 'user' | 'token' | 'repository';
+  /** Username, token id, OWNER/REPOSITORY; null: the default of the kind. */
+  subject: string | null;
+  name?: string | null;
+  credentialKind?: string;
+  repository?: string | null;
+  requestsPerMinute: number | null;
+  bytesPerDay: number | null;
+  setBySiteAdmin: boolean;
+  updatedAt: string;
+}

@@ -4,10 +4,13 @@ import type { Registry } from '../../core/registry.ts';
 import type { LimitTarget } from '../../core/limits/rate-limits.ts';
 import type { RateLimitRecord } from '../../metadata/rate-limit-store.ts';
 import { ApiError } from '../../core/access/tenancy.ts';
+import { parseSize } from '../../core/lifecycle/policy.ts';
 import type { ApiRoute } from './index.ts';
 
 const Kind = z.enum(['anonymous', 'user', 'token', 'repository']);
 const Bound = z.number().int().nonnegative().nullable().default(null);
+/** Bytes, or a size with units (`50GiB`, `500MB`); `none` or null: unbounded. */
+const Size = z.union([z.number().int().nonnegative(), Text.max(40)]).nullable().default(null);
 
 const schemas = {
   setLimit: z
@@ -16,7 +19,7 @@ const schemas = {
       /** A username, a token or API key id, `OWNER/REPOSITORY`; absent: the default of the kind. */
       subject: Text.max(300).optional(),
       requestsPerMinute: Bound,
-      bytesPerDay: Bound,
+      bytesPerDay: Size,
     })
     .strict(),
 };
@@ -60,7 +63,8 @@ export function limitApiRoutes(registry: Registry): ApiRoute[] {
       summary: 'Set a limit: {kind, subject?, requestsPerMinute, bytesPerDay}; no subject sets the default of the kind (null: no bound)',
       body: schemas.setLimit,
       handler: async ({ identity, body }) => {
-        const { kind, subject, requestsPerMinute, bytesPerDay } = body as z.infer<typeof schemas.setLimit>;
+        const { kind, subject, requestsPerMinute } = body as z.infer<typeof schemas.setLimit>;
+        const bytesPerDay = typeof body.bytesPerDay === 'string' ? parseSize(body.bytesPerDay) : (body.bytesPerDay as number | null);
         return present(await limits.set(identity, { kind, ...(subject === undefined ? {} : { subject }) }, { requestsPerMinute, bytesPerDay }));
       },
     },
