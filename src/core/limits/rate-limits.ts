@@ -197,9 +197,12 @@ export class RateLimits {
     const rows = await this.store.listRateLimits();
     if (actor.kind === 'user' && actor.siteAdmin) return rows;
     const out: RateLimitRecord[] = [];
+    const managed = new Map<string, boolean>();
     for (const r of rows) {
       const repo = r.kind === 'repository' ? r.subjectName : r.kind === 'token' && r.credentialKind === 'entitlement' ? r.repository : null;
-      if (repo && (await this.mayManage(actor, repo))) out.push(r);
+      if (!repo) continue;
+      if (!managed.has(repo)) managed.set(repo, await this.mayManage(actor, repo));
+      if (managed.get(repo)) out.push(r);
     }
     return out;
   }
@@ -219,9 +222,10 @@ export class RateLimits {
     if (values.requestsPerMinute === null && values.bytesPerDay === null) {
       throw new ApiError(400, 'INVALID', 'set requestsPerMinute, bytesPerDay or both (to remove a limit, delete it)');
     }
-    const { subjectId, admin } = await this.resolve(actor, target);
+    const { subjectId, admin, rows } = await this.resolve(actor, target);
     if (!admin) {
-      const def = (await this.store.listRateLimits()).find((r) => r.kind === target.kind && r.subjectId === null);
+      // A repository admin tightens the site's default of the kind, never loosens it.
+      const def = rows.find((r) => r.kind === target.kind && r.subjectId === null);
       for (const key of ['requestsPerMinute', 'bytesPerDay'] as const) {
         const cap = def?.[key];
         if (cap === undefined || cap === null) continue;
@@ -243,10 +247,11 @@ export class RateLimits {
   }
 
   /**
-   * The subject's id, and whether the actor acts as site administrator; throws when the actor
-   * may not set this limit, or when it was set by a site administrator and the actor is not one.
+   * The subject's id, whether the actor acts as site administrator, and every limit as it
+   * stands; throws when the actor may not set this limit, or when it was set by a site
+   * administrator and the actor is not one.
    */
-  private async resolve(actor: Identity, target: LimitTarget): Promise<{ subjectId: number | null; admin: boolean }> {
+  private async resolve(actor: Identity, target: LimitTarget): Promise<{ subjectId: number | null; admin: boolean; rows: RateLimitRecord[] }> {
     signedIn(actor);
     const admin = actor.kind === 'user' && actor.siteAdmin;
     const onlyAdmin = () => {
@@ -256,14 +261,13 @@ export class RateLimits {
     if (target.kind === 'anonymous') {
       if (subject !== undefined) throw new ApiError(400, 'INVALID', 'the anonymous limit has no subject: it applies to each source address');
       onlyAdmin();
-      return { subjectId: null, admin };
+      return { subjectId: null, admin, rows: await this.store.listRateLimits() };
     }
     if (subject === undefined) {
       onlyAdmin();
-      return { subjectId: null, admin };
+      return { subjectId: null, admin, rows: await this.store.listRateLimits() };
     }
     let subjectId: number;
-    let repository: string | undefined;
     if (target.kind === 'user') {
       onlyAdmin();
       const u = await this.accessStore.findUserByName(subject);
@@ -275,10 +279,9 @@ export class RateLimits {
       if (!cred) throw new ApiError(404, 'NOT_FOUND', `token ${subject.slice(0, 40)} not found`);
       if (!admin) {
         const repo = cred.kind === 'entitlement' && cred.repositoryId !== null ? await this.accessStore.findRepositoryById(cred.repositoryId) : undefined;
-        repository = repo ? `${repo.owner}/${repo.name}` : undefined;
         // An API key's limit is the site's: its holder must not lift it. Not managing the
         // token's repository reads as "not found", as for the token's own routes.
-        if (!repository || !(await this.mayManage(actor, repository))) throw new ApiError(404, 'NOT_FOUND', `token ${subject.slice(0, 40)} not found`);
+        if (!repo || !(await this.mayManage(actor, `${repo.owner}/${repo.name}`))) throw new ApiError(404, 'NOT_FOUND', `token ${subject.slice(0, 40)} not found`);
       }
       subjectId = cred.id;
     } else {
@@ -287,13 +290,12 @@ export class RateLimits {
       const { repository: repo, canManage } = await this.tenancy.getRepository(actor, owner, name);
       if (!canManage) throw new ApiError(403, 'DENIED', `you may not manage ${owner}/${name}`);
       subjectId = repo.id;
-      repository = subject;
     }
-    if (!admin) {
-      const existing = (await this.store.listRateLimits()).find((r) => r.kind === target.kind && r.subjectId === subjectId);
-      if (existing?.siteAdmin) throw new ApiError(403, 'DENIED', `this limit was set by a site administrator: only one may change it`);
+    const rows = await this.store.listRateLimits();
+    if (!admin && rows.find((r) => r.kind === target.kind && r.subjectId === subjectId)?.siteAdmin) {
+      throw new ApiError(403, 'DENIED', 'this limit was set by a site administrator: only one may change it');
     }
-    return { subjectId, admin };
+    return { subjectId, admin, rows };
   }
 
   private async mayManage(actor: Identity, repository: string): Promise<boolean> {

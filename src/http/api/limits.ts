@@ -63,8 +63,8 @@ export function limitApiRoutes(registry: Registry): ApiRoute[] {
       summary: 'Set a limit: {kind, subject?, requestsPerMinute, bytesPerDay}; no subject sets the default of the kind (null: no bound)',
       body: schemas.setLimit,
       handler: async ({ identity, body }) => {
-        const { kind, subject, requestsPerMinute } = body as z.infer<typeof schemas.setLimit>;
-        const bytesPerDay = typeof body.bytesPerDay === 'string' ? parseSize(body.bytesPerDay) : (body.bytesPerDay as number | null);
+        const { kind, subject, requestsPerMinute, bytesPerDay: size } = body as z.infer<typeof schemas.setLimit>;
+        const bytesPerDay = typeof size === 'string' ? parseSize(size) : size;
         return present(await limits.set(identity, { kind, ...(subject === undefined ? {} : { subject }) }, { requestsPerMinute, bytesPerDay }));
       },
     },
