@@ -245,6 +245,26 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await removeLimit(b.app, 'kind=anonymous');
       await removeLimit(b.app, `kind=token&subject=${t.tokenId}`);
     });
+
+    test('a deleted subject takes its limit with it', async () => {
+      await apiOk(b.app, 'POST', '/api/v1/users', ADMIN, { username: 'gone', password: USER_PASSWORD }, 201);
+      await setLimit(b.app, ADMIN, { kind: 'user', subject: 'gone', requestsPerMinute: 5 });
+      await apiOk(b.app, 'DELETE', '/api/v1/users/gone?confirm=gone', ADMIN, undefined, 204);
+      assert.deepEqual(await apiOk(b.app, 'GET', '/api/v1/limits', ADMIN, undefined, 200), []);
+    });
+
+    if (dialect === 'postgres') {
+      test('counters that cannot be reached: 503 with Retry-After, never an uncounted answer', async () => {
+        await setLimit(b.app, ADMIN, { kind: 'anonymous', requestsPerMinute: 100 });
+        await sql(`DROP TABLE ${schema}.rate_limit_counters`);
+        const res = await pull(b.app, 'acme/pub/app', 'v1');
+        assert.equal(res.statusCode, 503, res.body);
+        assert.equal(JSON.parse(res.body).errors[0].code, 'UNAVAILABLE');
+        assert.equal(res.headers['retry-after'], '1');
+        await removeLimit(b.app, 'kind=anonymous');
+        assert.equal((await pull(b.app, 'acme/pub/app', 'v1')).statusCode, 200, 'no limit, no counter asked');
+      });
+    }
   });
 }
 
@@ -309,6 +329,16 @@ describe('rate limits across two nodes on one PostgreSQL schema', () => {
     assert.equal(refused.headers['docker-ratelimit-source'], 'user:erin');
   });
 });
+
+async function sql(text: string): Promise<void> {
+  const c = new pg.Client({ connectionString: POSTGRES_URL });
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}
 
 /** The points of the (one) counter row of `name` in the schema. */
 async function counterPoints(schema: string, name: string): Promise<number | undefined> {

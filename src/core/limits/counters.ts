@@ -31,13 +31,22 @@ class FlexibleCounter implements Counter {
   constructor(private readonly limiter: RateLimiterAbstract) {}
 
   async add(key: string, points: number): Promise<CounterState> {
-    return state(await this.limiter.consume(key, points));
+    return state(await this.limiter.consume(key, points).catch(unavailable));
   }
 
   async get(key: string): Promise<CounterState> {
-    const r = await this.limiter.get(key);
+    const r = await this.limiter.get(key).catch(unavailable);
     return r ? state(r) : { consumed: 0, msLeft: 0 };
   }
+}
+
+/**
+ * A counter that cannot be reached (the database, or the supervisor not answering within its
+ * timeout) is a backing service down: 503 with Retry-After, as for the metadata store. Limits
+ * fail closed: a limited client is not served uncounted.
+ */
+function unavailable(e: unknown): never {
+  throw Object.assign(new Error('rate-limit counters are unavailable', { cause: e }), { unavailable: true });
 }
 
 function state(r: RateLimiterRes): CounterState {
