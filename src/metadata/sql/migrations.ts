@@ -314,11 +314,11 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
           .execute();
         // The shared counters on PostgreSQL (rate-limiter-flexible's RateLimiterPostgres layout,
-        // with bigint points: a day's bytes pass 2^31).
+        // with bigint points: a day's bytes pass 2^31; text keys: `r:` + a 255-character name).
         if (dialect === 'postgres') {
           await db.schema
             .createTable('rate_limit_counters')
-            .addColumn('key', 'varchar(255)', (c) => c.primaryKey())
+            .addColumn('key', 'text', (c) => c.primaryKey())
             .addColumn('points', 'bigint', (c) => c.notNull().defaultTo(0))
             .addColumn('expire', 'bigint')
             .execute();
