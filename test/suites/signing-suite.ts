@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import { sealedSites, sweepSealed } from '../../src/core/keys/sealed.ts';
 import { ADMIN, api, apiOk, basic, eventually, openBerth, pull, pushImage, setupTenancy, type EventsBerth, type Tenancy } from '../events/helpers.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -152,6 +153,10 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
       const sealed = await b.berth.registry.signing['store'].listSealedKeys();
       assert.equal(sealed.length, 1);
       assert.match(sealed[0]!.value, /^sealed:v1:repository-signing-key:/);
+      // `berth keys rotate` re-seals repository signing keys with every other secret.
+      const sites = await sealedSites(b.berth.accessStore, undefined, undefined, b.berth.registry.signing['store']);
+      const swept = await sweepSealed(b.berth.registry.keyring, sites, { rotate: true });
+      assert.deepEqual(swept['repository signing keys'], { sealed: 0, resealed: 0, current: 1 });
     });
 
     test('[PUT signing] managers only; sign on push writes a .sig manifest and a referrer that openssl verifies against the public key', async () => {
@@ -305,6 +310,17 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
         assert.equal((await get(sigTag(bad.digest), auth)).statusCode, 200);
         assert.equal((await app.inject({ url: `/v2/acme/prod/gate/referrers/${none.digest}`, headers: { authorization: auth } })).statusCode, 200);
       }
+      // One digest in two images of the repository, signed in one only: a verdict per image.
+      const layer = Buffer.from('shared layer');
+      const cfg = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+      const doc = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }] };
+      for (const n of ['acme/prod/gate', 'acme/prod/twin']) for (const x of [layer, cfg]) await blob(app, n, x);
+      const shared = await putManifest(app, 'acme/prod/gate', 'shared', doc);
+      assert.equal(await putManifest(app, 'acme/prod/twin', 'shared', doc), shared);
+      await pushSigTag(app, 'acme/prod/gate', shared, [clientSign(team.privateKey, payloadFor('x.test/acme/prod/gate', shared, 'cosign'))]);
+      assert.equal((await get('shared', t.carol)).statusCode, 200);
+      assert.equal((await pull(app, 'acme/prod/twin', 'shared', t.carol)).statusCode, 403);
+      assert.equal((await pull(app, 'acme/prod/twin', shared, t.carol)).statusCode, 403);
       assert.equal((await get('none', t.bob)).statusCode, 200, 'repository admins are exempt');
       assert.equal((await get('none', ADMIN)).statusCode, 200, 'site administrators are exempt');
       // A signature pushed later counts at once: the repository's version moved.
