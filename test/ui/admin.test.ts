@@ -8,7 +8,7 @@
  * or to $BERTH_SCREENSHOTS_DIR (e.g. docs/screenshots) when set.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -195,6 +195,27 @@ test('[ui] admin pages: users, org members, upstreams, webhooks, audit log, setu
   assert.match((await row('signed').locator('.badge').getAttribute('title')) ?? '', /^signed by repository key [0-9a-f]{16} since /);
   await row('unsigned').locator('.badge.sig-unsigned').waitFor();
   await shot(page, 'signatures');
+  // …and managed from the manage page: settings, rotation, trusted keys.
+  await page.goto(`${srv.url}/#/r/acme/prod/manage`);
+  await page.getByRole('heading', { name: 'Signing', exact: true }).waitFor();
+  assert.equal(await page.getByLabel('Sign every pushed image').isChecked(), true);
+  await page.getByLabel('Serve only images with a valid signature').check();
+  await page.getByRole('button', { name: 'Save signing settings' }).click();
+  await status().filter({ hasText: 'Signing settings saved' }).waitFor();
+  assert.equal(((await (await call('GET', '/api/v1/repos/acme/prod/signing')).json()) as { requireSignature: boolean }).requireSignature, true);
+  await page.getByRole('button', { name: 'Rotate repository key' }).click();
+  await status().filter({ hasText: 'Repository key rotated' }).waitFor();
+  const keysTable = page.getByRole('table', { name: 'Signing keys' });
+  await keysTable.getByRole('cell', { name: /^retired / }).waitFor();
+  await keysTable.getByRole('cell', { name: 'current', exact: true }).waitFor();
+  await page.getByLabel('Public key (PEM').fill(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  await page.getByRole('form', { name: 'Trust a public key' }).getByLabel('Name').fill('ci');
+  await page.getByRole('button', { name: 'Trust key' }).click();
+  await keysTable.getByRole('cell', { name: 'ci', exact: true }).waitFor();
+  await shot(page, 'manage-signing');
+  await page.getByRole('button', { name: 'Stop trusting ci' }).click();
+  await keysTable.getByRole('cell', { name: 'ci', exact: true }).waitFor({ state: 'detached' });
+  assert.equal((await (await call('PUT', '/api/v1/repos/acme/prod/signing', { requireSignature: false })).json()).requireSignature, false);
 
   // Search from the header: repositories (and owners, images, tags) the viewer may see
   await page.getByRole('searchbox', { name: 'Search everything' }).fill('acme/pr');
