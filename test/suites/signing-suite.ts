@@ -350,6 +350,15 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
       assert.deepEqual(v.get('before').signedBy.map((s: any) => s.keyId), [old.keyId]);
       assert.deepEqual(v.get('after').signedBy.map((s: any) => s.keyId), [fresh.keyId]);
       for (const tag of ['before', 'after']) assert.equal((await pull(app, 'acme/prod/rot', tag, t.carol)).statusCode, 200);
+      // A multi-platform push: each child (pushed by digest) and the index are signed.
+      const kids = [await pushImage(app, 'acme/prod/rot', 'k1'), await pushImage(app, 'acme/prod/rot', 'k2')];
+      const idx = await putManifest(app, 'acme/prod/rot', 'multi', { schemaVersion: 2, mediaType: OCI_INDEX, manifests: kids.map((k) => ({ mediaType: OCI_MANIFEST, digest: k.digest, size: k.bytes.length })) }, OCI_INDEX);
+      for (const d of [...kids.map((k) => k.digest), idx]) await signed('acme/prod/rot', d);
+      for (const d of [...kids.map((k) => k.digest), idx]) {
+        const sig = await getJson(app, `/v2/acme/prod/rot/manifests/${sigTag(d)}`);
+        assert.equal(sig.layers.length, 1, d);
+      }
+      assert.equal((await verdicts('rot', ['multi'])).get('multi').signedBy[0].keyId, fresh.keyId);
       // Removing an added key: its signatures stop counting; repository keys cannot be removed.
       assert.equal((await api(app, 'DELETE', `${base}/signing-keys/${fresh.keyId}`, t.bob)).status, 404);
       const added = keys.find((k: any) => k.kind === 'trusted' && k.name === 'release');
