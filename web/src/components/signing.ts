@@ -26,7 +26,7 @@ export function signingPanel(owner: string, repo: string): HTMLElement {
     const ref = `${settings.identity}/IMAGE`;
     const policy = JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [settings.identity]: [{ type: 'sigstoreSigned', keyPath: '/etc/containers/berth.pub', signedIdentity: { type: 'matchRepository' } }] } } }, null, 2);
     const cmds: [string, string[]][] = [
-      ['cosign', [`curl -fsS ${location.protocol}//${location.host}${base}/signing-key.pub -o berth.pub`, `cosign verify --key berth.pub ${ref}:TAG`]],
+      ['cosign', [`curl -fsS ${location.protocol}//${location.host}${base}/signing-key.pub -o berth.pub`, `cosign verify --key berth.pub --insecure-ignore-tlog ${ref}:TAG`]],
       ['skopeo / podman (containers-policy.json)', [`# registries.d: docker: {${settings.identity}: {use-sigstore-attachments: true}}`, policy]],
     ];
     section.append(
