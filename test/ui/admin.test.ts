@@ -174,7 +174,6 @@ test('[ui] admin pages: users, org members, upstreams, webhooks, audit log, setu
     const r = await fetch(`${srv.url}/v2/acme/prod/app/manifests/${tag}`, { method: 'PUT', headers: { Authorization: srv.adminAuthorization, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: m });
     assert.equal(r.status, 201);
   };
-  await pushTag('unsigned');
   assert.equal((await call('PUT', '/api/v1/repos/acme/prod/signing', { signOnPush: true })).status, 200);
   await pushTag('signed');
   const pem = await (await call('GET', '/api/v1/repos/acme/prod/signing-key.pub')).text();
@@ -189,6 +188,8 @@ test('[ui] admin pages: users, org members, upstreams, webhooks, audit log, setu
     assert.ok(i < 200, 'the pushed tag is signed within 10 s');
     await new Promise((r) => setTimeout(r, 50));
   }
+  assert.equal((await call('PUT', '/api/v1/repos/acme/prod/signing', { signOnPush: false })).status, 200);
+  await pushTag('unsigned');
   await page.goto(`${srv.url}/#/r/acme/prod/i/app`);
   const row = (tag: string) => page.getByRole('table', { name: 'Tags' }).getByRole('row').filter({ has: page.getByRole('link', { name: tag, exact: true }) });
   await row('signed').locator('.badge.sig-signed').filter({ hasText: 'signed' }).waitFor();
@@ -198,11 +199,13 @@ test('[ui] admin pages: users, org members, upstreams, webhooks, audit log, setu
   // …and managed from the manage page: settings, rotation, trusted keys.
   await page.goto(`${srv.url}/#/r/acme/prod/manage`);
   await page.getByRole('heading', { name: 'Signing', exact: true }).waitFor();
-  assert.equal(await page.getByLabel('Sign every pushed image').isChecked(), true);
+  assert.equal(await page.getByLabel('Sign every pushed image').isChecked(), false);
+  await page.getByLabel('Sign every pushed image').check();
   await page.getByLabel('Serve only images with a valid signature').check();
   await page.getByRole('button', { name: 'Save signing settings' }).click();
   await status().filter({ hasText: 'Signing settings saved' }).waitFor();
-  assert.equal(((await (await call('GET', '/api/v1/repos/acme/prod/signing')).json()) as { requireSignature: boolean }).requireSignature, true);
+  const saved = (await (await call('GET', '/api/v1/repos/acme/prod/signing')).json()) as { signOnPush: boolean; requireSignature: boolean };
+  assert.deepEqual([saved.signOnPush, saved.requireSignature], [true, true]);
   await page.getByRole('button', { name: 'Rotate repository key' }).click();
   await status().filter({ hasText: 'Repository key rotated' }).waitFor();
   const keysTable = page.getByRole('table', { name: 'Signing keys' });
