@@ -6,6 +6,7 @@ import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import type { ClusterMetrics } from './http/metrics.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
+import { SqlDomainStore } from './metadata/sql/domain-store.ts';
 import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
@@ -93,7 +94,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc, lifecycle } = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle, db } = await openMetadata(config);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
@@ -124,6 +125,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     lifecycle,
+    domains: { store: new SqlDomainStore(db), options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,

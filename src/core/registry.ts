@@ -21,6 +21,8 @@ import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
+import { type DomainOptions, Domains } from './domains/domains.ts';
+import type { DomainStore } from '../metadata/domain-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -76,6 +78,8 @@ export class Registry {
   readonly retention: RetentionRules;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
+  /** Custom domains: host names mapped to owners or repositories (docs/domains.md). */
+  readonly domains: Domains;
 
   constructor(
     readonly meta: MetadataStore,
@@ -92,12 +96,15 @@ export class Registry {
       jobs: JobsSetup;
       gc: GcSetup;
       lifecycle: LifecycleStore;
+      /** Without it no host is mapped and adding one answers 503. */
+      domains?: { store: DomainStore; options?: DomainOptions };
     },
   ) {
     this.egress = opts.egress ?? new Egress();
     this.keyring = opts.keyring ?? Keyring.ephemeral();
     this.jobs = new JobQueue<Registry>(opts.jobs.store, opts.jobs.options);
     this.access = new Access(accessStore);
+    this.domains = new Domains(opts.domains?.store, accessStore, this.keyring, opts.domains?.options);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
     this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);

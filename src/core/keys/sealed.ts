@@ -12,6 +12,7 @@ export const PURPOSE = {
   tokenSigningKey: 'token-signing-key',
   upstreamPassword: 'upstream-password',
   webhookSecret: 'webhook-secret',
+  domainKey: 'domain-tls-key',
 } as const;
 
 /** Setting holding the token-signing private key (a JWK), sealed. */

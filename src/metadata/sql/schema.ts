@@ -106,6 +106,16 @@ export interface Database {
   };
   repository_lifecycle: { repository_id: number; immutable_tags: string; quota_bytes: number | null; retention: string | null; updated_at: number };
   owner_lifecycle: { owner_id: number; quota_bytes: number | null; updated_at: number };
+  domains: {
+    host: string;
+    owner_id: number;
+    repository_id: number | null;
+    mirror: number;
+    cert_pem: string | null;
+    key_sealed: string | null;
+    cert_expires_at: number | null;
+    created_at: number;
+  };
   jobs: {
     id: Generated<number>;
     kind: string;
