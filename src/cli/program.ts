@@ -13,6 +13,7 @@ import { keyCommands } from './keys.ts';
 import { jobCommands } from './jobs.ts';
 import { gcCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
+import { domainCommands } from './domain.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
 export function version(): string {
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   jobCommands(program);
   gcCommands(program);
   retentionCommands(program);
+  domainCommands(program);
   const serveCmd = program
     .command('serve')
     .description('run the registry')

@@ -45,7 +45,7 @@ export function domainHooks(app: FastifyInstance, registry: Registry, trustedPro
   });
   app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const map = req.berthHost;
-    if (!map) return payload;
+    if (!map || !req.url.startsWith('/v2')) return payload;
     for (const name of REWRITTEN_HEADERS) {
       const v = reply.getHeader(name);
       if (typeof v === 'string' && v.includes(map.prefix)) reply.header(name, name === 'location' ? map.shortenPath(v) : shortenLinks(map, v));
