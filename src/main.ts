@@ -95,10 +95,11 @@ export async function createBerth(config: Config, logger: Logger | false = false
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
   const { meta, access, events, jobs, gc, lifecycle, db } = await openMetadata(config);
+  const domains = new SqlDomainStore(db);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
-    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey), { rotate: false });
+    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, domains), { rotate: false });
   } catch (e) {
     await meta.close();
     throw e;
@@ -125,7 +126,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     lifecycle,
-    domains: { store: new SqlDomainStore(db), options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
+    domains: { store: domains, options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,

@@ -40,6 +40,8 @@ const REWRITTEN_HEADERS = ['location', 'link', 'www-authenticate'] as const;
 export function domainHooks(app: FastifyInstance, registry: Registry, trustedProxies: readonly string[]): void {
   const trusted = proxyTrust(trustedProxies);
   app.addHook('onRequest', async (req) => {
+    // Only the routes that speak names: health checks and metrics never wait on the database.
+    if (!req.url.startsWith('/v2') && !req.url.startsWith('/api/')) return;
     const map = await registry.domains.resolve(requestHost(req, trusted));
     if (map) req.berthHost = map;
   });

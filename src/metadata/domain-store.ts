@@ -32,6 +32,10 @@ export interface DomainStore {
   listDomains(ownerId: number | undefined, limit: number): Promise<DomainRecord[]>;
   /** Removes a domain; false when there was none. */
   removeDomain(host: string): Promise<boolean>;
+  /** Every sealed private key, by host (for key rotation, core/keys/sealed.ts). */
+  listDomainKeys(): Promise<{ id: string; value: string }[]>;
+  /** Replaces a sealed key if it is still `from` (compare-and-set). */
+  replaceDomainKey(host: string, from: string, to: string): Promise<boolean>;
   /** Replaces (or with undefined, clears) a domain's certificate; false when there is no such domain. */
   saveCertificate(host: string, cert: Pick<DomainRecord, 'certPem' | 'keySealed' | 'certExpiresAt'> | undefined): Promise<boolean>;
 }

@@ -84,4 +84,14 @@ export class SqlDomainStore implements DomainStore {
       .executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
   }
+
+  async listDomainKeys(): Promise<{ id: string; value: string }[]> {
+    const rows = await this.db.selectFrom('domains').select(['host', 'key_sealed']).where('key_sealed', 'is not', null).orderBy('host').execute();
+    return rows.map((r) => ({ id: r.host, value: r.key_sealed! }));
+  }
+
+  async replaceDomainKey(host: string, from: string, to: string): Promise<boolean> {
+    const r = await this.db.updateTable('domains').set({ key_sealed: to }).where('host', '=', host).where('key_sealed', '=', from).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
 }
