@@ -149,3 +149,15 @@ export interface SearchResult {
   images: { owner: string; repository: string; image: string }[];
   tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
 }
+
+/** A custom domain (GET /api/v1/domains; docs/domains.md). */
+export interface Domain {
+  host: string;
+  owner: string;
+  repository: string | null;
+  target: string;
+  mirror: boolean;
+  certificate: boolean;
+  certificateExpiresAt: string | null;
+  createdAt: string;
+}
