@@ -60,7 +60,7 @@ export function domainHooks(app: FastifyInstance, registry: Registry, trustedPro
 
 /** `</v2/LONG/tags/list?…>; rel="next"` and challenge scopes, written short. */
 function shortenLinks(map: NameMap, value: string): string {
-  return map.shorten(value.replace(/<([^>]*)>/g, (_m, url: string) => `<${map.shortenPath(url)}>`));
+  return value.startsWith('<') ? value.replace(/<([^>]*)>/g, (_m, url: string) => `<${map.shortenPath(url)}>`) : map.shorten(value);
 }
 
 /**

@@ -261,3 +261,43 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('[domains] behind a TLS-terminating proxy: X-Forwarded-Host only from trusted proxies', () => {
+  let b: EventsBerth;
+  before(async () => {
+    b = await openBerth({ events: { trustedProxies: ['10.9.0.1'] } });
+    assert.equal((await call(b.app, 'POST', '/api/v1/orgs', { auth: ADMIN, body: { name: 'acme' } })).status, 201);
+    assert.equal((await call(b.app, 'POST', '/api/v1/owners/acme/repos', { auth: ADMIN, body: { name: 'prod' } })).status, 201);
+    assert.equal((await call(b.app, 'POST', '/api/v1/domains', { auth: ADMIN, body: { host: REPO_HOST, target: 'acme/prod' } })).status, 201);
+  });
+  after(async () => b?.close());
+
+  const challenge = async (remoteAddress: string, headers: Record<string, string>) => {
+    const res = await b.app.inject({ method: 'GET', url: '/v2/app/tags/list', remoteAddress, headers: { host: 'berth.internal:5000', ...headers } });
+    return { status: res.statusCode, challenge: String(res.headers['www-authenticate']), body: res.body };
+  };
+
+  it('a trusted proxy names the domain and the scheme; the realm is the public https URL', async () => {
+    const r = await challenge('10.9.0.1', { 'x-forwarded-host': `${REPO_HOST}`, 'x-forwarded-proto': 'https' });
+    assert.equal(r.status, 401, r.body);
+    assert.equal(r.challenge, `Bearer realm="https://${REPO_HOST}/v2/token",service="${REPO_HOST}",scope="repository:app:pull"`);
+  });
+
+  it('from anyone else X-Forwarded-Host is ignored: the Host header decides', async () => {
+    const r = await challenge('10.9.0.2', { 'x-forwarded-host': REPO_HOST, 'x-forwarded-proto': 'https' });
+    // the main host, where `app/tags/list` is no three-part name
+    assert.equal(r.status, 400, r.body);
+    assert.match(r.body, /NAME_INVALID/);
+    const direct = await challenge('10.9.0.2', { host: REPO_HOST });
+    assert.match(direct.challenge, new RegExp(`^Bearer realm="http://${REPO_HOST}(:\\d+)?/v2/token",service="${REPO_HOST}"`));
+  });
+
+  it('hostile Host values are the main host, never an error or a realm', async () => {
+    for (const host of [`${REPO_HOST}, evil.test`, `evil@${REPO_HOST}`, `${REPO_HOST}:99999`, `[${REPO_HOST}]`, `${'a.'.repeat(200)}test`]) {
+      const res = await b.app.inject({ method: 'GET', url: '/v2/', remoteAddress: '10.9.0.2', headers: { host } });
+      assert.equal(res.statusCode, 401, host);
+      assert.match(String(res.headers['www-authenticate']), /service="berth"/, host);
+      assert.doesNotMatch(String(res.headers['www-authenticate']), /evil/, host);
+    }
+  });
+});

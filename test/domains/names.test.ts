@@ -66,6 +66,8 @@ describe('[domains] NameMap', () => {
     );
     assert.equal(owner.shorten('{"errors":[{"code":"NAME_UNKNOWN","message":"x","detail":{"name":"acme/prod/app"}}]}'), '{"errors":[{"code":"NAME_UNKNOWN","message":"x","detail":{"name":"prod/app"}}]}');
     assert.equal(owner.shorten('</v2/acme/prod/app/tags/list?n=1&last=v1>; rel="next"'), '</v2/prod/app/tags/list?n=1&last=v1>; rel="next"');
+    // a storage redirect is nobody's name
+    assert.equal(owner.shortenPath('https://s3.example/bucket/acme/prod/blobs/x?sig=acme/prod'), 'https://s3.example/bucket/acme/prod/blobs/x?sig=acme/prod');
     // inside words it is not a name: left alone
     assert.equal(owner.shorten('notacme/prod/app and xacme/y'), 'notacme/prod/app and xacme/y');
     assert.equal(repo.shorten('acme/production/app'), 'acme/production/app');

@@ -107,8 +107,11 @@ export class NameMap {
     return text.replace(new RegExp(`(^|[\\s"'=:(<,]|/v2/)${escaped}(?=[a-z0-9])`, 'g'), '$1');
   }
 
-  /** The URL path of a `Location` or `Link` target, from /v2/LONG/… to /v2/SHORT/…. */
+  /**
+   * The URL path of a `Location` or `Link` target, from /v2/LONG/… to /v2/SHORT/…; any other
+   * URL (a storage redirect) is left as it is.
+   */
   shortenPath(location: string): string {
-    return location.startsWith(`/v2/${this.prefix}`) ? `/v2/${location.slice(4 + this.prefix.length)}` : this.shorten(location);
+    return location.startsWith(`/v2/${this.prefix}`) ? `/v2/${location.slice(4 + this.prefix.length)}` : location;
   }
 }
