@@ -12,6 +12,10 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { type Kysely, sql } from 'kysely';
+import { Keyring, addKeyToFile } from '../../src/core/keys/keyring.ts';
+import { sealedSites, sweepSealed } from '../../src/core/keys/sealed.ts';
+import { SqlDomainStore } from '../../src/metadata/sql/domain-store.ts';
+import type { Database } from '../../src/metadata/sql/schema.ts';
 import { ADMIN, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, USER_PASSWORD, basic, openBerth, sha256, type EventsBerth } from '../events/helpers.ts';
 
 const run = promisify(execFile);
@@ -250,6 +254,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.ok(!row.rows[0]!.key_sealed.includes('PRIVATE KEY'), 'the key is sealed');
       assert.equal(row.rows[0]!.cert_pem, pair.cert);
       assert.deepEqual(await b.berth.registry.domains.certificate('tls.acme.test'), pair);
+      // berth keys rotate re-seals it under the new key-encryption key
+      const db = (b.berth.registry.meta as unknown as { db: Kysely<Database> }).db;
+      await addKeyToFile(path.join(b.dir, 'berth.kek'));
+      const rotated = await Keyring.open({ dataDir: b.dir });
+      const swept = await sweepSealed(rotated, await sealedSites(b.berth.accessStore, undefined, undefined, new SqlDomainStore(db)), { rotate: true });
+      assert.equal(swept['domain certificate keys']!.resealed, 1);
+      const resealed = (await new SqlDomainStore(db).listDomainKeys()).find((k) => k.id === 'tls.acme.test')!.value;
+      assert.equal(Keyring.keyIdOf(resealed), rotated.currentId);
+      assert.equal(rotated.decryptText(resealed, 'domain-tls-key'), pair.key);
       const removed = await call(app, 'DELETE', '/api/v1/domains/tls.acme.test/certificate', { auth: alice });
       assert.equal(removed.status, 204);
       assert.equal(await b.berth.registry.domains.certificate('tls.acme.test'), undefined);
