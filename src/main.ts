@@ -16,6 +16,7 @@ import { createSecureContext } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 import { Keyring } from './core/keys/keyring.ts';
 import { sealedSites, sweepSealed } from './core/keys/sealed.ts';
+import { signingIdentity } from './core/supply-chain/signing/signing.ts';
 import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
 
@@ -94,12 +95,12 @@ export async function createBerth(config: Config, logger: Logger | false = false
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc, lifecycle, db } = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle, signing, db } = await openMetadata(config);
   const domains = new SqlDomainStore(db);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
-    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, domains), { rotate: false });
+    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing, domains), { rotate: false });
   } catch (e) {
     await meta.close();
     throw e;
@@ -126,6 +127,13 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     lifecycle,
+    signing: {
+      store: signing,
+      options: {
+        identity: signingIdentity({ signingIdentity: config.signing.identity, publicUrl: config.auth.publicUrl, listen: parseListen(config.listen) }),
+        cacheMs: config.signing.cacheSeconds * 1000,
+      },
+    },
     domains: { store: domains, options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ApiClient, readLogin, removeLogin, writeLogin } from './client.ts';
 import { printObject, printRows } from './format.ts';
 import { confirmDeletion, example, readStdin, secretFrom } from './input.ts';
+import { signingSettingsFrom } from './signing.ts';
 
 type Row = Record<string, unknown>;
 
@@ -260,13 +261,17 @@ export function adminCommands(program: Command): void {
   example(
     repo
       .command('set <repository>')
-      .description("change a repository's visibility, description, immutable tags or quota")
+      .description("change a repository's visibility, description, immutable tags, quota or signing")
       .option('--private')
       .option('--public')
       .option('-d, --description <text>')
       .option('--immutable-tags <patterns>', "tags that may not be moved or deleted, e.g. 'v*,!*-dev' ('' for none)")
       .option('--quota <size>', 'storage quota, e.g. 10GiB, or none (site administrators)')
-      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string }) => {
+      .option('--sign-on-push', 'sign every pushed image and index with the repository key (docs/signing.md)')
+      .option('--no-sign-on-push', 'stop signing on push')
+      .option('--require-signature', 'serve only manifests with a valid signature from a trusted key (owners and pushers exempt)')
+      .option('--no-require-signature', 'serve signed and unsigned manifests alike')
+      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string; signOnPush?: boolean; requireSignature?: boolean }) => {
         const [owner, name] = splitRepo(r);
         const body: Row = {};
         if (o.public) body.visibility = 'public';
@@ -275,6 +280,11 @@ export function adminCommands(program: Command): void {
         const lifecycle: Row = {};
         if (o.immutableTags !== undefined) lifecycle.immutableTags = o.immutableTags;
         if (o.quota !== undefined) lifecycle.quota = o.quota;
+        const signing = signingSettingsFrom(o);
+        if (signing) {
+          const v = await client().call<Row>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/signing`, signing);
+          if (!Object.keys(body).length && !Object.keys(lifecycle).length) return printObject(v, json());
+        }
         if (Object.keys(lifecycle).length) {
           const v = await client().call<Row & { owner: Row }>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/lifecycle`, lifecycle);
           if (!Object.keys(body).length) return printObject(withOwnerUsage(v), json());
@@ -282,6 +292,7 @@ export function adminCommands(program: Command): void {
         printObject(await client().call<Row>('PATCH', `/api/v1/repos/${enc(owner)}/${enc(name)}`, body), json());
       }),
     "berth repo set acme/oss --public --immutable-tags 'v*'",
+    'berth repo set acme/prod --sign-on-push --require-signature',
   );
   example(
     repo

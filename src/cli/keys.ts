@@ -39,9 +39,9 @@ async function reseal(opts: { config?: string; data?: string; newKey?: boolean }
       process.stdout.write(`keys come from BERTH_KEK: re-sealing under its first key ${keyring.currentId} (put a new key first to rotate)\n`);
     }
   }
-  const { meta, access, events, db } = await openMetadata(config);
+  const { meta, access, events, signing, db } = await openMetadata(config);
   try {
-    const results = await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, new SqlDomainStore(db)), { rotate: true });
+    const results = await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing, new SqlDomainStore(db)), { rotate: true });
     process.stdout.write(`secrets now sealed with key ${keyring.currentId}:\n${report(results)}`);
   } finally {
     await meta.close();

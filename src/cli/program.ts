@@ -13,6 +13,7 @@ import { keyCommands } from './keys.ts';
 import { jobCommands } from './jobs.ts';
 import { gcCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
+import { signingCommands } from './signing.ts';
 import { domainCommands } from './domain.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   jobCommands(program);
   gcCommands(program);
   retentionCommands(program);
+  signingCommands(program);
   domainCommands(program);
   const serveCmd = program
     .command('serve')

@@ -259,6 +259,23 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ concurrency: 2, pollIntervalMs: 1000, leaseSeconds: 60, maxAttempts: 5, backoffBaseMs: 1000, backoffMaxSeconds: 3600 }),
+    /** Repository signing (docs/signing.md). */
+    signing: z
+      .object({
+        /**
+         * HOST[:PORT][/PATH] that signatures name images under (`critical.identity.docker-reference`
+         * = this + `/OWNER/REPOSITORY/IMAGE`): the name clients pull by. Unset: the host and path of
+         * `auth.publicUrl`, else the listen address (`localhost:PORT` for a wildcard host).
+         */
+        identity: z
+          .string()
+          .regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*\/?$/, 'signing.identity must be HOST[:PORT][/PATH], e.g. registry.example.com')
+          .optional(),
+        /** How long a node reuses a repository's signing settings and change counter before asking the database again (other nodes' changes take effect within it). */
+        cacheSeconds: z.number().min(0).max(300).default(2),
+      })
+      .strict()
+      .default({ cacheSeconds: 2 }),
     /** Online garbage collection (docs/lifecycle.md). */
     gc: z
       .object({
@@ -340,6 +357,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_PROXY_SECRET_KEY: (c, v) => ((c.proxy ??= {}).secretKey = v),
   BERTH_AUTH_SERVICE: (c, v) => ((c.auth ??= {}).service = v),
   BERTH_PUBLIC_URL: (c, v) => ((c.auth ??= {}).publicUrl = v),
+  BERTH_SIGNING_IDENTITY: (c, v) => ((c.signing ??= {}).identity = v),
+  BERTH_SIGNING_CACHE_SECONDS: (c, v) => ((c.signing ??= {}).cacheSeconds = Number(v)),
   BERTH_TOKEN_TTL_SECONDS: (c, v) => ((c.auth ??= {}).tokenTtlSeconds = Number(v)),
   BERTH_ADMIN_PASSWORD: (c, v) => ((c.auth ??= {}).adminPassword = v),
   BERTH_MAX_LOGIN_FAILURES: (c, v) => ((c.auth ??= {}).maxLoginFailures = Number(v)),

@@ -21,6 +21,8 @@ import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
+import { Signing, type SigningOptions } from './supply-chain/signing/signing.ts';
+import type { SigningStore } from '../metadata/signing-store.ts';
 import { type DomainOptions, Domains } from './domains/domains.ts';
 import type { DomainStore } from '../metadata/domain-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
@@ -45,6 +47,12 @@ export interface JobsSetup {
 export interface GcSetup {
   store: GcStore;
   options?: GcOptions;
+}
+
+/** Repository signing's store and settings (docs/signing.md). */
+export interface SigningSetup {
+  store: SigningStore;
+  options: SigningOptions;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -78,6 +86,8 @@ export class Registry {
   readonly retention: RetentionRules;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
+  /** Repository signing keys, signing on push, verdicts and the signature pull policy (docs/signing.md). */
+  readonly signing: Signing;
   /** Custom domains: host names mapped to owners or repositories (docs/domains.md). */
   readonly domains: Domains;
 
@@ -96,6 +106,7 @@ export class Registry {
       jobs: JobsSetup;
       gc: GcSetup;
       lifecycle: LifecycleStore;
+      signing: SigningSetup;
       /** Without it no host is mapped and adding one answers 503. */
       domains?: { store: DomainStore; options?: DomainOptions };
     },
@@ -131,6 +142,8 @@ export class Registry {
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
+    this.signing = new Signing(opts.signing.store, meta, this.blobs, this.uploads, this.manifests, this.tenancy, this.keyring, this.jobs as JobQueue<unknown>, opts.signing.options);
+    this.pullPolicies.register(this.signing.policy());
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
       passwords: () => this.authenticator.forgetPasswords(),
       deleted: () => this.webhooks.forgetCache(),

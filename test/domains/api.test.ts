@@ -258,7 +258,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const db = (b.berth.registry.meta as unknown as { db: Kysely<Database> }).db;
       await addKeyToFile(path.join(b.dir, 'berth.kek'));
       const rotated = await Keyring.open({ dataDir: b.dir });
-      const swept = await sweepSealed(rotated, await sealedSites(b.berth.accessStore, undefined, undefined, new SqlDomainStore(db)), { rotate: true });
+      const swept = await sweepSealed(rotated, await sealedSites(b.berth.accessStore, undefined, undefined, undefined, new SqlDomainStore(db)), { rotate: true });
       assert.equal(swept['domain certificate keys']!.resealed, 1);
       const resealed = (await new SqlDomainStore(db).listDomainKeys()).find((k) => k.id === 'tls.acme.test')!.value;
       assert.equal(Keyring.keyIdOf(resealed), rotated.currentId);

@@ -150,6 +150,22 @@ export interface SearchResult {
   tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
 }
 
+/** GET /api/v1/repos/:owner/:repo/signing (docs/signing.md). */
+export interface SigningSettings {
+  repository: string;
+  signOnPush: boolean;
+  requireSignature: boolean;
+  identity: string;
+}
+
+/** One tag's signature verdict (GET /api/v1/repos/:owner/:repo/signatures). */
+export interface TagSignature {
+  tag: string;
+  digest: string;
+  state: 'signed' | 'invalid' | 'unsigned';
+  summary: string;
+}
+
 /** A custom domain (GET /api/v1/domains; docs/domains.md). */
 export interface Domain {
   host: string;

@@ -60,8 +60,43 @@ export interface ReferrersIndex {
   }[];
 }
 
+/** A manifest committed to an image (after its transaction). */
+export interface ManifestPutEvent {
+  name: string;
+  imageId: number;
+  repositoryId: number;
+  digest: string;
+  mediaType: string;
+  size: number;
+  payload: Buffer;
+  /** The tag pushed, or null for a push by digest. */
+  tag: string | null;
+  subject: string | null;
+  /** Stored by the pull-through cache, not pushed. */
+  cached: boolean;
+}
+
+/** A manifest or a tag removed from an image. */
+export interface ManifestDeleteEvent {
+  name: string;
+  imageId: number;
+  repositoryId: number;
+  reference: string;
+}
+
+/**
+ * Features that follow commits (signing on push, …): called after the transaction, awaited, so
+ * a failure fails the request and a client's retry (idempotent) calls them again.
+ */
+export interface ManifestListener {
+  put?(e: ManifestPutEvent): Promise<void>;
+  deleted?(e: ManifestDeleteEvent): Promise<void>;
+}
+
 /** Manifests, tags, referrers and the catalog. */
 export class Manifests {
+  readonly listeners: ManifestListener[] = [];
+
   constructor(
     private readonly meta: MetadataStore,
     private readonly images: Images,
@@ -144,6 +179,20 @@ export class Manifests {
       });
     }
     if (policy?.retention && r.kind === 'tag') await this.policies!.onTagPush(img.repositoryId);
+    for (const l of this.listeners) {
+      await l.put?.({
+        name,
+        imageId: img.id,
+        repositoryId: img.repositoryId,
+        digest,
+        mediaType: parsed.mediaType,
+        size: payload.length,
+        payload,
+        tag: r.kind === 'tag' ? r.tag : null,
+        subject: parsed.subject?.digest ?? null,
+        cached: opts.cached === true,
+      });
+    }
     return {
       digest,
       subject: parsed.subject?.digest ?? null,
@@ -161,6 +210,7 @@ export class Manifests {
     }
     const removed = r.kind === 'tag' ? await this.meta.removeTag(img.id, r.tag) : await this.meta.removeManifest(img.id, r.digest);
     if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });
+    for (const l of this.listeners) await l.deleted?.({ name, imageId: img.id, repositoryId: img.repositoryId, reference: ref });
   }
 
   async listTags(name: string, limit: number, last?: string): Promise<Page<string>> {

@@ -12,6 +12,7 @@ import { domainApiRoutes } from './domains.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
 import { accountApiRoutes } from './account.ts';
+import { signingApiRoutes } from './signing.ts';
 import { RawResponse } from './raw.ts';
 import { MultilineText, Text } from './fields.ts';
 
@@ -286,6 +287,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
     ...accountApiRoutes(registry),
+    ...signingApiRoutes(registry),
   ];
 
   for (const r of routes) {

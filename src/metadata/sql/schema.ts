@@ -145,4 +145,18 @@ export interface Database {
     delivered_at: number | null;
     created_at: number;
   };
+  signing_keys: {
+    id: Generated<number>;
+    repository_id: number;
+    key_id: string;
+    kind: string;
+    name: Generated<string>;
+    public_key: string;
+    private_key: string | null;
+    current: Generated<number>;
+    created_at: number;
+    retired_at: number | null;
+  };
+  signing_settings: { repository_id: number; sign_on_push: Generated<number>; require_signature: Generated<number>; version: Generated<number>; updated_at: number };
+  signing_records: { image_id: number; digest: string; key_id: string; signature_digest: string; referrer_digest: string; signed_at: number };
 }

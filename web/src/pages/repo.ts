@@ -5,6 +5,7 @@ import { link, crumbs, page } from '../components';
 import type { Repo, ImageSummary } from '../api-types';
 import { downloadsPanel } from '../components/downloads';
 import { setupSnippets } from '../components/setup';
+import { signingPanel } from '../components/signing';
 import { imageRef } from '../host';
 
 export async function repoPage(owner: string, repo: string): Promise<void> {
@@ -33,6 +34,7 @@ export async function repoPage(owner: string, repo: string): Promise<void> {
         )
       : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${imageRef(`${owner}/${repo}/IMAGE`)}:TAG`), ') or upload an archive.'),
     setupSnippets(owner, repo, session()?.username),
+    signingPanel(owner, repo),
     session() ? downloadsPanel(owner, repo) : null,
   );
 }
