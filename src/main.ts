@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { type Config, parseListen, sqlitePath, storagePath } from './config/schema.ts';
 import { Registry } from './core/registry.ts';
+import { DEFAULT_LAYER_LIMITS } from './core/supply-chain/sbom/layer-scan.ts';
 import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import type { ClusterMetrics } from './http/metrics.ts';
@@ -95,7 +96,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc, lifecycle, signing, db } = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns, db } = await openMetadata(config);
   const domains = new SqlDomainStore(db);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
@@ -134,6 +135,19 @@ export async function createBerth(config: Config, logger: Logger | false = false
         cacheMs: config.signing.cacheSeconds * 1000,
       },
     },
+    sbom,
+    vulns: {
+      store: vulns,
+      options: {
+        mirrorUrls: config.vulns.mirror.urls,
+        maxArchiveBytes: config.vulns.maxArchiveBytes,
+        downloadTimeoutMs: 30 * 60_000,
+        policyCacheMs: config.vulns.policyCacheSeconds * 1000,
+        spoolDir: path.join(config.data, 'spool', 'vulndb'),
+        limits: { maxRecordBytes: config.vulns.maxRecordBytes, maxRecords: 2_000_000 },
+      },
+    },
+    sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
     domains: { store: domains, options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
@@ -215,6 +229,16 @@ export async function createBerth(config: Config, logger: Logger | false = false
   }, config.gc.intervalSeconds * 1000);
   gcTimer.unref();
 
+  // The vulnerability database: refreshed from the configured mirror (a job, on any one node).
+  const refreshVulns = () => void registry.vulns.enqueueRefresh().catch((e: unknown) => log?.error({ err: e }, 'queueing the vulnerability database refresh failed'));
+  const vulnsTimer = setInterval(refreshVulns, config.vulns.mirror.refreshHours * 3600_000);
+  vulnsTimer.unref();
+  if (config.vulns.mirror.urls.length) {
+    const db = await registry.vulns.databaseState();
+    // First start, or the last refresh is older than the interval (a restart must not wait a whole period).
+    if (!db.refreshedAt || Date.now() - db.refreshedAt > config.vulns.mirror.refreshHours * 3600_000) refreshVulns();
+  }
+
   let closed = false;
   return {
     app,
@@ -236,6 +260,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearTimeout(firstPrune);
       clearInterval(pruneTimer);
       clearInterval(gcTimer);
+      clearInterval(vulnsTimer);
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();

@@ -14,6 +14,8 @@ import { jobCommands } from './jobs.ts';
 import { gcCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
 import { signingCommands } from './signing.ts';
+import { vulnCommands } from './vulns.ts';
+import { sbomCommands } from './sbom.ts';
 import { domainCommands } from './domain.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
@@ -40,9 +42,11 @@ export function buildProgram(): Command {
   webhookCommands(program);
   keyCommands(program);
   jobCommands(program);
+  sbomCommands(program);
   gcCommands(program);
   retentionCommands(program);
   signingCommands(program);
+  vulnCommands(program);
   domainCommands(program);
   const serveCmd = program
     .command('serve')

@@ -288,6 +288,38 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true }),
+    sbom: z
+      .object({
+        /** Generate an SBOM for each image pushed (repositories may switch it off; docs/supply-chain.md). */
+        enabled: z.boolean().default(true),
+        /** A layer is read at most this many bytes uncompressed; past that its inventory is what was read. */
+        maxLayerBytes: z.number().int().min(1024 * 1024).default(16 * 1024 ** 3),
+        /** Packages recorded per layer at most. */
+        maxPackages: z.number().int().min(1).max(1_000_000).default(100_000),
+      })
+      .strict()
+      .default({ enabled: true, maxLayerBytes: 16 * 1024 ** 3, maxPackages: 100_000 }),
+    /** The vulnerability database and pull policies (docs/vulnerabilities.md). */
+    vulns: z
+      .object({
+        mirror: z
+          .object({
+            /** OSV `all.zip` URLs (one per ecosystem) refreshed on a schedule, through egress; empty: imports only. */
+            urls: z.array(z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be http:// or https://')).max(50).default([]),
+            /** Hours between refreshes from the mirror. */
+            refreshHours: z.number().positive().max(24 * 30).default(24),
+          })
+          .strict()
+          .default({ urls: [], refreshHours: 24 }),
+        /** Bytes of one `all.zip`, uploaded (`berth vulndb import`) or downloaded, at most. */
+        maxArchiveBytes: z.number().int().positive().default(2 * 1024 ** 3),
+        /** Bytes of one OSV record, at most. */
+        maxRecordBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+        /** How long a node trusts a repository's vulnerability policy (and its reports' generation) before asking the database again. */
+        policyCacheSeconds: z.number().min(0).max(300).default(2),
+      })
+      .strict()
+      .default({ mirror: { urls: [], refreshHours: 24 }, maxArchiveBytes: 2 * 1024 ** 3, maxRecordBytes: 4 * 1024 * 1024, policyCacheSeconds: 2 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -348,6 +380,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_IMPORT_MAX_ARCHIVE_BYTES: (c, v) => ((c.imports ??= {}).maxArchiveBytes = Number(v)),
   BERTH_IMPORT_MAX_UNPACKED_BYTES: (c, v) => ((c.imports ??= {}).maxUnpackedBytes = Number(v)),
   BERTH_IMPORT_MAX_CONCURRENT_PER_USER: (c, v) => ((c.imports ??= {}).maxConcurrentPerUser = Number(v)),
+  BERTH_VULNS_MIRROR_URLS: (c, v) => (((c.vulns ??= {}).mirror ??= {}).urls = v.split(',').map((u) => u.trim()).filter(Boolean)),
+  BERTH_VULNS_REFRESH_HOURS: (c, v) => (((c.vulns ??= {}).mirror ??= {}).refreshHours = Number(v)),
   BERTH_KEK: (c, v) => ((c.keys ??= {}).kek = v),
   BERTH_KEK_FILE: (c, v) => ((c.keys ??= {}).kekFile = v),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
@@ -381,6 +415,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_GC_GRACE_SECONDS: (c, v) => ((c.gc ??= {}).graceSeconds = Number(v)),
   BERTH_GC_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).intervalSeconds = Number(v)),
   BERTH_GC_COLLECT_UNTAGGED: (c, v) => ((c.gc ??= {}).collectUntagged = v === 'true' || v === '1'),
+  BERTH_SBOM_ENABLED: (c, v) => ((c.sbom ??= {}).enabled = v === 'true' || v === '1'),
+  BERTH_SBOM_MAX_LAYER_BYTES: (c, v) => ((c.sbom ??= {}).maxLayerBytes = Number(v)),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),
 };
 

@@ -23,6 +23,11 @@ import { RetentionRules } from './lifecycle/retention.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
 import { Signing, type SigningOptions } from './supply-chain/signing/signing.ts';
 import type { SigningStore } from '../metadata/signing-store.ts';
+import type { InventoryReader } from './supply-chain/inventory.ts';
+import { type SbomOptions, SbomService } from './supply-chain/sbom/sbom.ts';
+import type { SbomStore } from '../metadata/sbom-store.ts';
+import { DEFAULT_VULN_OPTIONS, type VulnOptions, Vulnerabilities } from './supply-chain/vulns/vulns.ts';
+import type { VulnStore } from '../metadata/vuln-store.ts';
 import { type DomainOptions, Domains } from './domains/domains.ts';
 import type { DomainStore } from '../metadata/domain-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
@@ -88,6 +93,12 @@ export class Registry {
   readonly pullPolicies: PullPolicies;
   /** Repository signing keys, signing on push, verdicts and the signature pull policy (docs/signing.md). */
   readonly signing: Signing;
+  /** SBOM on push: inventories and CycloneDX referrers made by jobs (docs/supply-chain.md). */
+  readonly sbom: SbomService;
+  /** Stored image inventories, read by the vulnerability matcher. */
+  readonly inventories: InventoryReader;
+  /** The vulnerability database, matching, reports and pull policy (docs/vulnerabilities.md). */
+  readonly vulns: Vulnerabilities;
   /** Custom domains: host names mapped to owners or repositories (docs/domains.md). */
   readonly domains: Domains;
 
@@ -107,6 +118,9 @@ export class Registry {
       gc: GcSetup;
       lifecycle: LifecycleStore;
       signing: SigningSetup;
+      sbom: SbomStore;
+      vulns: { store: VulnStore; options?: VulnOptions };
+      sbomOptions?: SbomOptions;
       /** Without it no host is mapped and adding one answers 503. */
       domains?: { store: DomainStore; options?: DomainOptions };
     },
@@ -141,6 +155,25 @@ export class Registry {
     this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events);
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
+    this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>, this, opts.sbomOptions);
+    this.inventories = this.sbom.inventories;
+    this.manifests.jobs = { jobsFor: (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest), enqueued: () => this.jobs.kick() };
+    this.vulns = new Vulnerabilities(
+      opts.vulns.store,
+      this.inventories,
+      this.jobs as JobQueue<unknown>,
+      this.events,
+      this.tenancy,
+      meta,
+      this.images,
+      this.manifests,
+      (repositoryId) => this.sbom.enabled(repositoryId),
+      this.egress,
+      opts.vulns.options ?? DEFAULT_VULN_OPTIONS,
+    );
+    // A stored inventory is matched by a job; pulls meet the repository's vulnerability policy.
+    this.sbom.onInventory = (digest) => this.vulns.onInventory(digest);
+    this.pullPolicies.register(this.vulns.pullPolicy());
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
     this.signing = new Signing(opts.signing.store, meta, this.blobs, this.uploads, this.manifests, this.tenancy, this.keyring, this.jobs as JobQueue<unknown>, opts.signing.options);
     this.pullPolicies.register(this.signing.policy());

@@ -295,6 +295,97 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('repository_lifecycle').addColumn('retention', 'text').execute();
       },
     },
+    '0008_sbom': {
+      async up(db: Kysely<any>) {
+        // SBOM on push (docs/supply-chain.md). What each layer adds and deletes, once per layer
+        // digest (a base layer shared by many images is read once); the combined inventory of
+        // each image manifest (global by digest, read by the vulnerability matcher); and the
+        // per-repository switch (no row: on).
+        await db.schema
+          .createTable('layer_inventories')
+          .addColumn('digest', 'text', (c) => c.primaryKey())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('image_inventories')
+          .addColumn('manifest_digest', 'text', (c) => c.primaryKey())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('package_count', 'integer', (c) => c.notNull())
+          .addColumn('generated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('repository_sbom')
+          .addColumn('repository_id', 'bigint', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('enabled', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0009_vulns': {
+      async up(db: Kysely<any>) {
+        // The vulnerability database (docs/vulnerabilities.md): OSV records as Berth keeps them,
+        // indexed by the (ecosystem, package) pairs they affect; one state row (its version,
+        // "as of", the last import); reports per image manifest digest; per-repository pull
+        // policies (a generation bumped by every change a verdict depends on) and exceptions.
+        await db.schema
+          .createTable('vuln_records')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('modified', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('imported_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('vuln_packages')
+          .addColumn('ecosystem', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('record_id', 'text', (c) => c.notNull().references('vuln_records.id').onDelete('cascade'))
+          .addPrimaryKeyConstraint('vuln_packages_pk', ['ecosystem', 'name', 'record_id'])
+          .execute();
+        await db.schema.createIndex('vuln_packages_record').on('vuln_packages').column('record_id').execute();
+        await db.schema
+          .createTable('vuln_state')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('version', 'bigint', (c) => c.notNull())
+          .addColumn('as_of', 'bigint')
+          .addColumn('imported_at', 'bigint')
+          .addColumn('source', 'text')
+          .addColumn('refreshed_at', 'bigint')
+          .addColumn('last_error', 'text')
+          .execute();
+        await db.schema
+          .createTable('vuln_reports')
+          .addColumn('manifest_digest', 'text', (c) => c.primaryKey())
+          .addColumn('scanned_at', 'bigint', (c) => c.notNull())
+          .addColumn('db_version', 'bigint', (c) => c.notNull())
+          .addColumn('db_as_of', 'bigint')
+          .addColumn('summary', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('vuln_policies')
+          .addColumn('repository_id', 'bigint', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('deny_severity', 'text', (c) => c.notNull())
+          .addColumn('fixable_only', 'integer', (c) => c.notNull())
+          .addColumn('block_until_scanned', 'integer', (c) => c.notNull())
+          .addColumn('block_since', 'bigint')
+          .addColumn('generation', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('vuln_exceptions')
+          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('vuln_id', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('vuln_exceptions_pk', ['repository_id', 'vuln_id'])
+          .execute();
+        // Which repositories hold a manifest digest: a stored report bumps their policies.
+        await db.schema.createIndex('vuln_manifests_digest').on('manifests').column('digest').execute();
+      },
+    },
     '0010_signing': {
       async up(db: Kysely<any>) {
         // Repository signing (docs/signing.md). Keys: the repository's own (private key sealed

@@ -106,6 +106,23 @@ export interface Database {
   };
   repository_lifecycle: { repository_id: number; immutable_tags: string; quota_bytes: number | null; retention: string | null; updated_at: number };
   owner_lifecycle: { owner_id: number; quota_bytes: number | null; updated_at: number };
+  layer_inventories: { digest: string; data: string; created_at: number };
+  image_inventories: { manifest_digest: string; data: string; package_count: number; generated_at: number };
+  repository_sbom: { repository_id: number; enabled: number; updated_at: number };
+  vuln_records: { id: string; modified: string; data: string; imported_at: number };
+  vuln_packages: { ecosystem: string; name: string; record_id: string };
+  vuln_state: { id: number; version: number; as_of: number | null; imported_at: number | null; source: string | null; refreshed_at: number | null; last_error: string | null };
+  vuln_reports: { manifest_digest: string; scanned_at: number; db_version: number; db_as_of: number | null; summary: string; data: string };
+  vuln_policies: {
+    repository_id: number;
+    deny_severity: string;
+    fixable_only: number;
+    block_until_scanned: number;
+    block_since: number | null;
+    generation: number;
+    updated_at: number;
+  };
+  vuln_exceptions: { repository_id: number; vuln_id: string; expires_at: number; reason: string; created_by: string; created_at: number };
   domains: {
     host: string;
     owner_id: number;
