@@ -30,18 +30,17 @@ export function tokenRoutes(app: FastifyInstance, registry: Registry, auth: Http
           if (scope.name === 'catalog') access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
           continue;
         }
-        let held = new Set<Action>();
         // On a custom domain the scope names the short name; access is decided on the long
         // one. A name outside the mapping is granted nothing.
         const long = host ? host.toLong(scope.name) : scope.name;
+        if (long === undefined) continue;
+        let held = new Set<Action>();
         try {
-          if (long === undefined) throw new RegistryError('NAME_UNKNOWN');
           const name = parseImageName(long);
           held = (await registry.access.check(identity, name.owner, name.repository)).actions;
         } catch (e) {
           if (!(e instanceof RegistryError)) throw e;
         }
-        if (long === undefined) continue;
         // The token keeps the name the client asked for (its audience says which host maps it).
         const granted = scopeActions(scope.actions).filter((a) => held.has(a) && (a === 'pull' || !host?.target.mirror));
         const existing = access.find((g) => g.type === 'repository' && g.name === scope.name);

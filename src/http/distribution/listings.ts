@@ -27,7 +27,8 @@ export async function listCatalog(registry: Registry, req: FastifyRequest, reply
   }
   // A custom domain lists only what it maps, by its short names (docs/domains.md).
   const mapped = await registry.domains.repositoryIds(host);
-  readable = readable === undefined ? mapped : mapped.filter((id) => readable!.includes(id));
+  const may = readable === undefined ? undefined : new Set(readable);
+  readable = may === undefined ? mapped : mapped.filter((id) => may.has(id));
   const last = stringParam(q.last);
   const page = readable.length ? await registry.manifests.listCatalog(n, last === undefined ? undefined : (host.toLong(last) ?? host.prefix), readable) : { items: [] };
   const short = (name: string) => host.toShort(name) ?? name;
