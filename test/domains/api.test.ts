@@ -16,7 +16,7 @@ import { Keyring, addKeyToFile } from '../../src/core/keys/keyring.ts';
 import { sealedSites, sweepSealed } from '../../src/core/keys/sealed.ts';
 import { SqlDomainStore } from '../../src/metadata/sql/domain-store.ts';
 import type { Database } from '../../src/metadata/sql/schema.ts';
-import { ADMIN, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, USER_PASSWORD, basic, openBerth, sha256, type EventsBerth } from '../events/helpers.ts';
+import { ADMIN, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, USER_PASSWORD, basic, createSchema, dropSchema, openBerth, sha256, type EventsBerth } from '../events/helpers.ts';
 
 const run = promisify(execFile);
 const REPO_HOST = 'images.acme.test';
@@ -312,5 +312,35 @@ describe('[domains] behind a TLS-terminating proxy: X-Forwarded-Host only from t
       assert.match(String(res.headers['www-authenticate']), /service="berth"/, host);
       assert.doesNotMatch(String(res.headers['www-authenticate']), /evil/, host);
     }
+  });
+});
+
+describe('[domains] two nodes on one PostgreSQL', () => {
+  let schema: string;
+  let a: EventsBerth;
+  let b: EventsBerth;
+  before(async () => {
+    schema = await createSchema();
+    a = await openBerth({ postgres: schema });
+    b = await openBerth({ postgres: schema });
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    if (schema) await dropSchema(schema);
+  });
+
+  it('a domain and its certificate added on one node are served by the other; its tokens work on both', async () => {
+    assert.equal((await call(a.app, 'POST', '/api/v1/orgs', { auth: ADMIN, body: { name: 'acme' } })).status, 201);
+    assert.equal((await call(a.app, 'POST', '/api/v1/owners/acme/repos', { auth: ADMIN, body: { name: 'prod' } })).status, 201);
+    const pair = await makeCert(a.dir, OWNER_HOST);
+    assert.equal((await call(a.app, 'POST', '/api/v1/domains', { auth: ADMIN, body: { host: OWNER_HOST, target: 'acme', ...pair } })).status, 201);
+    assert.match(String((await call(b.app, 'GET', '/v2/', { host: OWNER_HOST })).headers['www-authenticate']), new RegExp(`service="${OWNER_HOST}"`));
+    assert.deepEqual(await b.berth.registry.domains.certificate(OWNER_HOST), pair);
+    await push(a.app, OWNER_HOST, 'prod/app', 'v1', ADMIN);
+    const t = await token(a.app, OWNER_HOST, ADMIN, 'repository:prod/app:pull', OWNER_HOST);
+    const tags = await call(b.app, 'GET', '/v2/prod/app/tags/list', { host: OWNER_HOST, auth: `Bearer ${t}` });
+    assert.deepEqual(tags.json, { name: 'prod/app', tags: ['v1'] });
+    assert.equal((await call(b.app, 'GET', '/v2/acme/prod/app/tags/list', { auth: `Bearer ${t}` })).status, 401);
   });
 });
