@@ -7,6 +7,7 @@ import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import type { ClusterMetrics } from './http/metrics.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
+import { SqlDomainStore } from './metadata/sql/domain-store.ts';
 import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
@@ -102,15 +103,16 @@ export async function createBerth(config: Config, logger: Logger | false = false
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
   const opened = await openMetadata(config);
-  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns, limits } = opened;
+  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns, limits, db } = opened;
   // Counters shared by every node on PostgreSQL; the supervisor's for workers on SQLite;
   // this process's otherwise (docs/limits.md#where-the-counters-live).
   const counters: CounterBackend =
     'pool' in opened ? { kind: 'postgres', pool: opened.pool } : opts.clusterCounters ? { kind: 'cluster' } : { kind: 'memory' };
+  const domains = new SqlDomainStore(db);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
-    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing), { rotate: false });
+    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing, domains), { rotate: false });
   } catch (e) {
     await meta.close();
     throw e;
@@ -158,6 +160,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
     },
     sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
     limits: { store: limits, counters, refreshMs: config.rateLimits.refreshSeconds * 1000, onError: (e) => log?.error({ err: e }, 'reading the rate limits failed') },
+    domains: { store: domains, options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,

@@ -17,6 +17,7 @@ import { signingCommands } from './signing.ts';
 import { vulnCommands } from './vulns.ts';
 import { sbomCommands } from './sbom.ts';
 import { limitCommands } from './limits.ts';
+import { domainCommands } from './domain.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
 export function version(): string {
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   signingCommands(program);
   vulnCommands(program);
   limitCommands(program);
+  domainCommands(program);
   const serveCmd = program
     .command('serve')
     .description('run the registry')

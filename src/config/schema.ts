@@ -233,6 +233,14 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ allow: [] }),
+    /** Custom domains (docs/domains.md): the mappings themselves live in the database. */
+    domains: z
+      .object({
+        /** How long a node believes a host's mapping (or its absence) before asking the database again. */
+        cacheSeconds: z.number().int().min(0).max(300).default(5),
+      })
+      .strict()
+      .default({ cacheSeconds: 5 }),
     /** The durable job queue every process runs (docs/operations.md, "Background jobs"). */
     jobs: z
       .object({
@@ -408,6 +416,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_TRUSTED_PROXIES: (c, v) => ((c.events ??= {}).trustedProxies = v.split(',').map((x) => x.trim()).filter(Boolean)),
   BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
   BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
+  BERTH_DOMAINS_CACHE_SECONDS: (c, v) => ((c.domains ??= {}).cacheSeconds = Number(v)),
   BERTH_EGRESS_ALLOW: (c, v) => ((c.egress ??= {}).allow = v.split(',').map((x) => x.trim()).filter(Boolean)),
   BERTH_RATE_LIMITS_REFRESH_SECONDS: (c, v) => ((c.rateLimits ??= {}).refreshSeconds = Number(v)),
   BERTH_JOBS_CONCURRENCY: (c, v) => ((c.jobs ??= {}).concurrency = Number(v)),

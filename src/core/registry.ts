@@ -31,6 +31,8 @@ import type { VulnStore } from '../metadata/vuln-store.ts';
 import { BYTE_WINDOW_SECONDS, RateLimits, REQUEST_WINDOW_SECONDS } from './limits/rate-limits.ts';
 import { type CounterBackend, openCounter } from './limits/counters.ts';
 import type { RateLimitStore } from '../metadata/rate-limit-store.ts';
+import { type DomainOptions, Domains } from './domains/domains.ts';
+import type { DomainStore } from '../metadata/domain-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -110,6 +112,8 @@ export class Registry {
   readonly vulns: Vulnerabilities;
   /** Request and byte limits per identity and repository (docs/limits.md); inactive when none is set. */
   readonly rateLimits: RateLimits;
+  /** Custom domains: host names mapped to owners or repositories (docs/domains.md). */
+  readonly domains: Domains;
 
   constructor(
     readonly meta: MetadataStore,
@@ -131,12 +135,15 @@ export class Registry {
       vulns: { store: VulnStore; options?: VulnOptions };
       sbomOptions?: SbomOptions;
       limits: LimitsSetup;
+      /** Without it no host is mapped and adding one answers 503. */
+      domains?: { store: DomainStore; options?: DomainOptions };
     },
   ) {
     this.egress = opts.egress ?? new Egress();
     this.keyring = opts.keyring ?? Keyring.ephemeral();
     this.jobs = new JobQueue<Registry>(opts.jobs.store, opts.jobs.options);
     this.access = new Access(accessStore);
+    this.domains = new Domains(opts.domains?.store, accessStore, this.keyring, opts.domains?.options);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
     this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);

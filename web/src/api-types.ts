@@ -179,3 +179,15 @@ export interface RateLimit {
   setBySiteAdmin: boolean;
   updatedAt: string;
 }
+
+/** A custom domain (GET /api/v1/domains; docs/domains.md). */
+export interface Domain {
+  host: string;
+  owner: string;
+  repository: string | null;
+  target: string;
+  mirror: boolean;
+  certificate: boolean;
+  certificateExpiresAt: string | null;
+  createdAt: string;
+}

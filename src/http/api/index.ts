@@ -8,6 +8,7 @@ import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
+import { domainApiRoutes } from './domains.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
 import { sbomApiRoutes } from './sbom.ts';
@@ -285,6 +286,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     },
     ...eventApiRoutes(registry),
     ...upstreamApiRoutes(registry),
+    ...domainApiRoutes(registry),
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
     ...sbomApiRoutes(registry),

@@ -429,6 +429,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0011_domains': {
+      async up(db: Kysely<any>) {
+        // Custom domains (docs/domains.md): a host name → an owner or one repository; the
+        // certificate served for it by SNI, its private key sealed with the keyring.
+        await db.schema
+          .createTable('domains')
+          .addColumn('host', 'text', (c) => c.primaryKey())
+          .addColumn('owner_id', 'bigint', (c) => c.notNull().references('owners.id').onDelete('cascade'))
+          .addColumn('repository_id', 'bigint', (c) => c.references('repositories.id').onDelete('cascade'))
+          .addColumn('mirror', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('cert_pem', 'text')
+          .addColumn('key_sealed', 'text')
+          .addColumn('cert_expires_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('domains_owner').on('domains').column('owner_id').execute();
+      },
+    },
     '0012_rate_limits': {
       async up(db: Kysely<any>) {
         // Request and byte limits (docs/limits.md). `scope` names what a row limits: `anonymous`,

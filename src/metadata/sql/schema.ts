@@ -134,6 +134,16 @@ export interface Database {
     updated_at: number;
   };
   vuln_exceptions: { repository_id: number; vuln_id: string; expires_at: number; reason: string; created_by: string; created_at: number };
+  domains: {
+    host: string;
+    owner_id: number;
+    repository_id: number | null;
+    mirror: number;
+    cert_pem: string | null;
+    key_sealed: string | null;
+    cert_expires_at: number | null;
+    created_at: number;
+  };
   jobs: {
     id: Generated<number>;
     kind: string;
