@@ -16,6 +16,7 @@ import { createSecureContext } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 import { Keyring } from './core/keys/keyring.ts';
 import { sealedSites, sweepSealed } from './core/keys/sealed.ts';
+import { signingIdentity } from './core/supply-chain/signing/signing.ts';
 import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
 
@@ -94,11 +95,11 @@ export async function createBerth(config: Config, logger: Logger | false = false
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc, lifecycle, sbom } = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns } = await openMetadata(config);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
-    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey), { rotate: false });
+    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing), { rotate: false });
   } catch (e) {
     await meta.close();
     throw e;
@@ -125,7 +126,25 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     lifecycle,
+    signing: {
+      store: signing,
+      options: {
+        identity: signingIdentity({ signingIdentity: config.signing.identity, publicUrl: config.auth.publicUrl, listen: parseListen(config.listen) }),
+        cacheMs: config.signing.cacheSeconds * 1000,
+      },
+    },
     sbom,
+    vulns: {
+      store: vulns,
+      options: {
+        mirrorUrls: config.vulns.mirror.urls,
+        maxArchiveBytes: config.vulns.maxArchiveBytes,
+        downloadTimeoutMs: 30 * 60_000,
+        policyCacheMs: config.vulns.policyCacheSeconds * 1000,
+        spoolDir: path.join(config.data, 'spool', 'vulndb'),
+        limits: { maxRecordBytes: config.vulns.maxRecordBytes, maxRecords: 2_000_000 },
+      },
+    },
     sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
@@ -207,6 +226,16 @@ export async function createBerth(config: Config, logger: Logger | false = false
   }, config.gc.intervalSeconds * 1000);
   gcTimer.unref();
 
+  // The vulnerability database: refreshed from the configured mirror (a job, on any one node).
+  const refreshVulns = () => void registry.vulns.enqueueRefresh().catch((e: unknown) => log?.error({ err: e }, 'queueing the vulnerability database refresh failed'));
+  const vulnsTimer = setInterval(refreshVulns, config.vulns.mirror.refreshHours * 3600_000);
+  vulnsTimer.unref();
+  if (config.vulns.mirror.urls.length) {
+    const db = await registry.vulns.databaseState();
+    // First start, or the last refresh is older than the interval (a restart must not wait a whole period).
+    if (!db.refreshedAt || Date.now() - db.refreshedAt > config.vulns.mirror.refreshHours * 3600_000) refreshVulns();
+  }
+
   let closed = false;
   return {
     app,
@@ -228,6 +257,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearTimeout(firstPrune);
       clearInterval(pruneTimer);
       clearInterval(gcTimer);
+      clearInterval(vulnsTimer);
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();

@@ -13,6 +13,8 @@ import { keyCommands } from './keys.ts';
 import { jobCommands } from './jobs.ts';
 import { gcCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
+import { signingCommands } from './signing.ts';
+import { vulnCommands } from './vulns.ts';
 import { sbomCommands } from './sbom.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
@@ -42,6 +44,8 @@ export function buildProgram(): Command {
   sbomCommands(program);
   gcCommands(program);
   retentionCommands(program);
+  signingCommands(program);
+  vulnCommands(program);
   const serveCmd = program
     .command('serve')
     .description('run the registry')

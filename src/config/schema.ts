@@ -251,6 +251,23 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ concurrency: 2, pollIntervalMs: 1000, leaseSeconds: 60, maxAttempts: 5, backoffBaseMs: 1000, backoffMaxSeconds: 3600 }),
+    /** Repository signing (docs/signing.md). */
+    signing: z
+      .object({
+        /**
+         * HOST[:PORT][/PATH] that signatures name images under (`critical.identity.docker-reference`
+         * = this + `/OWNER/REPOSITORY/IMAGE`): the name clients pull by. Unset: the host and path of
+         * `auth.publicUrl`, else the listen address (`localhost:PORT` for a wildcard host).
+         */
+        identity: z
+          .string()
+          .regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*\/?$/, 'signing.identity must be HOST[:PORT][/PATH], e.g. registry.example.com')
+          .optional(),
+        /** How long a node reuses a repository's signing settings and change counter before asking the database again (other nodes' changes take effect within it). */
+        cacheSeconds: z.number().min(0).max(300).default(2),
+      })
+      .strict()
+      .default({ cacheSeconds: 2 }),
     /** Online garbage collection (docs/lifecycle.md). */
     gc: z
       .object({
@@ -274,6 +291,27 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ enabled: true, maxLayerBytes: 16 * 1024 ** 3, maxPackages: 100_000 }),
+    /** The vulnerability database and pull policies (docs/vulnerabilities.md). */
+    vulns: z
+      .object({
+        mirror: z
+          .object({
+            /** OSV `all.zip` URLs (one per ecosystem) refreshed on a schedule, through egress; empty: imports only. */
+            urls: z.array(z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be http:// or https://')).max(50).default([]),
+            /** Hours between refreshes from the mirror. */
+            refreshHours: z.number().positive().max(24 * 30).default(24),
+          })
+          .strict()
+          .default({ urls: [], refreshHours: 24 }),
+        /** Bytes of one `all.zip`, uploaded (`berth vulndb import`) or downloaded, at most. */
+        maxArchiveBytes: z.number().int().positive().default(2 * 1024 ** 3),
+        /** Bytes of one OSV record, at most. */
+        maxRecordBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+        /** How long a node trusts a repository's vulnerability policy (and its reports' generation) before asking the database again. */
+        policyCacheSeconds: z.number().min(0).max(300).default(2),
+      })
+      .strict()
+      .default({ mirror: { urls: [], refreshHours: 24 }, maxArchiveBytes: 2 * 1024 ** 3, maxRecordBytes: 4 * 1024 * 1024, policyCacheSeconds: 2 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -334,6 +372,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_IMPORT_MAX_ARCHIVE_BYTES: (c, v) => ((c.imports ??= {}).maxArchiveBytes = Number(v)),
   BERTH_IMPORT_MAX_UNPACKED_BYTES: (c, v) => ((c.imports ??= {}).maxUnpackedBytes = Number(v)),
   BERTH_IMPORT_MAX_CONCURRENT_PER_USER: (c, v) => ((c.imports ??= {}).maxConcurrentPerUser = Number(v)),
+  BERTH_VULNS_MIRROR_URLS: (c, v) => (((c.vulns ??= {}).mirror ??= {}).urls = v.split(',').map((u) => u.trim()).filter(Boolean)),
+  BERTH_VULNS_REFRESH_HOURS: (c, v) => (((c.vulns ??= {}).mirror ??= {}).refreshHours = Number(v)),
   BERTH_KEK: (c, v) => ((c.keys ??= {}).kek = v),
   BERTH_KEK_FILE: (c, v) => ((c.keys ??= {}).kekFile = v),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
@@ -343,6 +383,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_PROXY_SECRET_KEY: (c, v) => ((c.proxy ??= {}).secretKey = v),
   BERTH_AUTH_SERVICE: (c, v) => ((c.auth ??= {}).service = v),
   BERTH_PUBLIC_URL: (c, v) => ((c.auth ??= {}).publicUrl = v),
+  BERTH_SIGNING_IDENTITY: (c, v) => ((c.signing ??= {}).identity = v),
+  BERTH_SIGNING_CACHE_SECONDS: (c, v) => ((c.signing ??= {}).cacheSeconds = Number(v)),
   BERTH_TOKEN_TTL_SECONDS: (c, v) => ((c.auth ??= {}).tokenTtlSeconds = Number(v)),
   BERTH_ADMIN_PASSWORD: (c, v) => ((c.auth ??= {}).adminPassword = v),
   BERTH_MAX_LOGIN_FAILURES: (c, v) => ((c.auth ??= {}).maxLoginFailures = Number(v)),

@@ -21,9 +21,13 @@ import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
+import { Signing, type SigningOptions } from './supply-chain/signing/signing.ts';
+import type { SigningStore } from '../metadata/signing-store.ts';
 import type { InventoryReader } from './supply-chain/inventory.ts';
 import { type SbomOptions, SbomService } from './supply-chain/sbom/sbom.ts';
 import type { SbomStore } from '../metadata/sbom-store.ts';
+import { DEFAULT_VULN_OPTIONS, type VulnOptions, Vulnerabilities } from './supply-chain/vulns/vulns.ts';
+import type { VulnStore } from '../metadata/vuln-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -46,6 +50,12 @@ export interface JobsSetup {
 export interface GcSetup {
   store: GcStore;
   options?: GcOptions;
+}
+
+/** Repository signing's store and settings (docs/signing.md). */
+export interface SigningSetup {
+  store: SigningStore;
+  options: SigningOptions;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -79,10 +89,14 @@ export class Registry {
   readonly retention: RetentionRules;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
+  /** Repository signing keys, signing on push, verdicts and the signature pull policy (docs/signing.md). */
+  readonly signing: Signing;
   /** SBOM on push: inventories and CycloneDX referrers made by jobs (docs/supply-chain.md). */
   readonly sbom: SbomService;
   /** Stored image inventories, read by the vulnerability matcher. */
   readonly inventories: InventoryReader;
+  /** The vulnerability database, matching, reports and pull policy (docs/vulnerabilities.md). */
+  readonly vulns: Vulnerabilities;
 
   constructor(
     readonly meta: MetadataStore,
@@ -99,7 +113,9 @@ export class Registry {
       jobs: JobsSetup;
       gc: GcSetup;
       lifecycle: LifecycleStore;
+      signing: SigningSetup;
       sbom: SbomStore;
+      vulns: { store: VulnStore; options?: VulnOptions };
       sbomOptions?: SbomOptions;
     },
   ) {
@@ -135,7 +151,25 @@ export class Registry {
     this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>, this, opts.sbomOptions);
     this.inventories = this.sbom.inventories;
     this.manifests.jobs = { jobsFor: (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest), enqueued: () => this.jobs.kick() };
+    this.vulns = new Vulnerabilities(
+      opts.vulns.store,
+      this.inventories,
+      this.jobs as JobQueue<unknown>,
+      this.events,
+      this.tenancy,
+      meta,
+      this.images,
+      this.manifests,
+      (repositoryId) => this.sbom.enabled(repositoryId),
+      this.egress,
+      opts.vulns.options ?? DEFAULT_VULN_OPTIONS,
+    );
+    // A stored inventory is matched by a job; pulls meet the repository's vulnerability policy.
+    this.sbom.onInventory = (digest) => this.vulns.onInventory(digest);
+    this.pullPolicies.register(this.vulns.pullPolicy());
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
+    this.signing = new Signing(opts.signing.store, meta, this.blobs, this.uploads, this.manifests, this.tenancy, this.keyring, this.jobs as JobQueue<unknown>, opts.signing.options);
+    this.pullPolicies.register(this.signing.policy());
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
       passwords: () => this.authenticator.forgetPasswords(),
       deleted: () => this.webhooks.forgetCache(),

@@ -158,3 +158,19 @@ export interface SbomStatus {
   packageCount?: number;
   sbom?: string;
 }
+
+/** GET /api/v1/repos/:owner/:repo/signing (docs/signing.md). */
+export interface SigningSettings {
+  repository: string;
+  signOnPush: boolean;
+  requireSignature: boolean;
+  identity: string;
+}
+
+/** One tag's signature verdict (GET /api/v1/repos/:owner/:repo/signatures). */
+export interface TagSignature {
+  tag: string;
+  digest: string;
+  state: 'signed' | 'invalid' | 'unsigned';
+  summary: string;
+}
