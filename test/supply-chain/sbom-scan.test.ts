@@ -10,7 +10,8 @@ import { scanLayer, DEFAULT_LAYER_LIMITS, interest } from '../../src/core/supply
 import { combineLayers } from '../../src/core/supply-chain/sbom/combine.ts';
 import { parseDpkgStatus, parseOsRelease } from '../../src/core/supply-chain/sbom/parsers.ts';
 import { cycloneDx } from '../../src/core/supply-chain/sbom/cyclonedx.ts';
-import { alpineBase, gzip, npmTree, pyMetadata, pythonTree, tarOf, zstd } from './layers.ts';
+import { readFileSync } from 'node:fs';
+import { alpineBase, goBinary, gzip, npmTree, pyMetadata, pythonTree, tarOf, zstd } from './layers.ts';
 
 async function* chunked(b: Buffer, size = 777): AsyncGenerator<Buffer> {
   for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
@@ -92,6 +93,38 @@ describe('SBOM layer scan', () => {
       throw new Error('storage went away');
     }
     await assert.rejects(scanLayer(failing()), /storage went away/, 'a read failure fails the scan (the job is retried)');
+  });
+
+  test('Go binaries: build information of Go 1.18+ executables (a real one from this machine, and one with modules), not of other files', async () => {
+    const modinfo = [
+      'path\texample.com/app/cmd/app',
+      'mod\texample.com/app\tv1.4.0\th1:abc=',
+      'dep\tgithub.com/gorilla/mux\tv1.8.0\th1:def=',
+      'dep\tgolang.org/x/net\tv0.7.0',
+      '=>\tgolang.org/x/net\tv0.17.0\th1:ghi=',
+      'build\tGOOS=linux',
+      '',
+    ].join('\n');
+    const app = goBinary('go1.21.5', modinfo);
+    const layer = await tarOf([
+      { name: 'usr/bin/skopeo', data: readFileSync('/usr/bin/skopeo'), mode: 0o755 },
+      { name: 'app/app', data: app, mode: 0o755 },
+      { name: 'app/not-executable', data: app, mode: 0o644 },
+      { name: 'bin/true', data: readFileSync('/bin/true'), mode: 0o755 },
+    ]);
+    const inv = await scanLayer(chunked(layer, 64 * 1024 + 7));
+    assert.deepEqual(inv.files.map((f) => f.path), ['usr/bin/skopeo', 'app/app']);
+    const skopeo = inv.files[0]!.packages!;
+    assert.equal(skopeo[0]!.name, 'stdlib');
+    assert.match(skopeo[0]!.version, /^v1\.\d+\.\d+$/, 'the toolchain that built skopeo');
+    assert.deepEqual(inv.files[1]!.packages, [
+      { type: 'golang', name: 'stdlib', version: 'v1.21.5' },
+      { type: 'golang', name: 'example.com/app', version: 'v1.4.0' },
+      { type: 'golang', name: 'github.com/gorilla/mux', version: 'v1.8.0' },
+      { type: 'golang', name: 'golang.org/x/net', version: 'v0.17.0' },
+    ]);
+    const purls = combineLayers(D, [inv], 1).packages.filter((p) => p.location === 'app/app').map((p) => p.purl);
+    assert.deepEqual(purls, ['pkg:golang/example.com/app@v1.4.0', 'pkg:golang/github.com/gorilla/mux@v1.8.0', 'pkg:golang/golang.org/x/net@v0.17.0', 'pkg:golang/stdlib@v1.21.5']);
   });
 
   test('interesting paths', () => {

@@ -11,6 +11,7 @@ import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import tar from 'tar-stream';
 import type { InventoryOs } from '../inventory.ts';
+import { parseGoBuildInfo, readGoBuildInfo } from './go-buildinfo.ts';
 import { type FoundPackage, parseApkInstalled, parseDpkgStatus, parseOsRelease, parsePackageJson, parsePythonMetadata } from './parsers.ts';
 
 /** Bumped when what a layer scan records changes: cached layer inventories of another version are read again. */
@@ -54,6 +55,8 @@ export interface LayerScanLimits {
   maxDatabaseBytes: number;
   /** Any other file of interest (package.json, os-release, the head of METADATA). */
   maxFileBytes: number;
+  /** Executables larger than this are not searched for Go build information. */
+  maxGoBinaryBytes: number;
 }
 
 export const DEFAULT_LAYER_LIMITS: LayerScanLimits = {
@@ -63,6 +66,7 @@ export const DEFAULT_LAYER_LIMITS: LayerScanLimits = {
   maxPackages: 100_000,
   maxDatabaseBytes: 32 * 1024 ** 2,
   maxFileBytes: 1024 ** 2,
+  maxGoBinaryBytes: 512 * 1024 ** 2,
 };
 
 type Kind = 'os' | 'dpkg' | 'apk' | 'npm' | 'pypi';
@@ -79,6 +83,12 @@ export function interest(p: string): Kind | undefined {
   if (p.endsWith('/package.json') && NPM_PACKAGE_JSON.test(p)) return 'npm';
   if ((p.endsWith('/METADATA') || p.endsWith('/PKG-INFO')) && PY_METADATA.test(p)) return 'pypi';
   return undefined;
+}
+
+/** A regular file with an execute bit, of a size a Go binary may have: searched for Go build information. */
+function isExecutable(h: tar.Header, limits: LayerScanLimits): boolean {
+  const size = h.size ?? 0;
+  return (h.type === 'file' || h.type === 'contiguous-file') && ((h.mode ?? 0) & 0o111) !== 0 && size >= 4096 && size <= limits.maxGoBinaryBytes;
 }
 
 /** A member name as a relative path without `./`, or undefined for names reaching outside (`..`). */
@@ -212,6 +222,15 @@ export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLi
         continue;
       }
       const kind = p ? interest(p) : undefined;
+      if (p && !kind && isExecutable(h, limits) && inv.files.length < limits.maxFiles) {
+        const info = await readGoBuildInfo(entry as AsyncIterable<Buffer>);
+        const found = info ? parseGoBuildInfo(info, Math.max(0, limits.maxPackages - packages)) : [];
+        if (found.length) {
+          packages += found.length;
+          inv.files.push({ path: p, packages: found });
+        }
+        continue;
+      }
       if (!p || !kind || inv.files.length >= limits.maxFiles) {
         if (kind && inv.files.length >= limits.maxFiles) inv.truncated ??= `more than ${limits.maxFiles} package files`;
         entry.resume();
