@@ -104,6 +104,8 @@ export function normalisePath(raw: string): string | undefined {
 
 const GZIP = [0x1f, 0x8b];
 const ZSTD = [0x28, 0xb5, 0x2f, 0xfd];
+/** Compressed bytes given to the zstd decoder at a time: at most ~16 MiB of output (128 RLE blocks). */
+const ZSTD_SLICE = 512;
 
 function startsWith(b: Buffer, magic: number[]): boolean {
   return b.length >= magic.length && magic.every((m, i) => b[i] === m);
@@ -167,10 +169,14 @@ export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): 
     let out: Buffer[] = [];
     const z = new Decompress((chunk) => void out.push(Buffer.from(chunk)));
     for await (const b of raw()) {
-      z.push(b);
-      const ready = out;
-      out = [];
-      for (const c of ready) yield counted(c);
+      // Fed in small slices, each yielded before the next: a few bytes of zstd can stand for
+      // 128 KiB each (RLE blocks), so a whole chunk at once could expand to gigabytes in memory.
+      for (let i = 0; i < b.length; i += ZSTD_SLICE) {
+        z.push(b.subarray(i, i + ZSTD_SLICE));
+        const ready = out;
+        out = [];
+        for (const c of ready) yield counted(c);
+      }
     }
     z.push(new Uint8Array(0), true);
     for (const c of out) yield counted(c);
