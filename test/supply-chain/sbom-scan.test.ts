@@ -83,13 +83,17 @@ describe('SBOM layer scan', () => {
     const tooMuch = await scanLayer(chunked(await tarOf(npmTree())), { ...DEFAULT_LAYER_LIMITS, maxBytes: 4096 });
     assert.match(tooMuch.truncated ?? '', /larger than 4096 bytes uncompressed/);
     assert.ok(tooMuch.files.length >= 1 && tooMuch.files.length < 6, 'what came before the bound is kept');
-    // A zstd bomb (256 MiB of zeros in 9 KiB) stops at the bound, decompressed a slice at a time.
+    // Bombs (256 MiB of zeros in 9 KiB of zstd, 256 KiB of gzip) stop at the bound, decompressed a slice at a time.
     const bomb = execFileSync('sh', ['-c', 'head -c 268435456 /dev/zero | zstd -q -1 -c'], { maxBuffer: 16 * 1024 * 1024 });
     assert.ok(bomb.length < 1024 * 1024, `${bomb.length} bytes`);
     const rss = process.memoryUsage().rss;
     const bombed = await scanLayer(chunked(bomb, 1024 * 1024), { ...DEFAULT_LAYER_LIMITS, maxBytes: 32 * 1024 * 1024 });
     assert.match(bombed.truncated ?? '', /larger than 33554432 bytes/);
     assert.ok(process.memoryUsage().rss - rss < 256 * 1024 * 1024, 'memory stays bounded');
+    const gzBomb = execFileSync('sh', ['-c', 'head -c 268435456 /dev/zero | gzip -1 -c'], { maxBuffer: 16 * 1024 * 1024 });
+    const gzBombed = await scanLayer(chunked(gzBomb, 1024 * 1024), { ...DEFAULT_LAYER_LIMITS, maxBytes: 32 * 1024 * 1024 });
+    assert.match(gzBombed.truncated ?? '', /larger than 33554432 bytes/);
+    assert.ok(process.memoryUsage().rss - rss < 256 * 1024 * 1024, 'memory stays bounded (gzip)');
     const whole = await tarOf(npmTree());
     const cut = await scanLayer(chunked(whole.subarray(0, 2048 + 100)));
     assert.match(cut.unreadable ?? '', /Unexpected end of data/);

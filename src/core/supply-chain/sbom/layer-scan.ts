@@ -104,6 +104,12 @@ export function normalisePath(raw: string): string | undefined {
 
 const GZIP = [0x1f, 0x8b];
 const ZSTD = [0x28, 0xb5, 0x2f, 0xfd];
+const GZIP_SLICE = 16 * 1024;
+
+async function* sliced(chunks: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  for await (const c of chunks) for (let i = 0; i < c.length; i += size) yield c.subarray(i, i + size);
+}
+
 /** Compressed bytes given to the zstd decoder at a time: at most ~16 MiB of output (128 RLE blocks). */
 const ZSTD_SLICE = 512;
 
@@ -156,7 +162,9 @@ export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): 
   };
   if (startsWith(head, GZIP)) {
     const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-    const input = Readable.from(raw());
+    // Sliced so that one write expands to at most ~16 MiB (deflate's ratio is about 1:1032),
+    // each waiting for the one before to be read.
+    const input = Readable.from(sliced(raw(), GZIP_SLICE));
     input.on('error', (e) => gunzip.destroy(e));
     input.pipe(gunzip);
     try {
