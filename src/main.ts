@@ -19,6 +19,7 @@ import { sealedSites, sweepSealed } from './core/keys/sealed.ts';
 import { signingIdentity } from './core/supply-chain/signing/signing.ts';
 import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
+import type { CounterBackend } from './core/limits/counters.ts';
 
 export interface Berth {
   app: FastifyInstance;
@@ -88,6 +89,11 @@ export interface CreateOptions {
   resolve?: Resolve;
   /** With several workers: GET /metrics answers for all of them (src/cli/serve.ts). */
   clusterMetrics?: ClusterMetrics;
+  /**
+   * A worker of `berth serve --workers N` on SQLite: rate-limit counters are kept by the
+   * supervisor (src/cli/serve.ts), so that every worker counts against the same totals.
+   */
+  clusterCounters?: boolean;
 }
 
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
@@ -95,7 +101,12 @@ export async function createBerth(config: Config, logger: Logger | false = false
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns } = await openMetadata(config);
+  const opened = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns, limits } = opened;
+  // Counters shared by every node on PostgreSQL; the supervisor's for workers on SQLite;
+  // this process's otherwise (docs/limits.md#where-the-counters-live).
+  const counters: CounterBackend =
+    'pool' in opened ? { kind: 'postgres', pool: opened.pool } : opts.clusterCounters ? { kind: 'cluster' } : { kind: 'memory' };
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
@@ -146,6 +157,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
+    limits: { store: limits, counters, refreshMs: config.rateLimits.refreshSeconds * 1000, onError: (e) => log?.error({ err: e }, 'reading the rate limits failed') },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,
@@ -164,6 +176,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
     },
   });
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);
+  await registry.rateLimits.start();
   if (!config.auth.publicUrl) {
     log?.warn(
       'auth.publicUrl is not set: the token realm is the address each client connected to (or X-Forwarded-Host from events.trustedProxies); set auth.publicUrl (BERTH_PUBLIC_URL) to the URL clients use',
@@ -258,6 +271,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearInterval(pruneTimer);
       clearInterval(gcTimer);
       clearInterval(vulnsTimer);
+      registry.rateLimits.stop();
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();

@@ -16,6 +16,7 @@ import { retentionCommands } from './retention.ts';
 import { signingCommands } from './signing.ts';
 import { vulnCommands } from './vulns.ts';
 import { sbomCommands } from './sbom.ts';
+import { limitCommands } from './limits.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
 export function version(): string {
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   retentionCommands(program);
   signingCommands(program);
   vulnCommands(program);
+  limitCommands(program);
   const serveCmd = program
     .command('serve')
     .description('run the registry')

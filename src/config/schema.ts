@@ -312,6 +312,16 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ mirror: { urls: [], refreshHours: 24 }, maxArchiveBytes: 2 * 1024 ** 3, maxRecordBytes: 4 * 1024 * 1024, policyCacheSeconds: 2 }),
+    rateLimits: z
+      .object({
+        /**
+         * How often each process asks the database whether the limits changed (docs/limits.md);
+         * a change made through a process applies there at once, elsewhere within this time.
+         */
+        refreshSeconds: z.number().int().min(1).max(3600).default(5),
+      })
+      .strict()
+      .default({ refreshSeconds: 5 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -399,6 +409,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
   BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
   BERTH_EGRESS_ALLOW: (c, v) => ((c.egress ??= {}).allow = v.split(',').map((x) => x.trim()).filter(Boolean)),
+  BERTH_RATE_LIMITS_REFRESH_SECONDS: (c, v) => ((c.rateLimits ??= {}).refreshSeconds = Number(v)),
   BERTH_JOBS_CONCURRENCY: (c, v) => ((c.jobs ??= {}).concurrency = Number(v)),
   BERTH_JOBS_POLL_INTERVAL_MS: (c, v) => ((c.jobs ??= {}).pollIntervalMs = Number(v)),
   BERTH_JOBS_LEASE_SECONDS: (c, v) => ((c.jobs ??= {}).leaseSeconds = Number(v)),

@@ -28,6 +28,9 @@ import { type SbomOptions, SbomService } from './supply-chain/sbom/sbom.ts';
 import type { SbomStore } from '../metadata/sbom-store.ts';
 import { DEFAULT_VULN_OPTIONS, type VulnOptions, Vulnerabilities } from './supply-chain/vulns/vulns.ts';
 import type { VulnStore } from '../metadata/vuln-store.ts';
+import { BYTE_WINDOW_SECONDS, RateLimits, REQUEST_WINDOW_SECONDS } from './limits/rate-limits.ts';
+import { type CounterBackend, openCounter } from './limits/counters.ts';
+import type { RateLimitStore } from '../metadata/rate-limit-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -56,6 +59,14 @@ export interface GcSetup {
 export interface SigningSetup {
   store: SigningStore;
   options: SigningOptions;
+}
+
+/** Request and byte limits (docs/limits.md): their rows, where counters live, how often to re-read. */
+export interface LimitsSetup {
+  store: RateLimitStore;
+  counters: CounterBackend;
+  refreshMs: number;
+  onError?: (e: unknown) => void;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -97,6 +108,8 @@ export class Registry {
   readonly inventories: InventoryReader;
   /** The vulnerability database, matching, reports and pull policy (docs/vulnerabilities.md). */
   readonly vulns: Vulnerabilities;
+  /** Request and byte limits per identity and repository (docs/limits.md); inactive when none is set. */
+  readonly rateLimits: RateLimits;
 
   constructor(
     readonly meta: MetadataStore,
@@ -117,6 +130,7 @@ export class Registry {
       sbom: SbomStore;
       vulns: { store: VulnStore; options?: VulnOptions };
       sbomOptions?: SbomOptions;
+      limits: LimitsSetup;
     },
   ) {
     this.egress = opts.egress ?? new Egress();
@@ -127,6 +141,14 @@ export class Registry {
     this.tenancy = new Tenancy(accessStore, this.access);
     this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);
     this.pullPolicies = new PullPolicies(async (identity, owner, repository) => (await this.access.check(identity, owner, repository)).actions.has('push'));
+    const l = opts.limits;
+    this.rateLimits = new RateLimits(
+      l.store,
+      accessStore,
+      this.tenancy,
+      { requests: openCounter(l.counters, 'requests', REQUEST_WINDOW_SECONDS), bytes: openCounter(l.counters, 'bytes', BYTE_WINDOW_SECONDS) },
+      { refreshMs: l.refreshMs, ...(l.onError ? { onError: l.onError } : {}) },
+    );
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
     this.uploads = new Uploads(meta, store, this.images, opts.uploads);

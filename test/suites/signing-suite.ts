@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import { sealedSites, sweepSealed } from '../../src/core/keys/sealed.ts';
 import { ADMIN, api, apiOk, basic, eventually, openBerth, pull, pushImage, setupTenancy, type EventsBerth, type Tenancy } from '../events/helpers.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -123,6 +124,18 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
         return job ? undefined : true;
       }, 20_000, `signing job of ${name}@${digest}`);
 
+    /** Waits until no signing job (sign or backfill) is left. */
+    const drained = () =>
+      eventually(async () => {
+        for (const kind of ['signing.sign', 'signing.backfill']) {
+          const jobs = await b.berth.registry.jobs.store.list({ kind, limit: 5 });
+          const failed = jobs.find((j) => j.lastError);
+          if (failed) throw new Error(`${kind} job failed: ${failed.lastError}`);
+          if (jobs.length) return undefined;
+        }
+        return true;
+      }, 30_000, 'signing jobs to finish');
+
     before(async () => {
       b = await openBerth({ postgres: dialect === 'postgres', auth: { publicUrl: `https://${PUBLIC_HOST}` } as never });
       app = b.app;
@@ -152,6 +165,10 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
       const sealed = await b.berth.registry.signing['store'].listSealedKeys();
       assert.equal(sealed.length, 1);
       assert.match(sealed[0]!.value, /^sealed:v1:repository-signing-key:/);
+      // `berth keys rotate` re-seals repository signing keys with every other secret.
+      const sites = await sealedSites(b.berth.accessStore, undefined, undefined, b.berth.registry.signing['store']);
+      const swept = await sweepSealed(b.berth.registry.keyring, sites, { rotate: true });
+      assert.deepEqual(swept['repository signing keys'], { sealed: 0, resealed: 0, current: 1 });
     });
 
     test('[PUT signing] managers only; sign on push writes a .sig manifest and a referrer that openssl verifies against the public key', async () => {
@@ -267,6 +284,11 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
       const both = (await verdicts('tool', ['cosign'])).get('cosign');
       assert.deepEqual(both.signedBy.map((x: any) => x.kind).sort(), ['repository', 'trusted']);
       assert.equal(both.signatures, 3); // two .sig layers and Berth's referrer
+      // Switching signing on signed what the repository held already.
+      await drained();
+      const backfilled = await verdicts('tool', ['unsigned', 'untrusted']);
+      assert.equal(backfilled.get('unsigned').state, 'signed');
+      assert.deepEqual(backfilled.get('untrusted').signedBy.map((x: any) => x.kind), ['repository']);
     });
 
     test('[GET manifests] require signature: 403 DENIED naming the policy; signed, index children, referrers and pushers pass; off again serves all', async () => {
@@ -305,11 +327,26 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
         assert.equal((await get(sigTag(bad.digest), auth)).statusCode, 200);
         assert.equal((await app.inject({ url: `/v2/acme/prod/gate/referrers/${none.digest}`, headers: { authorization: auth } })).statusCode, 200);
       }
+      // One digest in two images of the repository, signed in one only: a verdict per image.
+      const layer = Buffer.from('shared layer');
+      const cfg = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+      const doc = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }] };
+      for (const n of ['acme/prod/gate', 'acme/prod/twin']) for (const x of [layer, cfg]) await blob(app, n, x);
+      const shared = await putManifest(app, 'acme/prod/gate', 'shared', doc);
+      assert.equal(await putManifest(app, 'acme/prod/twin', 'shared', doc), shared);
+      await pushSigTag(app, 'acme/prod/gate', shared, [clientSign(team.privateKey, payloadFor('x.test/acme/prod/gate', shared, 'cosign'))]);
+      assert.equal((await get('shared', t.carol)).statusCode, 200);
+      assert.equal((await pull(app, 'acme/prod/twin', 'shared', t.carol)).statusCode, 403);
+      assert.equal((await pull(app, 'acme/prod/twin', shared, t.carol)).statusCode, 403);
       assert.equal((await get('none', t.bob)).statusCode, 200, 'repository admins are exempt');
       assert.equal((await get('none', ADMIN)).statusCode, 200, 'site administrators are exempt');
       // A signature pushed later counts at once: the repository's version moved.
       await pushSigTag(app, 'acme/prod/gate', none.digest, [clientSign(team.privateKey, payloadFor('x.test/acme/prod/gate', none.digest, 'cosign'))]);
       assert.equal((await get('none', t.carol)).statusCode, 200);
+      // Removing an added key: its signatures stop counting.
+      const release = (await getJson(app, `${base}/signing-keys`)).find((k: any) => k.kind === 'trusted' && k.name === 'release');
+      await apiOk(app, 'DELETE', `${base}/signing-keys/${release.keyId}`, t.bob, undefined, 204);
+      assert.equal((await get('good', t.carol)).statusCode, 403);
       await apiOk(app, 'PUT', `${base}/signing`, t.bob, { requireSignature: false }, 200);
       assert.equal((await get('bad', t.carol)).statusCode, 200);
       assert.equal((await get('lone', t.carol)).statusCode, 200);
@@ -317,6 +354,7 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
 
     test('[POST signing-keys/rotate] a new key signs from now on; the old one still verifies what it signed; records say which', async () => {
       await apiOk(app, 'PUT', `${base}/signing`, t.bob, { signOnPush: true, requireSignature: true }, 200);
+      await drained(); // the backfill switching signing on queued
       const [old] = (await getJson(app, `${base}/signing-keys`)).filter((k: any) => k.current);
       const before = await pushImage(app, 'acme/prod/rot', 'before');
       await signed('acme/prod/rot', before.digest);
@@ -334,12 +372,17 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
       assert.deepEqual(v.get('before').signedBy.map((s: any) => s.keyId), [old.keyId]);
       assert.deepEqual(v.get('after').signedBy.map((s: any) => s.keyId), [fresh.keyId]);
       for (const tag of ['before', 'after']) assert.equal((await pull(app, 'acme/prod/rot', tag, t.carol)).statusCode, 200);
-      // Removing an added key: its signatures stop counting; repository keys cannot be removed.
+      // A multi-platform push: each child (pushed by digest) and the index are signed.
+      const kids = [await pushImage(app, 'acme/prod/rot', 'k1'), await pushImage(app, 'acme/prod/rot', 'k2')];
+      const idx = await putManifest(app, 'acme/prod/rot', 'multi', { schemaVersion: 2, mediaType: OCI_INDEX, manifests: kids.map((k) => ({ mediaType: OCI_MANIFEST, digest: k.digest, size: k.bytes.length })) }, OCI_INDEX);
+      for (const d of [...kids.map((k) => k.digest), idx]) await signed('acme/prod/rot', d);
+      for (const d of [...kids.map((k) => k.digest), idx]) {
+        const sig = await getJson(app, `/v2/acme/prod/rot/manifests/${sigTag(d)}`);
+        assert.equal(sig.layers.length, 1, d);
+      }
+      assert.equal((await verdicts('rot', ['multi'])).get('multi').signedBy[0].keyId, fresh.keyId);
+      // Repository keys are rotated, never removed.
       assert.equal((await api(app, 'DELETE', `${base}/signing-keys/${fresh.keyId}`, t.bob)).status, 404);
-      const added = keys.find((k: any) => k.kind === 'trusted' && k.name === 'release');
-      await apiOk(app, 'DELETE', `${base}/signing-keys/${added.keyId}`, t.bob, undefined, 204);
-      const r = await pull(app, 'acme/prod/gate', 'good', t.carol);
-      assert.equal(r.statusCode, 403, r.body);
       await apiOk(app, 'PUT', `${base}/signing`, t.bob, { requireSignature: false }, 200);
     });
   });

@@ -174,3 +174,17 @@ export interface TagSignature {
   state: 'signed' | 'invalid' | 'unsigned';
   summary: string;
 }
+
+/** A request and byte limit (docs/limits.md). */
+export interface RateLimit {
+  kind: 'anonymous' | 'user' | 'token' | 'repository';
+  /** Username, token id, OWNER/REPOSITORY; null: the default of the kind. */
+  subject: string | null;
+  name?: string | null;
+  credentialKind?: string;
+  repository?: string | null;
+  requestsPerMinute: number | null;
+  bytesPerDay: number | null;
+  setBySiteAdmin: boolean;
+  updatedAt: string;
+}

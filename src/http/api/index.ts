@@ -11,6 +11,7 @@ import { upstreamApiRoutes } from './upstreams.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
 import { sbomApiRoutes } from './sbom.ts';
+import { limitApiRoutes } from './limits.ts';
 import { accountApiRoutes } from './account.ts';
 import { signingApiRoutes } from './signing.ts';
 import { vulnApiRoutes } from './vulns.ts';
@@ -287,6 +288,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
     ...sbomApiRoutes(registry),
+    ...limitApiRoutes(registry),
     ...accountApiRoutes(registry),
     ...signingApiRoutes(registry),
     ...vulnApiRoutes(registry),

@@ -429,6 +429,36 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0012_rate_limits': {
+      async up(db: Kysely<any>) {
+        // Request and byte limits (docs/limits.md). `scope` names what a row limits: `anonymous`,
+        // a kind's default (`user`, `token`, `repository`) or one subject (`user:12`); the
+        // subject's own column cascades its deletion.
+        await db.schema
+          .createTable('rate_limits')
+          .addColumn('scope', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'bigint', (c) => c.references('users.id').onDelete('cascade'))
+          .addColumn('credential_id', 'bigint', (c) => c.references('credentials.id').onDelete('cascade'))
+          .addColumn('repository_id', 'bigint', (c) => c.references('repositories.id').onDelete('cascade'))
+          .addColumn('requests_per_minute', 'bigint')
+          .addColumn('bytes_per_day', 'bigint')
+          // Set by a site administrator: only site administrators may change or remove it.
+          .addColumn('site_admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // The shared counters on PostgreSQL (rate-limiter-flexible's RateLimiterPostgres layout,
+        // with bigint points: a day's bytes pass 2^31; text keys: `r:` + a 255-character name).
+        if (dialect === 'postgres') {
+          await db.schema
+            .createTable('rate_limit_counters')
+            .addColumn('key', 'text', (c) => c.primaryKey())
+            .addColumn('points', 'bigint', (c) => c.notNull().defaultTo(0))
+            .addColumn('expire', 'bigint')
+            .execute();
+        }
+      },
+    },
   };
 }
 

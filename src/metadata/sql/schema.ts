@@ -64,6 +64,17 @@ export interface Database {
     created_at: number;
   };
   settings: { key: string; value: string };
+  rate_limits: {
+    scope: string;
+    kind: string;
+    user_id: number | null;
+    credential_id: number | null;
+    repository_id: number | null;
+    requests_per_minute: number | null;
+    bytes_per_day: number | null;
+    site_admin: Generated<number>;
+    updated_at: number;
+  };
   login_failures: { key: string; failures: number; since: number; last_at: number };
   upstreams: {
     id: Generated<number>;

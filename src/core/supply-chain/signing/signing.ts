@@ -43,6 +43,8 @@ import {
 } from './format.ts';
 
 export const SIGN_JOB = 'signing.sign';
+/** Signs what a repository holds already (enqueued when signing on push is switched on). */
+export const BACKFILL_JOB = 'signing.backfill';
 export const SIGNATURE_POLICY = 'signature';
 
 /** Manifests Berth signs: images and indexes (OCI and Docker schema 2), not schema 1. */
@@ -58,6 +60,8 @@ const MAX_PARENTS = 16;
 const MAX_VERDICT_TAGS = 100;
 const MAX_TRUSTED_KEYS = 50;
 const PAYLOAD_CACHE = 2000;
+/** Most manifests one backfill queues (tags and their indexes' children). */
+const MAX_BACKFILL = 100_000;
 
 export interface SigningOptions {
   /**
@@ -139,6 +143,7 @@ export class Signing {
     private readonly opts: SigningOptions,
   ) {
     jobs.register(SIGN_JOB, (job) => this.signJob(job));
+    jobs.register(BACKFILL_JOB, (job) => this.backfillJob(job));
     manifests.listeners.push({ put: (e) => this.afterPut(e), deleted: (e) => this.afterDelete(e) });
   }
 
@@ -152,8 +157,11 @@ export class Signing {
   /** Repository managers; a change bumps the version the pull policy's verdicts hang on. */
   async setSettings(actor: Identity, owner: string, name: string, changes: { signOnPush?: boolean; requireSignature?: boolean }): Promise<SigningSettingsView> {
     const repo = await this.manageable(actor, owner, name);
+    const before = await this.store.findSettings(repo);
     const saved = await this.store.saveSettings(repo, changes);
     if (changes.signOnPush) await this.currentKey(repo); // the key exists once signing is on: its public half can be shared first
+    // Switched on: what the repository holds already is signed too, in the background.
+    if (changes.signOnPush && !before.signOnPush) await this.jobs.enqueue([{ kind: BACKFILL_JOB, subject: String(repo), runAfter: Date.now() }]);
     this.cache.clear();
     return this.view(`${owner}/${name}`, saved);
   }
@@ -351,7 +359,7 @@ export class Signing {
     if (!img) return;
     if (!(await this.store.findSettings(img.repositoryId)).signOnPush) return;
     const m = await this.meta.findManifest(img.id, digest);
-    if (!m) return;
+    if (!m || !SIGNABLE.has(m.mediaType) || m.subjectDigest !== null) return;
     const key = await this.currentKey(img.repositoryId);
     const publicKey = createPublicKey(key.publicKey);
     const tag = signatureTag(digest);
@@ -381,6 +389,40 @@ export class Signing {
     const referrerDigest = (await this.manifests.put(name, sha256(referrer), referrer, OCI_MANIFEST)).digest;
     const rec: SigningRecord = { digest, keyId: key.keyId, signatureDigest: sigDigest!, referrerDigest, signedAt: record?.signedAt ?? now };
     await this.store.saveRecord(img.id, rec);
+  }
+
+  /**
+   * Queues a signing job for every tagged image manifest and index of the repository and the
+   * children of those indexes (at most MAX_BACKFILL); each job skips what is signed already.
+   */
+  private async backfillJob(job: JobRecord): Promise<void> {
+    const repositoryId = Number(job.subject);
+    if (!Number.isSafeInteger(repositoryId) || !(await this.store.findSettings(repositoryId)).signOnPush) return;
+    let queued = 0;
+    for (let after: string | undefined; queued < MAX_BACKFILL; ) {
+      const names = await this.meta.listImageNames({ limit: 100, after, repositoryIds: [repositoryId] });
+      if (!names.length) break;
+      after = names[names.length - 1];
+      for (const name of names) {
+        const img = await this.meta.findImage(name);
+        if (!img) continue;
+        for (let last: string | undefined; queued < MAX_BACKFILL; ) {
+          const tags = await this.meta.listTagEntries(img.id, { limit: 200, after: last });
+          if (!tags.length) break;
+          last = tags[tags.length - 1]!.name;
+          const digests = new Set<string>();
+          for (const t of tags) {
+            if (isAttachmentTag(t.name)) continue;
+            const m = await this.meta.findManifest(img.id, t.digest);
+            if (!m || !SIGNABLE.has(m.mediaType) || m.subjectDigest !== null || hasSubject(m.payload)) continue;
+            digests.add(m.digest);
+            for (const child of indexChildren(m.payload)) digests.add(child);
+          }
+          await this.jobs.enqueue([...digests].map((d) => ({ kind: SIGN_JOB, subject: `${name}@${d}`, runAfter: Date.now() })));
+          queued += digests.size;
+        }
+      }
+    }
   }
 
   private async putBlob(name: string, bytes: Buffer): Promise<void> {
@@ -440,6 +482,16 @@ export class Signing {
 
   private view(repository: string, s: SigningSettingsRecord): SigningSettingsView {
     return { repository, signOnPush: s.signOnPush, requireSignature: s.requireSignature, identity: `${this.opts.identity}/${repository}`, version: s.version };
+  }
+}
+
+/** The child digests an index lists (none for an image manifest). */
+function indexChildren(payload: Buffer): string[] {
+  try {
+    const doc = JSON.parse(payload.toString('utf8')) as { manifests?: { digest?: unknown }[] };
+    return Array.isArray(doc.manifests) ? doc.manifests.map((c) => c?.digest).filter((d): d is string => typeof d === 'string') : [];
+  } catch {
+    return [];
   }
 }
 
