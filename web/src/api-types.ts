@@ -150,6 +150,15 @@ export interface SearchResult {
   tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
 }
 
+/** GET /api/v1/repos/:owner/:repo/sbom/status (docs/supply-chain.md). */
+export interface SbomStatus {
+  digest: string;
+  state: 'generated' | 'empty' | 'pending' | 'off' | 'not-an-image';
+  generatedAt?: string;
+  packageCount?: number;
+  sbom?: string;
+}
+
 /** GET /api/v1/repos/:owner/:repo/signing (docs/signing.md). */
 export interface SigningSettings {
   repository: string;
