@@ -4,7 +4,6 @@ import { session, api } from '../api';
 import { bytes, when, short } from '../format';
 import { link, crumbs, page, copyButton } from '../components';
 import { imageRef } from '../host';
-
 import type { ReferrerNode, Detail, SbomStatus } from '../api-types';
 
 export function referrerTree(owner: string, repo: string, image: string, nodes: ReferrerNode[]): HTMLElement {
