@@ -7,6 +7,7 @@ import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import type { ClusterMetrics } from './http/metrics.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
+import { SqlDomainStore } from './metadata/sql/domain-store.ts';
 import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
@@ -16,8 +17,10 @@ import { createSecureContext } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 import { Keyring } from './core/keys/keyring.ts';
 import { sealedSites, sweepSealed } from './core/keys/sealed.ts';
+import { signingIdentity } from './core/supply-chain/signing/signing.ts';
 import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
+import type { CounterBackend } from './core/limits/counters.ts';
 
 export interface Berth {
   app: FastifyInstance;
@@ -87,6 +90,11 @@ export interface CreateOptions {
   resolve?: Resolve;
   /** With several workers: GET /metrics answers for all of them (src/cli/serve.ts). */
   clusterMetrics?: ClusterMetrics;
+  /**
+   * A worker of `berth serve --workers N` on SQLite: rate-limit counters are kept by the
+   * supervisor (src/cli/serve.ts), so that every worker counts against the same totals.
+   */
+  clusterCounters?: boolean;
 }
 
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
@@ -94,11 +102,17 @@ export async function createBerth(config: Config, logger: Logger | false = false
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc, lifecycle, sbom, vulns } = await openMetadata(config);
+  const opened = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns, limits, db } = opened;
+  // Counters shared by every node on PostgreSQL; the supervisor's for workers on SQLite;
+  // this process's otherwise (docs/limits.md#where-the-counters-live).
+  const counters: CounterBackend =
+    'pool' in opened ? { kind: 'postgres', pool: opened.pool } : opts.clusterCounters ? { kind: 'cluster' } : { kind: 'memory' };
+  const domains = new SqlDomainStore(db);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
-    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey), { rotate: false });
+    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing, domains), { rotate: false });
   } catch (e) {
     await meta.close();
     throw e;
@@ -125,6 +139,13 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     lifecycle,
+    signing: {
+      store: signing,
+      options: {
+        identity: signingIdentity({ signingIdentity: config.signing.identity, publicUrl: config.auth.publicUrl, listen: parseListen(config.listen) }),
+        cacheMs: config.signing.cacheSeconds * 1000,
+      },
+    },
     sbom,
     vulns: {
       store: vulns,
@@ -138,6 +159,8 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
+    limits: { store: limits, counters, refreshMs: config.rateLimits.refreshSeconds * 1000, onError: (e) => log?.error({ err: e }, 'reading the rate limits failed') },
+    domains: { store: domains, options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,
@@ -156,6 +179,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
     },
   });
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);
+  await registry.rateLimits.start();
   if (!config.auth.publicUrl) {
     log?.warn(
       'auth.publicUrl is not set: the token realm is the address each client connected to (or X-Forwarded-Host from events.trustedProxies); set auth.publicUrl (BERTH_PUBLIC_URL) to the URL clients use',
@@ -250,6 +274,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearInterval(pruneTimer);
       clearInterval(gcTimer);
       clearInterval(vulnsTimer);
+      registry.rateLimits.stop();
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();

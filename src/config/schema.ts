@@ -233,6 +233,14 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ allow: [] }),
+    /** Custom domains (docs/domains.md): the mappings themselves live in the database. */
+    domains: z
+      .object({
+        /** How long a node believes a host's mapping (or its absence) before asking the database again. */
+        cacheSeconds: z.number().int().min(0).max(300).default(5),
+      })
+      .strict()
+      .default({ cacheSeconds: 5 }),
     /** The durable job queue every process runs (docs/operations.md, "Background jobs"). */
     jobs: z
       .object({
@@ -251,6 +259,23 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ concurrency: 2, pollIntervalMs: 1000, leaseSeconds: 60, maxAttempts: 5, backoffBaseMs: 1000, backoffMaxSeconds: 3600 }),
+    /** Repository signing (docs/signing.md). */
+    signing: z
+      .object({
+        /**
+         * HOST[:PORT][/PATH] that signatures name images under (`critical.identity.docker-reference`
+         * = this + `/OWNER/REPOSITORY/IMAGE`): the name clients pull by. Unset: the host and path of
+         * `auth.publicUrl`, else the listen address (`localhost:PORT` for a wildcard host).
+         */
+        identity: z
+          .string()
+          .regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*\/?$/, 'signing.identity must be HOST[:PORT][/PATH], e.g. registry.example.com')
+          .optional(),
+        /** How long a node reuses a repository's signing settings and change counter before asking the database again (other nodes' changes take effect within it). */
+        cacheSeconds: z.number().min(0).max(300).default(2),
+      })
+      .strict()
+      .default({ cacheSeconds: 2 }),
     /** Online garbage collection (docs/lifecycle.md). */
     gc: z
       .object({
@@ -295,6 +320,16 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ mirror: { urls: [], refreshHours: 24 }, maxArchiveBytes: 2 * 1024 ** 3, maxRecordBytes: 4 * 1024 * 1024, policyCacheSeconds: 2 }),
+    rateLimits: z
+      .object({
+        /**
+         * How often each process asks the database whether the limits changed (docs/limits.md);
+         * a change made through a process applies there at once, elsewhere within this time.
+         */
+        refreshSeconds: z.number().int().min(1).max(3600).default(5),
+      })
+      .strict()
+      .default({ refreshSeconds: 5 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -366,6 +401,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_PROXY_SECRET_KEY: (c, v) => ((c.proxy ??= {}).secretKey = v),
   BERTH_AUTH_SERVICE: (c, v) => ((c.auth ??= {}).service = v),
   BERTH_PUBLIC_URL: (c, v) => ((c.auth ??= {}).publicUrl = v),
+  BERTH_SIGNING_IDENTITY: (c, v) => ((c.signing ??= {}).identity = v),
+  BERTH_SIGNING_CACHE_SECONDS: (c, v) => ((c.signing ??= {}).cacheSeconds = Number(v)),
   BERTH_TOKEN_TTL_SECONDS: (c, v) => ((c.auth ??= {}).tokenTtlSeconds = Number(v)),
   BERTH_ADMIN_PASSWORD: (c, v) => ((c.auth ??= {}).adminPassword = v),
   BERTH_MAX_LOGIN_FAILURES: (c, v) => ((c.auth ??= {}).maxLoginFailures = Number(v)),
@@ -379,7 +416,9 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_TRUSTED_PROXIES: (c, v) => ((c.events ??= {}).trustedProxies = v.split(',').map((x) => x.trim()).filter(Boolean)),
   BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
   BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
+  BERTH_DOMAINS_CACHE_SECONDS: (c, v) => ((c.domains ??= {}).cacheSeconds = Number(v)),
   BERTH_EGRESS_ALLOW: (c, v) => ((c.egress ??= {}).allow = v.split(',').map((x) => x.trim()).filter(Boolean)),
+  BERTH_RATE_LIMITS_REFRESH_SECONDS: (c, v) => ((c.rateLimits ??= {}).refreshSeconds = Number(v)),
   BERTH_JOBS_CONCURRENCY: (c, v) => ((c.jobs ??= {}).concurrency = Number(v)),
   BERTH_JOBS_POLL_INTERVAL_MS: (c, v) => ((c.jobs ??= {}).pollIntervalMs = Number(v)),
   BERTH_JOBS_LEASE_SECONDS: (c, v) => ((c.jobs ??= {}).leaseSeconds = Number(v)),

@@ -61,6 +61,39 @@ export interface ReferrersIndex {
   }[];
 }
 
+/** A manifest committed to an image (after its transaction). */
+export interface ManifestPutEvent {
+  name: string;
+  imageId: number;
+  repositoryId: number;
+  digest: string;
+  mediaType: string;
+  size: number;
+  payload: Buffer;
+  /** The tag pushed, or null for a push by digest. */
+  tag: string | null;
+  subject: string | null;
+  /** Stored by the pull-through cache, not pushed. */
+  cached: boolean;
+}
+
+/** A manifest or a tag removed from an image. */
+export interface ManifestDeleteEvent {
+  name: string;
+  imageId: number;
+  repositoryId: number;
+  reference: string;
+}
+
+/**
+ * Features that follow commits (signing on push, …): called after the transaction, awaited, so
+ * a failure fails the request and a client's retry (idempotent) calls them again.
+ */
+export interface ManifestListener {
+  put?(e: ManifestPutEvent): Promise<void>;
+  deleted?(e: ManifestDeleteEvent): Promise<void>;
+}
+
 /** Work a stored manifest causes (SBOM generation), enqueued in the manifest's own transaction. */
 export interface ManifestJobs {
   jobsFor(image: ImageRecord, digest: string, manifest: ParsedManifest): Promise<NewJob[]>;
@@ -70,6 +103,7 @@ export interface ManifestJobs {
 
 /** Manifests, tags, referrers and the catalog. */
 export class Manifests {
+  readonly listeners: ManifestListener[] = [];
   /** Set by the registry: jobs for each manifest pushed (not for ones the pull-through cache stores). */
   jobs?: ManifestJobs;
 
@@ -158,6 +192,20 @@ export class Manifests {
     }
     if (jobs.length) this.jobs!.enqueued();
     if (policy?.retention && r.kind === 'tag') await this.policies!.onTagPush(img.repositoryId);
+    for (const l of this.listeners) {
+      await l.put?.({
+        name,
+        imageId: img.id,
+        repositoryId: img.repositoryId,
+        digest,
+        mediaType: parsed.mediaType,
+        size: payload.length,
+        payload,
+        tag: r.kind === 'tag' ? r.tag : null,
+        subject: parsed.subject?.digest ?? null,
+        cached: opts.cached === true,
+      });
+    }
     return {
       digest,
       subject: parsed.subject?.digest ?? null,
@@ -175,6 +223,7 @@ export class Manifests {
     }
     const removed = r.kind === 'tag' ? await this.meta.removeTag(img.id, r.tag) : await this.meta.removeManifest(img.id, r.digest);
     if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });
+    for (const l of this.listeners) await l.deleted?.({ name, imageId: img.id, repositoryId: img.repositoryId, reference: ref });
   }
 
   async listTags(name: string, limit: number, last?: string): Promise<Page<string>> {

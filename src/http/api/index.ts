@@ -8,10 +8,13 @@ import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
+import { domainApiRoutes } from './domains.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
 import { sbomApiRoutes } from './sbom.ts';
+import { limitApiRoutes } from './limits.ts';
 import { accountApiRoutes } from './account.ts';
+import { signingApiRoutes } from './signing.ts';
 import { vulnApiRoutes } from './vulns.ts';
 import { RawResponse } from './raw.ts';
 import { MultilineText, Text } from './fields.ts';
@@ -283,10 +286,13 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     },
     ...eventApiRoutes(registry),
     ...upstreamApiRoutes(registry),
+    ...domainApiRoutes(registry),
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
     ...sbomApiRoutes(registry),
+    ...limitApiRoutes(registry),
     ...accountApiRoutes(registry),
+    ...signingApiRoutes(registry),
     ...vulnApiRoutes(registry),
   ];
 

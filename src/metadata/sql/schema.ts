@@ -64,6 +64,17 @@ export interface Database {
     created_at: number;
   };
   settings: { key: string; value: string };
+  rate_limits: {
+    scope: string;
+    kind: string;
+    user_id: number | null;
+    credential_id: number | null;
+    repository_id: number | null;
+    requests_per_minute: number | null;
+    bytes_per_day: number | null;
+    site_admin: Generated<number>;
+    updated_at: number;
+  };
   login_failures: { key: string; failures: number; since: number; last_at: number };
   upstreams: {
     id: Generated<number>;
@@ -123,6 +134,16 @@ export interface Database {
     updated_at: number;
   };
   vuln_exceptions: { repository_id: number; vuln_id: string; expires_at: number; reason: string; created_by: string; created_at: number };
+  domains: {
+    host: string;
+    owner_id: number;
+    repository_id: number | null;
+    mirror: number;
+    cert_pem: string | null;
+    key_sealed: string | null;
+    cert_expires_at: number | null;
+    created_at: number;
+  };
   jobs: {
     id: Generated<number>;
     kind: string;
@@ -152,4 +173,18 @@ export interface Database {
     delivered_at: number | null;
     created_at: number;
   };
+  signing_keys: {
+    id: Generated<number>;
+    repository_id: number;
+    key_id: string;
+    kind: string;
+    name: Generated<string>;
+    public_key: string;
+    private_key: string | null;
+    current: Generated<number>;
+    created_at: number;
+    retired_at: number | null;
+  };
+  signing_settings: { repository_id: number; sign_on_push: Generated<number>; require_signature: Generated<number>; version: Generated<number>; updated_at: number };
+  signing_records: { image_id: number; digest: string; key_id: string; signature_digest: string; referrer_digest: string; signed_at: number };
 }

@@ -3,6 +3,7 @@ import { h, enc, announce } from '../dom';
 import { session, api } from '../api';
 import { link, crumbs, page } from '../components';
 import type { Repo } from '../api-types';
+import { domainsSection } from '../components/domains';
 
 export async function ownerPage(owner: string): Promise<void> {
   crumbs([['Home', link.home()], [owner]]);
@@ -47,5 +48,6 @@ export async function ownerPage(owner: string): Promise<void> {
   }
   const orgs = session() ? await api<{ name: string }[]>('GET', '/api/v1/orgs').catch(() => []) : [];
   const members = orgs.some((o) => o.name === owner) ? h('p', {}, h('a', { href: link.org(owner) }, 'Organisation members and settings')) : null;
-  page(owner, members, list, create);
+  const domains = session() ? await domainsSection(owner) : null;
+  page(owner, members, list, create, domains);
 }

@@ -5,6 +5,8 @@ import { link, crumbs, page } from '../components';
 import type { Repo, ImageSummary } from '../api-types';
 import { downloadsPanel } from '../components/downloads';
 import { setupSnippets } from '../components/setup';
+import { signingPanel } from '../components/signing';
+import { imageRef } from '../host';
 
 export async function repoPage(owner: string, repo: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo]]);
@@ -30,8 +32,9 @@ export async function repoPage(owner: string, repo: string): Promise<void> {
             h('tbody', {}, images.map((i) => h('tr', {}, h('td', {}, h('a', { href: link.image(owner, repo, i.image) }, i.image)), h('td', { class: 'num' }, i.tagCount)))),
           ),
         )
-      : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${location.host}/${owner}/${repo}/IMAGE:TAG`), ') or upload an archive.'),
+      : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${imageRef(`${owner}/${repo}/IMAGE`)}:TAG`), ') or upload an archive.'),
     setupSnippets(owner, repo, session()?.username),
+    signingPanel(owner, repo),
     session() ? downloadsPanel(owner, repo) : null,
   );
 }

@@ -3,6 +3,7 @@ import { h, enc, announce } from '../dom';
 import { session, api } from '../api';
 import { bytes, when, short } from '../format';
 import { link, crumbs, page, copyButton } from '../components';
+import { imageRef } from '../host';
 import type { ReferrerNode, Detail, SbomStatus } from '../api-types';
 import { vulnSection } from '../components/vulns';
 
@@ -28,7 +29,7 @@ export function referrerTree(owner: string, repo: string, image: string, nodes: 
 export async function tagPage(owner: string, repo: string, image: string, ref: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo, link.repo(owner, repo)], [image, link.image(owner, repo, image)], [ref.startsWith('sha256:') ? short(ref) : ref]]);
   const d = await api<Detail>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/manifest?${new URLSearchParams({ image, ref })}`);
-  const full = `${location.host}/${owner}/${repo}/${image}`;
+  const full = imageRef(`${owner}/${repo}/${image}`);
   const at = ref.startsWith('sha256:') ? `@${ref}` : `:${ref}`;
   const cmds: [string, string][] =
     d.kind.kind === 'helm-chart'
