@@ -196,6 +196,18 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.deepEqual(await meta.listTagEntries(img.id, { limit: 10, contains: 'V1' }), [], 'case-sensitive');
     });
 
+    withMeta('listTagEntries newestFirst orders by last update, then name', async (meta) => {
+      const img = await image(meta, 'o/r/a');
+      for (const t of ['b', 'a', 'c']) {
+        await meta.saveManifest(manifestInput(img.id, 'one', { tag: t }));
+        await new Promise((r) => setTimeout(r, 5)); // distinct updated_at (milliseconds)
+      }
+      await meta.saveManifest(manifestInput(img.id, 'two', { tag: 'b' })); // moved: newest
+      assert.deepEqual((await meta.listTagEntries(img.id, { limit: 10, newestFirst: true })).map((t) => t.name), ['b', 'c', 'a']);
+      assert.deepEqual((await meta.listTagEntries(img.id, { limit: 1, newestFirst: true })).map((t) => [t.name, t.digest]), [['b', d('two')]]);
+      await assert.rejects(meta.listTagEntries(img.id, { limit: 1, newestFirst: true, after: 'a' }));
+    });
+
     withMeta('removeManifest removes the manifest and every tag on it', async (meta) => {
       const img = await image(meta, 'o/r/a');
       await meta.saveManifest(manifestInput(img.id, 'one', { tag: 'x' }));

@@ -12,6 +12,10 @@ export interface ImageSummary {
   name: string;
   image: string;
   tagCount: number;
+  kind: KindInfo | null;
+  size: number | null;
+  lastPushedAt: string | null;
+  latestTag: string | null;
 }
 
 export interface Analytics {
