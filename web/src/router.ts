@@ -29,6 +29,8 @@ export async function route(): Promise<void> {
   const main = $('main');
   main.setAttribute('aria-busy', 'true');
   try {
+    // served for a path that is not the app's (`/nope`): the server answered 404 with this shell
+    if (!AT_ROOT) throw new HttpError(404, `There is no page at ${location.pathname}.`);
     if (parts.length === 0) await ownersPage();
     else if (parts[0] === 'login') await loginPage();
     else if (parts[0] === 'keys' && parts.length === 1) await keysPage();
@@ -58,7 +60,14 @@ export async function route(): Promise<void> {
   if (gen === generation && parts[0] !== 'login') main.focus({ preventScroll: true });
 }
 
+/** The app lives at `/`; anywhere else it only shows the 404 page. */
+const AT_ROOT = location.pathname === '/' || location.pathname === '/index.html';
+
 export function startRouter(): void {
-  window.addEventListener('hashchange', () => void route());
+  window.addEventListener('hashchange', () => {
+    // a link (`#/…`) followed from the 404 page of another path: go to the app itself
+    if (!AT_ROOT) location.assign(`/${location.hash}`);
+    else void route();
+  });
   void route();
 }
