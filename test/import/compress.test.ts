@@ -21,7 +21,7 @@ import { cli, cliEnv, dockerArchive, events, pushArgs } from './helpers.ts';
 
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
 
-describe('berth push --compress and ?compress= on the import API', () => {
+describe('berth push --compress and ?compress= on the import API; archives that are none', () => {
   let srv: BerthServer;
   let sk: Skopeo;
   let work: string;
@@ -130,5 +130,22 @@ describe('berth push --compress and ?compress= on the import API', () => {
     assert.equal(job.state, 'done', JSON.stringify(job.error));
     assert.ok(job.warnings.some((w) => /compressed with gzip/.test(w)), JSON.stringify(job.warnings));
     await check('acme/prod/api', '1', 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.image.rootfs.diff.tar.gzip', gunzipSync);
+  });
+
+  it('the import API: a file that is no archive fails as "not a docker save or OCI archive", never naming the spool file', async () => {
+    for (const [body, why] of [
+      ['just some notes\n'.repeat(100), 'it does not start with a tar header'],
+      ['hi\n', 'it is too short to be a tar file'],
+    ] as const) {
+      const res = await fetch(`${srv.url}/api/v1/repos/acme/prod/import?compress=gzip`, { method: 'POST', headers: { authorization: srv.adminAuthorization }, body });
+      assert.equal(res.status, 202);
+      let job = (await res.json()) as { id: string; state: string; error: { code: string; message: string } | null };
+      for (let i = 0; i < 200 && job.state !== 'done' && job.state !== 'failed'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        job = JSON.parse((await get(`/api/v1/imports/${job.id}`, 'application/json')).toString('utf8'));
+      }
+      assert.equal(job.state, 'failed');
+      assert.deepEqual(job.error, { code: 'BAD_ARCHIVE', message: `the uploaded archive is not a docker save or OCI archive: ${why}` });
+    }
   });
 });

@@ -60,6 +60,8 @@ export interface ImportOptions {
   signal?: AbortSignal;
   /** Where a gzip'd archive is decompressed. */
   tempDir?: string;
+  /** Names the input in messages (default: its file name). */
+  label?: string;
   /** Bounds on decompressing a gzip'd archive (OpenSourceOptions). */
   maxUnpackedBytes?: number;
   maxExpansionRatio?: number;
@@ -88,9 +90,10 @@ export async function importArchive(input: string, dest: Destination, target: Ta
   if (opts.signal?.aborted) throw new ImportError('ABORTED', 'import aborted');
   const sourceOpts: OpenSourceOptions = {
     ...(opts.tempDir ? { tempDir: opts.tempDir } : {}),
+    ...(opts.label ? { label: opts.label } : {}),
     ...(opts.maxUnpackedBytes !== undefined ? { maxUnpackedBytes: opts.maxUnpackedBytes } : {}),
     ...(opts.maxExpansionRatio !== undefined ? { maxExpansionRatio: opts.maxExpansionRatio } : {}),
-    onDecompress: () => emit({ type: 'warning', message: `${input} is gzip'd: decompressing it to a temporary file first` }),
+    onDecompress: () => emit({ type: 'warning', message: `${opts.label ?? input} is gzip'd: decompressing it to a temporary file first` }),
   };
   const src = await openSource(input, sourceOpts);
   try {

@@ -249,6 +249,7 @@ export class ImportJobs {
         onEvent,
         signal: job.abort.signal,
         tempDir: this.spoolDir,
+        label: 'the uploaded archive', // never the spool file's name
         ...(this.opts.maxUnpackedBytes !== undefined ? { maxUnpackedBytes: this.opts.maxUnpackedBytes } : {}),
         ...(this.opts.maxExpansionRatio !== undefined ? { maxExpansionRatio: this.opts.maxExpansionRatio } : {}),
         concurrency: this.opts.concurrency ?? 3,
