@@ -26,7 +26,7 @@ export interface Analytics {
   uniqueClients: number;
   perDay: { day: string; pulls: number; bytes: number; uniqueClients: number }[];
   perTag: { image: string; tag: string; pulls: number }[];
-  perToken: { credentialId: number; kind: string; name: string; actor: string; pulls: number; lastPullAt: string | null }[];
+  perToken: { credentialId: number; kind: string | null; name: string | null; actor: string; pulls: number; lastPullAt: string | null }[];
   perActor: { actorKind: string; actor: string; pulls: number }[];
 }
 

@@ -44,7 +44,7 @@ export function downloadsPanel(owner: string, repo: string): HTMLElement {
                   { 'aria-label': 'Pulls per token' },
                   h('caption', { class: 'muted', style: 'text-align:left' }, 'Per token and API key'),
                   h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Credential'), h('th', { scope: 'col', class: 'num' }, 'Pulls'), h('th', { scope: 'col', class: 'hide-sm' }, 'Last pull'))),
-                  h('tbody', {}, a.perToken.slice(0, 10).map((t) => h('tr', {}, h('td', {}, t.name, ' ', h('span', { class: 'badge' }, t.kind === 'entitlement' ? 'token' : t.kind === 'api_key' ? `API key · ${t.actor}` : t.kind)), h('td', { class: 'num' }, t.pulls), h('td', { class: 'hide-sm' }, when(t.lastPullAt))))),
+                  h('tbody', {}, a.perToken.slice(0, 10).map((t) => h('tr', {}, h('td', {}, t.name ?? `#${t.credentialId}`, ' ', h('span', { class: 'badge' }, t.kind === 'entitlement' ? 'token' : t.kind === 'api_key' ? `API key · ${t.actor}` : (t.kind ?? 'deleted'))), h('td', { class: 'num' }, t.pulls), h('td', { class: 'hide-sm' }, when(t.lastPullAt))))),
                 )
               : h('p', { class: 'muted' }, 'No pulls with tokens or API keys.'),
           ),
