@@ -1,7 +1,7 @@
 /** The hash router: one small table from URL to page. */
-import { $ } from './dom';
+import { $, h } from './dom';
 import { HttpError } from './api';
-import { errorView } from './components';
+import { crumbs, errorView, link, page } from './components';
 import { loginPage } from './pages/login';
 import { ownersPage } from './pages/owners';
 import { ownerPage } from './pages/owner';
@@ -30,8 +30,8 @@ export async function route(): Promise<void> {
   main.setAttribute('aria-busy', 'true');
   try {
     // served for a path that is not the app's (`/nope`): the server answered 404 with this shell
-    if (!AT_ROOT) throw new HttpError(404, `There is no page at ${location.pathname}.`);
-    if (parts.length === 0) await ownersPage();
+    if (!AT_ROOT) notAppPage();
+    else if (parts.length === 0) await ownersPage();
     else if (parts[0] === 'login') await loginPage();
     else if (parts[0] === 'keys' && parts.length === 1) await keysPage();
     else if (parts[0] === 'account' && parts.length === 1) await accountPage();
@@ -58,6 +58,12 @@ export async function route(): Promise<void> {
   }
   lastRendered = gen;
   if (gen === generation && parts[0] !== 'login') main.focus({ preventScroll: true });
+}
+
+/** The 404 page of a path that is not the app's: no "it may be private" (no page is there at all). */
+function notAppPage(): void {
+  crumbs([['Home', link.home()], ['Not found']]);
+  page('Not found', h('p', { class: 'error', role: 'alert' }, `There is no page at ${location.pathname}.`), h('p', {}, 'Berth lives at ', h('a', { href: '/#/' }, '/'), '.'));
 }
 
 /** The app lives at `/`; anywhere else it only shows the 404 page. */
