@@ -98,7 +98,7 @@ export function contentCommands(program: Command): void {
       .description('the audit log, newest first: site administrators see everything, repository admins their repositories')
       .option('-r, --repository <OWNER/REPOSITORY>', 'only this repository')
       .option('-a, --actor <name>', 'a username, token:<id> or anonymous')
-      .option('--action <list>', 'push, pull, delete, tag_move, login, token_use, admin (comma-separated)')
+      .option('--action <list>', 'push, pull, delete, tag_move, login, token_use, admin, download (blob downloads: only when named) (comma-separated)')
       .option('--since <time>', 'ISO time, or a duration back from now (7d)')
       .option('--until <time>', 'exclusive; same forms as --since')
       .option('-n, --limit <n>', 'events to show (1–1000)', '50')

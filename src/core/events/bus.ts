@@ -12,7 +12,12 @@ import { isCleanText, sanitiseText } from '../content/text.ts';
  * - `admin` a management API change (POST, PUT, PATCH, DELETE on /api/v1);
  * - `gc` garbage collection deleted a blob or a manifest (`detail.target`; actor `gc`).
  */
-export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin', 'gc'] as const;
+export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin', 'gc', 'download'] as const;
+/**
+ * A blob GET served (200/206) with its bytes: feeds the download analytics' bytes; too many
+ * to read, so the audit log leaves them out unless asked for by name (`action=download`).
+ */
+export const QUIET_ACTIONS: ReadonlySet<string> = new Set(['download']);
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
 export interface Actor {
