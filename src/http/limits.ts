@@ -62,8 +62,8 @@ export function http1Limits(server: unknown, limits: HttpLimits): void {
 }
 
 /** The HTTP/2 stream of a request (compat API), or undefined for HTTP/1.x. */
-function h2Stream(raw: unknown): { close(code?: number): void; destroyed: boolean } | undefined {
-  const r = raw as { httpVersionMajor?: number; stream?: { close(code?: number): void; destroyed: boolean } };
+function h2Stream(raw: unknown): { close(code?: number): void; destroyed: boolean; endAfterHeaders: boolean } | undefined {
+  const r = raw as { httpVersionMajor?: number; stream?: { close(code?: number): void; destroyed: boolean; endAfterHeaders: boolean } };
   return r.httpVersionMajor === 2 ? r.stream : undefined;
 }
 /** RST_STREAM CANCEL: ends one stream, not the connection that carries others. */
@@ -83,8 +83,8 @@ export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: nu
   app.addHook('onRequest', async (req) => {
     const raw = req.raw;
     const stream = h2Stream(raw);
-    // HTTP/2 bodies need no transfer-encoding or length: the stream may carry one until it ends
-    const hasBody = stream ? !raw.readableEnded : raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
+    // HTTP/2 bodies need no transfer-encoding or length: a request without one ends with its headers
+    const hasBody = stream ? !stream.endAfterHeaders : raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
     const socket = raw.socket;
     // one HTTP/2 stream is cut, not the connection (bytes are counted on the connection: a
     // stalled upload beside busy streams is not cut, a bounded leniency)
