@@ -187,7 +187,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
   }
   const tls = config.tls.cert && config.tls.key ? await readTlsPair(config.tls.cert, config.tls.key) : undefined;
   const app = buildApp(registry, {
-    ...(tls ? { tls } : {}),
+    ...(tls ? { tls: { ...tls, http2: config.tls.http2 } } : {}),
     auth: { ...config.auth, listen: config.listen },
     logger: logger === false ? false : logger,
     readiness: [() => meta.ping(), async () => void (await blobStore.listUploads())],

@@ -59,8 +59,9 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('BERTH_LOG_LEVEL'))
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); with --tls-key; re-read on SIGHUP')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--http2', 'offer HTTP/2 next to HTTP/1.1 on the TLS port (tls.http2)')
     .addOption(new Option('-w, --workers <n>', 'serving processes, 0 = one per CPU core (default 0)').env('BERTH_WORKERS'))
-    .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string; tlsCert?: string; tlsKey?: string; workers?: string }) => {
+    .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string; tlsCert?: string; tlsKey?: string; http2?: boolean; workers?: string }) => {
       let config;
       try {
         config = loadConfig({
@@ -70,9 +71,11 @@ export function buildProgram(): Command {
             data: opts.data,
             logLevel: opts.logLevel as never,
             workers: opts.workers === undefined ? undefined : Number(opts.workers),
-            ...(opts.tlsCert || opts.tlsKey ? { tls: { cert: opts.tlsCert, key: opts.tlsKey } } : {}),
+            ...(opts.tlsCert || opts.tlsKey ? { tls: { cert: opts.tlsCert, key: opts.tlsKey, http2: opts.http2 === true } } : {}),
           },
         });
+        // --http2 alone turns it on for the TLS pair of the file or the environment
+        if (opts.http2 && !(opts.tlsCert || opts.tlsKey)) config = { ...config, tls: { ...config.tls, http2: true } };
       } catch (e) {
         if (e instanceof ConfigError) {
           process.stderr.write(`berth: ${e.message}\n`);
@@ -107,7 +110,7 @@ export function buildProgram(): Command {
         await db.destroy();
       }
     });
-  example(serveCmd, 'berth serve --listen :5000 --data /var/lib/berth', 'berth serve --config berth.yaml --tls-cert cert.pem --tls-key key.pem');
+  example(serveCmd, 'berth serve --listen :5000 --data /var/lib/berth', 'berth serve --config berth.yaml --tls-cert cert.pem --tls-key key.pem', 'berth serve --tls-cert cert.pem --tls-key key.pem --http2');
   example(migrateCmd, 'berth migrate --config berth.yaml --status', 'berth migrate --config berth.yaml');
   return program;
 }

@@ -20,10 +20,12 @@ export const ConfigSchema = z
       .object({
         cert: z.string().min(1).optional(),
         key: z.string().min(1).optional(),
+        /** Offer HTTP/2 (ALPN h2) next to HTTP/1.1 on the TLS port (docs/operations.md#http2). */
+        http2: z.boolean().default(false),
       })
       .strict()
       .refine((t) => !!t.cert === !!t.key, { message: 'tls.cert and tls.key go together' })
-      .default({}),
+      .default({ http2: false }),
     /** Folder for the SQLite database and the filesystem blob store. */
     data: z.string().min(1).default('./data'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -364,6 +366,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_DATA: (c, v) => (c.data = v),
   BERTH_TLS_CERT: (c, v) => ((c.tls ??= {}).cert = v),
   BERTH_TLS_KEY: (c, v) => ((c.tls ??= {}).key = v),
+  BERTH_TLS_HTTP2: (c, v) => ((c.tls ??= {}).http2 = v === 'true' || v === '1'),
   BERTH_LOG_LEVEL: (c, v) => (c.logLevel = v),
   BERTH_METADATA_DRIVER: (c, v) => ((c.metadata ??= {}).driver = v),
   BERTH_SQLITE_PATH: (c, v) => ((c.metadata ??= {}).sqlitePath = v),

@@ -12,6 +12,10 @@ export interface ImageSummary {
   name: string;
   image: string;
   tagCount: number;
+  kind: KindInfo | null;
+  size: number | null;
+  lastPushedAt: string | null;
+  latestTag: string | null;
 }
 
 export interface Analytics {
@@ -22,8 +26,8 @@ export interface Analytics {
   uniqueClients: number;
   perDay: { day: string; pulls: number; bytes: number; uniqueClients: number }[];
   perTag: { image: string; tag: string; pulls: number }[];
-  perToken: { credentialId: number; kind: string; name: string; actor: string; pulls: number; lastPullAt: string | null }[];
-  perActor: { actorKind: string; actor: string; pulls: number }[];
+  perToken: { credentialId: number; kind: string | null; name: string | null; actor: string; pulls: number; bytes: number; lastPullAt: string | null }[];
+  perActor: { actorKind: string; actor: string; pulls: number; bytes: number }[];
 }
 
 export interface TagEntry {

@@ -17,7 +17,7 @@ import { accountApiRoutes } from './account.ts';
 import { signingApiRoutes } from './signing.ts';
 import { vulnApiRoutes } from './vulns.ts';
 import { RawResponse } from './raw.ts';
-import { MultilineText, Text } from './fields.ts';
+import { MultilineText, Text, iso } from './fields.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
 const Visibility = z.enum(['public', 'private']);
@@ -52,7 +52,6 @@ export function parseDuration(s: string): number {
   return Number(m[1]) * unit * 1000;
 }
 
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 export const present = {
   user: (u: UserRecord) => ({ username: u.username, siteAdmin: u.siteAdmin, email: u.email, createdAt: iso(u.createdAt) }),

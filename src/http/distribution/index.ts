@@ -89,7 +89,7 @@ function routes(auth: HttpAuth): Route[] {
     pattern: /^(.+)\/blobs\/([^/]+)$/,
     label: '/v2/{name}/blobs/{digest}',
     methods: {
-      GET: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!, auth)),
+      GET: { ...pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!, auth)), event: (m) => ({ action: 'download', image: m[0], digest: m[1] }) },
       HEAD: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!)),
       DELETE: {
         ...del((r, _q, p, m) => deleteBlob(r, p, m[0]!, m[1]!)),

@@ -447,14 +447,17 @@ export class SqlMetadataStore implements MetadataStore {
     return (await q.execute()).map((r) => r.name);
   }
 
-  async listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]> {
+  async listTagEntries(imageId: number, page: Page & { contains?: string; newestFirst?: boolean }): Promise<TagEntry[]> {
     let q = this.db
       .selectFrom('tags')
       .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
       .select(['tags.name', 'manifests.digest', 'tags.updated_at'])
       .where('tags.image_id', '=', imageId)
-      .orderBy('tags.name')
       .limit(page.limit);
+    if (page.newestFirst) {
+      if (page.after !== undefined) throw new Error('listTagEntries: newestFirst takes no "after"');
+      q = q.orderBy('tags.updated_at', 'desc').orderBy('tags.name');
+    } else q = q.orderBy('tags.name');
     if (page.after !== undefined) q = q.where('tags.name', '>', page.after);
     if (page.contains) {
       // instr/strpos: a literal, case-sensitive substring test on both dialects (no LIKE escaping).
