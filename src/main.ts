@@ -229,6 +229,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();
       await registry.jobs.stop();
+      await registry.pulls.flush();
       registry.proxy.close(); // idle keep-alive sockets to upstreams
       await meta.close();
     },

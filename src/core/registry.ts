@@ -20,6 +20,7 @@ import type { GcStore } from '../metadata/gc-store.ts';
 import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
+import { PullLog } from './lifecycle/pulls.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
@@ -74,6 +75,8 @@ export class Registry {
   readonly policies: RepositoryPolicies;
   /** Retention rules, run as jobs (docs/lifecycle.md). */
   readonly retention: RetentionRules;
+  /** When each manifest was last pulled, written in batches (retention's pulledWithin). */
+  readonly pulls: PullLog;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
 
@@ -92,6 +95,8 @@ export class Registry {
       jobs: JobsSetup;
       gc: GcSetup;
       lifecycle: LifecycleStore;
+      /** How often pull times are written (core/lifecycle/pulls.ts); default 30 s. */
+      pullFlushMs?: number;
     },
   ) {
     this.egress = opts.egress ?? new Egress();
@@ -120,7 +125,8 @@ export class Registry {
       onDeliveries: () => this.webhooks.kick(),
     });
     this.audit = new AuditLog(ev?.store, this.access, accessStore);
-    this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events);
+    this.pulls = new PullLog(opts.lifecycle, opts.pullFlushMs);
+    this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events, this.pulls);
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);

@@ -65,6 +65,25 @@ export function lifecycleApiRoutes(registry: Registry): ApiRoute[] {
       handler: async ({ identity, params }) => registry.retention.run(identity, params.owner!, params.repo!),
     },
     {
+      method: 'GET',
+      url: '/api/v1/owners/:owner/retention',
+      summary: "The retention rules an owner's repositories inherit when they have none of their own (null: none)",
+      handler: async ({ identity, params }) => ({ retention: await registry.retention.getOwner(identity, params.owner!) }),
+    },
+    {
+      method: 'PUT',
+      url: '/api/v1/owners/:owner/retention',
+      summary: "Set (or with null clear) an owner's inherited retention rules; runs are queued (owner managers)",
+      body: schemas.retention,
+      handler: async ({ identity, params, body }) => ({ retention: await registry.retention.setOwner(identity, params.owner!, body) }),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/owners/:owner/usage',
+      summary: "Storage used by each of an owner's repositories the caller may read; the owner's total and quota for owner managers",
+      handler: async ({ identity, params }) => policies.ownerUsage(identity, params.owner!),
+    },
+    {
       method: 'PUT',
       url: '/api/v1/owners/:owner/quota',
       summary: "Set an owner's storage quota over all its repositories (site administrators)",
