@@ -30,6 +30,17 @@ export interface BlobStore {
   read(digest: string, range?: ByteRange, generation?: number): Promise<Readable>;
   /** Removes a blob (of that generation only); resolves also when it was absent. */
   delete(digest: string, generation?: number): Promise<void>;
+  /**
+   * Removes many blob generations, in as few requests as the backend allows (S3: DeleteObjects,
+   * 1000 keys a call); absent ones are fine. Rejects when any could not be removed.
+   */
+  deleteBlobs(items: BlobRef[]): Promise<void>;
+  /**
+   * Every blob object stored under one shard: the digests of algorithm `alg` whose hex starts
+   * with `shard` (two hex characters), every generation. For the storage reconciler, which
+   * walks the store one shard at a time so its memory stays bounded.
+   */
+  listBlobs(alg: string, shard: string): Promise<StoredBlob[]>;
 
   /** Creates empty temporary data for a new upload session. */
   createUpload(id: string): Promise<void>;
@@ -55,6 +66,28 @@ export interface BlobStore {
   listUploads(): Promise<string[]>;
   /** A time-limited URL a client may fetch the blob from directly, when the driver offers one. */
   presignedUrl?(digest: string, expiresInSeconds: number, generation?: number): Promise<string>;
+}
+
+/** One stored generation of a blob. */
+export interface BlobRef {
+  digest: string;
+  generation: number;
+}
+
+export interface StoredBlob extends BlobRef {
+  size: number;
+  /** Last modification (ms): when the object was written. */
+  modifiedAt: number;
+}
+
+/** The shards of a walk over the store: `00` … `ff`. */
+export const BLOB_SHARDS: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Parses an object name under `<alg>/<xx>/` (`<hex>` or `<hex>.<n>`); undefined for anything else. */
+export function parseBlobObjectName(alg: string, shard: string, name: string): BlobRef | undefined {
+  const m = /^([a-f0-9]{2,})(?:\.([1-9][0-9]{0,8}))?$/.exec(name);
+  if (!m || !m[1]!.startsWith(shard)) return undefined;
+  return { digest: `${alg}:${m[1]}`, generation: m[2] ? Number(m[2]) : 0 };
 }
 
 export class BlobNotFoundError extends Error {

@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BlobNotFoundError, type BlobStore, type ByteRange, blobObjectName } from './blob-store.ts';
+import { BlobNotFoundError, type BlobRef, type BlobStore, type ByteRange, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
 
 const HIGH_WATER_MARK = 1024 * 1024;
 
@@ -63,6 +63,30 @@ export class FsBlobStore implements BlobStore {
 
   async delete(digest: string, generation?: number): Promise<void> {
     await fsp.rm(this.blobPath(digest, generation), { force: true });
+  }
+
+  async deleteBlobs(items: BlobRef[]): Promise<void> {
+    for (const b of items) await this.delete(b.digest, b.generation);
+  }
+
+  async listBlobs(alg: string, shard: string): Promise<StoredBlob[]> {
+    if (!/^[a-z0-9]+$/.test(alg) || !/^[a-f0-9]{2}$/.test(shard)) throw new Error(`bad blob shard for storage: ${alg}/${shard}`);
+    const dir = path.join(this.blobsDir, alg, shard);
+    let names: string[];
+    try {
+      names = await fsp.readdir(dir);
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
+    const out: StoredBlob[] = [];
+    for (const name of names) {
+      const ref = parseBlobObjectName(alg, shard, name);
+      if (!ref) continue;
+      const st = await fsp.stat(path.join(dir, name)).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
+      if (st?.isFile()) out.push({ ...ref, size: st.size, modifiedAt: st.mtimeMs });
+    }
+    return out;
   }
 
   async createUpload(id: string): Promise<void> {

@@ -11,6 +11,7 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -20,7 +21,10 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { BlobNotFoundError, type BlobStore, type ByteRange, blobObjectName } from './blob-store.ts';
+import { BlobNotFoundError, type BlobRef, type BlobStore, type ByteRange, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
+
+/** DeleteObjects takes at most 1000 keys a call. */
+const DELETE_BATCH = 1000;
 
 const MIN_PART = 5 * 1024 * 1024;
 /** CopyObject copies at most 5 GiB; larger blobs are copied part by part. */
@@ -150,6 +154,32 @@ export class S3BlobStore implements BlobStore {
 
   async delete(digest: string, generation?: number): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest, generation) }));
+  }
+
+  async deleteBlobs(items: BlobRef[]): Promise<void> {
+    const keys = [...new Set(items.map((b) => this.blobKey(b.digest, b.generation)))];
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      const r = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      const failed = (r.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length) throw new Error(`S3 refused to delete ${failed.length} of ${batch.length} objects (first: ${failed[0]!.Key}: ${failed[0]!.Code ?? 'unknown'})`);
+    }
+  }
+
+  async listBlobs(alg: string, shard: string): Promise<StoredBlob[]> {
+    if (!/^[a-z0-9]+$/.test(alg) || !/^[a-f0-9]{2}$/.test(shard)) throw new Error(`bad blob shard for storage: ${alg}/${shard}`);
+    const prefix = `${this.prefix}blobs/${alg}/${shard}/`;
+    const out: StoredBlob[] = [];
+    let token: string | undefined;
+    do {
+      const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of r.Contents ?? []) {
+        const ref = parseBlobObjectName(alg, shard, o.Key!.slice(prefix.length));
+        if (ref) out.push({ ...ref, size: o.Size ?? 0, modifiedAt: o.LastModified?.getTime() ?? 0 });
+      }
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out;
   }
 
   async presignedUrl(digest: string, expiresInSeconds: number, generation?: number): Promise<string> {

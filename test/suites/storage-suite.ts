@@ -178,5 +178,32 @@ export function runStorageSuite(driver: string, open: () => Promise<StorageFixtu
       await store.delete(digest, 1); // idempotent
       assert.equal(await store.stat(digest, 1), undefined);
     });
+
+    withStore('listBlobs walks one shard (every generation, with size and time); deleteBlobs removes many at once', async (store) => {
+      const started = Date.now() - 60_000; // object stores keep whole seconds, clocks differ a little
+      const blobs = Array.from({ length: 5 }, (_, i) => randomBytes(100 + i));
+      const refs: { digest: string; generation: number }[] = [];
+      for (const [i, data] of blobs.entries()) {
+        const digest = sha256(data);
+        const generation = i === 4 ? 3 : 0;
+        await store.createUpload(`l${i}`);
+        await store.appendUpload(`l${i}`, 0, chunksOf(data));
+        await store.commitUpload(`l${i}`, digest, generation);
+        refs.push({ digest, generation });
+      }
+      const shards = [...new Set(refs.map((r) => r.digest.slice(7, 9)))];
+      const listed = (await Promise.all(shards.map((sh) => store.listBlobs('sha256', sh)))).flat();
+      assert.deepEqual(
+        listed.map((b) => `${b.digest}/${b.generation}/${b.size}`).sort(),
+        refs.map((r, i) => `${r.digest}/${r.generation}/${100 + i}`).sort(),
+      );
+      assert.ok(listed.every((b) => b.modifiedAt >= started && b.modifiedAt <= Date.now() + 60_000), 'modification times');
+      const empty = ['00', '01', 'ab'].find((sh) => !shards.includes(sh))!;
+      assert.deepEqual(await store.listBlobs('sha256', empty), []);
+      await assert.rejects(store.listBlobs('sha256', '../'), /bad blob shard/);
+      await store.deleteBlobs([...refs, { digest: sha256(randomBytes(8)), generation: 0 }]); // an absent one is fine
+      assert.deepEqual((await Promise.all(shards.map((sh) => store.listBlobs('sha256', sh)))).flat(), []);
+      await store.deleteBlobs([]);
+    });
   });
 }
