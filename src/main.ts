@@ -124,7 +124,11 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     lifecycle,
-    gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
+    gc: {
+      store: gc,
+      options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 },
+      onSweepError: (e, blobs) => log?.error({ err: e, blobs }, 'deleting swept blobs failed: they stay deleting and are swept again'),
+    },
     events: {
       store: events,
       bus: {
@@ -200,6 +204,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
   // Lifecycle housekeeping: tombstones of deleted blobs older than a week go; retention rules run.
   const gcTimer = setInterval(() => {
     void registry.gc.pruneTombstones().catch((e: unknown) => log?.error({ err: e }, 'removing GC tombstones failed'));
+    void registry.gc.resweep().catch((e: unknown) => log?.error({ err: e }, 'sweeping blobs left deleting failed'));
     void registry.retention.enqueueAll().catch((e: unknown) => log?.error({ err: e }, 'queueing retention runs failed'));
   }, config.gc.intervalSeconds * 1000);
   gcTimer.unref();
@@ -229,6 +234,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();
       await registry.jobs.stop();
+      await registry.gc.flushSweeps();
       await registry.pulls.flush();
       registry.proxy.close(); // idle keep-alive sockets to upstreams
       await meta.close();

@@ -44,6 +44,8 @@ export interface JobsSetup {
 export interface GcSetup {
   store: GcStore;
   options?: GcOptions;
+  /** A batch of blob byte deletions failed (retried by `gc.resweep`). */
+  onSweepError?: (e: unknown, blobs: number) => void;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -129,7 +131,7 @@ export class Registry {
     this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events, this.pulls);
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
-    this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
+    this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options, opts.gc.onSweepError);
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
       passwords: () => this.authenticator.forgetPasswords(),
       deleted: () => this.webhooks.forgetCache(),
