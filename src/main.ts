@@ -128,6 +128,11 @@ export async function createBerth(config: Config, logger: Logger | false = false
       store: gc,
       options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 },
       onSweepError: (e, blobs) => log?.error({ err: e, blobs }, 'deleting swept blobs failed: they stay deleting and are swept again'),
+      reconcile: { minAgeMs: config.gc.reconcileMinAgeSeconds * 1000, applyOnSchedule: config.gc.reconcileApply },
+      onReconcile: (r) => {
+        if (r.totals.orphans || r.totals.missing || r.failed) log?.warn({ dryRun: r.dryRun, ...r.totals, failed: r.failed }, 'storage reconciler: objects without rows or rows without objects');
+        else log?.info({ scanned: r.scanned }, 'storage reconciler: store and metadata agree');
+      },
     },
     events: {
       store: events,
@@ -208,6 +213,11 @@ export async function createBerth(config: Config, logger: Logger | false = false
     void registry.retention.enqueueAll().catch((e: unknown) => log?.error({ err: e }, 'queueing retention runs failed'));
   }, config.gc.intervalSeconds * 1000);
   gcTimer.unref();
+  // The storage reconciler: one job, deduplicated, so one node at a time walks the store.
+  const reconcileTimer = setInterval(() => {
+    void registry.reconciler.enqueue().catch((e: unknown) => log?.error({ err: e }, 'queueing the storage reconciler failed'));
+  }, config.gc.reconcileIntervalSeconds * 1000);
+  reconcileTimer.unref();
 
   let closed = false;
   return {
@@ -230,6 +240,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearTimeout(firstPrune);
       clearInterval(pruneTimer);
       clearInterval(gcTimer);
+      clearInterval(reconcileTimer);
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();

@@ -13,7 +13,7 @@ interface RunReport {
   failed: number;
 }
 
-/** `berth gc run|status|explain` over the management API (site administrators; docs/lifecycle.md). */
+/** `berth gc run|status|reconcile|explain` over the management API (site administrators; docs/lifecycle.md). */
 export function gcCommands(program: Command): void {
   const client = () => ApiClient.fromEnv({ server: program.opts().server as string | undefined });
   const json = () => program.opts().json === true;
@@ -38,6 +38,25 @@ export function gcCommands(program: Command): void {
       out(`grace ${String(s.graceSeconds)}s, collect untagged: ${String(s.collectUntagged)}\n`);
       printRows(s.blobs, ['state', 'count', 'bytes'], false);
       printRows(s.reviews, ['kind', 'state', 'count', 'due', 'oldestRunAfter'], false);
+    });
+  gc.command('reconcile')
+    .description('compare storage with the metadata: report objects no row describes and rows whose bytes are missing; --apply deletes orphans older than gc.reconcileMinAgeSeconds')
+    .addHelpText('after', exampleText('berth gc reconcile', 'berth gc reconcile --apply'))
+    .option('--apply', 'delete the orphans old enough (without it, nothing changes)')
+    .action(async (o: { apply?: boolean }) => {
+      const r = await client().call<Row & { dryRun: boolean; orphans: Row[]; missing: Row[]; failed: number; scanned: Row; totals: { orphans: number; orphanBytes: number; deleted: number; deletedBytes: number; tooYoung: number; missing: number } }>('POST', '/api/v1/gc/reconcile', { apply: o.apply === true });
+      if (json()) return out(JSON.stringify(r, null, 2) + '\n');
+      printRows(r.orphans, ['action', 'digest', 'generation', 'size', 'modifiedAt', 'reason'], false);
+      if (r.missing.length) {
+        out('rows whose bytes are missing from storage (data lost: push these blobs again):\n');
+        printRows(r.missing, ['digest', 'generation', 'state', 'size'], false);
+      }
+      const t = r.totals;
+      out(
+        `${String(r.scanned.objects)} object(s), ${String(r.scanned.rows)} row(s) scanned; ${t.orphans} orphan(s) (${t.orphanBytes} bytes, ${t.tooYoung} too young to delete); ` +
+          `${r.dryRun ? `${t.orphans - t.tooYoung} would be deleted with --apply` : `${t.deleted} deleted (${t.deletedBytes} bytes)`}; ${t.missing} missing${r.failed ? `; ${r.failed} failed` : ''}\n`,
+      );
+      if (t.missing || r.failed) process.exitCode = 1;
     });
   gc.command('explain <digest>')
     .description('why a blob or manifest is still stored, or when it will go').addHelpText('after', exampleText('berth gc explain sha256:0123…'))

@@ -21,6 +21,7 @@ import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
 import { PullLog } from './lifecycle/pulls.ts';
+import { StorageReconciler, type ReconcileOptions, type ReconcileReport } from './lifecycle/reconcile.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
@@ -46,6 +47,9 @@ export interface GcSetup {
   options?: GcOptions;
   /** A batch of blob byte deletions failed (retried by `gc.resweep`). */
   onSweepError?: (e: unknown, blobs: number) => void;
+  reconcile?: ReconcileOptions;
+  /** A scheduled reconciler run finished. */
+  onReconcile?: (r: ReconcileReport) => void;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -79,6 +83,8 @@ export class Registry {
   readonly retention: RetentionRules;
   /** When each manifest was last pulled, written in batches (retention's pulledWithin). */
   readonly pulls: PullLog;
+  /** Objects in storage without a row, rows without their bytes (docs/lifecycle.md). */
+  readonly reconciler: StorageReconciler;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
 
@@ -132,6 +138,7 @@ export class Registry {
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options, opts.gc.onSweepError);
+    this.reconciler = new StorageReconciler(opts.gc.store, store, this.events, this.jobs as JobQueue<unknown>, opts.gc.reconcile, opts.gc.onReconcile);
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
       passwords: () => this.authenticator.forgetPasswords(),
       deleted: () => this.webhooks.forgetCache(),

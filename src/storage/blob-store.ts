@@ -36,11 +36,12 @@ export interface BlobStore {
    */
   deleteBlobs(items: BlobRef[]): Promise<void>;
   /**
-   * Every blob object stored under one shard: the digests of algorithm `alg` whose hex starts
-   * with `shard` (two hex characters), every generation. For the storage reconciler, which
-   * walks the store one shard at a time so its memory stays bounded.
+   * Every blob object stored, every generation, in ascending order of shard — `<alg>/<xx>`,
+   * the algorithm and the first two hex characters — so the storage reconciler can compare one
+   * shard at a time with the metadata and keep its memory bounded. Streamed (S3: one listing of
+   * 1000 keys a request).
    */
-  listBlobs(alg: string, shard: string): Promise<StoredBlob[]>;
+  listBlobs(): AsyncIterable<StoredBlob>;
 
   /** Creates empty temporary data for a new upload session. */
   createUpload(id: string): Promise<void>;
@@ -86,8 +87,14 @@ export const BLOB_SHARDS: readonly string[] = Array.from({ length: 256 }, (_, i)
 /** Parses an object name under `<alg>/<xx>/` (`<hex>` or `<hex>.<n>`); undefined for anything else. */
 export function parseBlobObjectName(alg: string, shard: string, name: string): BlobRef | undefined {
   const m = /^([a-f0-9]{2,})(?:\.([1-9][0-9]{0,8}))?$/.exec(name);
-  if (!m || !m[1]!.startsWith(shard)) return undefined;
+  if (!/^[a-z0-9]+$/.test(alg) || !m || !m[1]!.startsWith(shard)) return undefined;
   return { digest: `${alg}:${m[1]}`, generation: m[2] ? Number(m[2]) : 0 };
+}
+
+/** The shard of a digest: `<alg>/<xx>`. */
+export function shardOf(digest: string): string {
+  const i = digest.indexOf(':');
+  return `${digest.slice(0, i)}/${digest.slice(i + 1, i + 3)}`;
 }
 
 export class BlobNotFoundError extends Error {

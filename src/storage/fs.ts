@@ -69,24 +69,18 @@ export class FsBlobStore implements BlobStore {
     for (const b of items) await this.delete(b.digest, b.generation);
   }
 
-  async listBlobs(alg: string, shard: string): Promise<StoredBlob[]> {
-    if (!/^[a-z0-9]+$/.test(alg) || !/^[a-f0-9]{2}$/.test(shard)) throw new Error(`bad blob shard for storage: ${alg}/${shard}`);
-    const dir = path.join(this.blobsDir, alg, shard);
-    let names: string[];
-    try {
-      names = await fsp.readdir(dir);
-    } catch (e) {
-      if (isNotFound(e)) return [];
-      throw e;
+  async *listBlobs(): AsyncIterable<StoredBlob> {
+    for (const alg of await readdirSorted(this.blobsDir)) {
+      for (const shard of await readdirSorted(path.join(this.blobsDir, alg))) {
+        const dir = path.join(this.blobsDir, alg, shard);
+        for (const name of await readdirSorted(dir)) {
+          const ref = parseBlobObjectName(alg, shard, name);
+          if (!ref) continue;
+          const st = await fsp.stat(path.join(dir, name)).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
+          if (st?.isFile()) yield { ...ref, size: st.size, modifiedAt: st.mtimeMs };
+        }
+      }
     }
-    const out: StoredBlob[] = [];
-    for (const name of names) {
-      const ref = parseBlobObjectName(alg, shard, name);
-      if (!ref) continue;
-      const st = await fsp.stat(path.join(dir, name)).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
-      if (st?.isFile()) out.push({ ...ref, size: st.size, modifiedAt: st.mtimeMs });
-    }
-    return out;
   }
 
   async createUpload(id: string): Promise<void> {
@@ -187,6 +181,16 @@ async function fsyncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** A folder's entries in code-point order (as S3 lists keys); none when it does not exist. */
+async function readdirSorted(dir: string): Promise<string[]> {
+  try {
+    return (await fsp.readdir(dir)).sort();
+  } catch (e) {
+    if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
   }
 }
 

@@ -166,20 +166,18 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async listBlobs(alg: string, shard: string): Promise<StoredBlob[]> {
-    if (!/^[a-z0-9]+$/.test(alg) || !/^[a-f0-9]{2}$/.test(shard)) throw new Error(`bad blob shard for storage: ${alg}/${shard}`);
-    const prefix = `${this.prefix}blobs/${alg}/${shard}/`;
-    const out: StoredBlob[] = [];
+  async *listBlobs(): AsyncIterable<StoredBlob> {
+    const prefix = `${this.prefix}blobs/`;
     let token: string | undefined;
     do {
       const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
       for (const o of r.Contents ?? []) {
-        const ref = parseBlobObjectName(alg, shard, o.Key!.slice(prefix.length));
-        if (ref) out.push({ ...ref, size: o.Size ?? 0, modifiedAt: o.LastModified?.getTime() ?? 0 });
+        const [alg = '', shard = '', name = '', ...rest] = o.Key!.slice(prefix.length).split('/');
+        const ref = rest.length ? undefined : parseBlobObjectName(alg, shard, name);
+        if (ref) yield { ...ref, size: o.Size ?? 0, modifiedAt: o.LastModified?.getTime() ?? 0 };
       }
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
-    return out;
   }
 
   async presignedUrl(digest: string, expiresInSeconds: number, generation?: number): Promise<string> {

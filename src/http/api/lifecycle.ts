@@ -5,6 +5,7 @@ import type { ApiRoute } from './index.ts';
 
 const schemas = {
   run: z.object({ dryRun: z.boolean().default(false) }).strict(),
+  reconcile: z.object({ apply: z.boolean().default(false) }).strict(),
   repoLifecycle: z
     .object({
       /** Comma-separated tag globs, `!` for exceptions; empty string: none. */
@@ -107,6 +108,16 @@ export function lifecycleApiRoutes(registry: Registry): ApiRoute[] {
       handler: async ({ identity, body }) => {
         admin.requireSiteAdmin(identity);
         return registry.gc.run({ dryRun: body.dryRun });
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/gc/reconcile',
+      summary: 'Compare storage with the metadata now: objects without rows and rows without objects; apply deletes orphans older than the safety age (site administrators)',
+      body: schemas.reconcile,
+      handler: async ({ identity, body }) => {
+        admin.requireSiteAdmin(identity);
+        return registry.reconciler.run({ apply: body.apply });
       },
     },
     {
