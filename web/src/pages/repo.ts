@@ -5,6 +5,7 @@ import { link, crumbs, page } from '../components';
 import type { Repo, ImageSummary } from '../api-types';
 import { downloadsPanel } from '../components/downloads';
 import { setupSnippets } from '../components/setup';
+import { storagePanel } from '../components/storage';
 
 export async function repoPage(owner: string, repo: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo]]);
@@ -31,6 +32,7 @@ export async function repoPage(owner: string, repo: string): Promise<void> {
           ),
         )
       : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${location.host}/${owner}/${repo}/IMAGE:TAG`), ') or upload an archive.'),
+    storagePanel(owner, repo),
     setupSnippets(owner, repo, session()?.username),
     session() ? downloadsPanel(owner, repo) : null,
   );
