@@ -71,3 +71,23 @@ export function gcCommands(program: Command): void {
       if (e.facts.linkedTo.length) out(`linked to: ${e.facts.linkedTo.join(', ')}\n`);
     });
 }
+
+/** `berth quota recompute [OWNER[/REPO]]` (site administrators; docs/lifecycle.md). */
+export function quotaCommands(program: Command): void {
+  const client = () => ApiClient.fromEnv({ server: program.opts().server as string | undefined });
+  const quota = program.command('quota').description('storage quotas and usage (site administrators)').addHelpText('after', exampleText('berth quota recompute acme'));
+  quota
+    .command('recompute [target]')
+    .description('recompute storage usage from the manifests themselves for every repository and owner, or OWNER or OWNER/REPO, and report any drift (exit 1 when there is)')
+    .addHelpText('after', exampleText('berth quota recompute', 'berth quota recompute acme/prod'))
+    .action(async (target: string | undefined) => {
+      const r = await client().call<{ scopes: Row[]; drifted: number }>('POST', '/api/v1/quota/recompute', target ? { target } : {});
+      if (program.opts().json === true) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else {
+        printRows(r.scopes, ['scope', 'usageBytes', 'recomputedBytes', 'drift', 'manifests'], false);
+        for (const s of r.scopes) for (const p of (s.problems as string[] | undefined) ?? []) process.stdout.write(`${String(s.scope)}: ${p}\n`);
+        process.stdout.write(r.drifted ? `${r.drifted} scope(s) drifted\n` : 'no drift: usage matches the manifests\n');
+      }
+      if (r.drifted) process.exitCode = 1;
+    });
+}

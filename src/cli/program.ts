@@ -11,7 +11,7 @@ import { pushCommands } from './push.ts';
 import { webhookCommands } from './webhook.ts';
 import { keyCommands } from './keys.ts';
 import { jobCommands } from './jobs.ts';
-import { gcCommands } from './gc.ts';
+import { gcCommands, quotaCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
@@ -39,6 +39,7 @@ export function buildProgram(): Command {
   keyCommands(program);
   jobCommands(program);
   gcCommands(program);
+  quotaCommands(program);
   retentionCommands(program);
   const serveCmd = program
     .command('serve')

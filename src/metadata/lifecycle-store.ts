@@ -40,6 +40,10 @@ export interface LifecycleStore {
   recordPulls(pulls: ManifestPull[]): Promise<void>;
   /** When each manifest of an image was last pulled (manifests never pulled are absent). */
   listManifestPulls(imageId: number): Promise<Map<string, { lastPulledAt: number; lastEntitledAt: number | null }>>;
+  /** A page of a repository's manifests with their bytes, by id (for `quota recompute`). */
+  listManifestPayloads(repositoryId: number, page: { afterId: number; limit: number }): Promise<{ id: number; image: string; digest: string; mediaType: string; payload: Buffer }[]>;
+  /** Size and state of each of these blobs that has a row. */
+  findBlobSizes(digests: string[]): Promise<Map<string, { size: number; state: string }>>;
   /** Usage of each repository of an owner (as `usage`), by repository name. */
   usageByRepository(ownerId: number): Promise<{ repository: string; usageBytes: number }[]>;
 }

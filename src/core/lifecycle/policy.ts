@@ -3,6 +3,7 @@ import { ApiError, type Tenancy } from '../access/tenancy.ts';
 import type { Identity } from '../access/access.ts';
 import type { AccessStore } from '../../metadata/access-store.ts';
 import type { LifecycleStore } from '../../metadata/lifecycle-store.ts';
+import { recomputeUsage, type UsageRecomputeReport } from './usage-recompute.ts';
 
 /** Parsed immutable-tag patterns: a tag is immutable when it matches an `allow` glob and no `except` glob. */
 export interface TagPatterns {
@@ -156,6 +157,12 @@ export class RepositoryPolicies {
       usageBytes: manages ? await this.store.usage({ ownerId: o.id }) : null,
       repositories,
     };
+  }
+
+  /** Recomputes usage from the manifests' bytes and reports drift (site administrators; usage-recompute.ts). */
+  async recomputeUsage(actor: Identity, target: string | undefined): Promise<UsageRecomputeReport> {
+    this.tenancy.requireSiteAdmin(actor);
+    return recomputeUsage(this.store, this.accessStore, target);
   }
 
   async setOwnerQuota(actor: Identity, owner: string, quota: string): Promise<{ owner: string; quotaBytes: number | null; usageBytes: number }> {

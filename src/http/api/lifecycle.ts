@@ -6,6 +6,7 @@ import type { ApiRoute } from './index.ts';
 const schemas = {
   run: z.object({ dryRun: z.boolean().default(false) }).strict(),
   reconcile: z.object({ apply: z.boolean().default(false) }).strict(),
+  recompute: z.object({ target: Text.max(300).optional() }).strict(),
   repoLifecycle: z
     .object({
       /** Comma-separated tag globs, `!` for exceptions; empty string: none. */
@@ -83,6 +84,13 @@ export function lifecycleApiRoutes(registry: Registry): ApiRoute[] {
       url: '/api/v1/owners/:owner/usage',
       summary: "Storage used by each of an owner's repositories the caller may read; the owner's total and quota for owner managers",
       handler: async ({ identity, params }) => policies.ownerUsage(identity, params.owner!),
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/quota/recompute',
+      summary: 'Recompute storage usage from the manifests themselves for every repository and owner, or one (target OWNER or OWNER/REPO), and report drift (site administrators)',
+      body: schemas.recompute,
+      handler: async ({ identity, body }) => policies.recomputeUsage(identity, body.target),
     },
     {
       method: 'PUT',

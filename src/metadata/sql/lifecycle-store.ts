@@ -144,6 +144,29 @@ export class SqlLifecycleStore implements LifecycleStore {
     return new Map(rows.map((r) => [r.digest, { lastPulledAt: Number(r.last_pulled_at), lastEntitledAt: r.last_entitled_at === null ? null : Number(r.last_entitled_at) }]));
   }
 
+  async listManifestPayloads(repositoryId: number, page: { afterId: number; limit: number }): Promise<{ id: number; image: string; digest: string; mediaType: string; payload: Buffer }[]> {
+    const rows = await this.db
+      .selectFrom('manifests')
+      .innerJoin('images', 'images.id', 'manifests.image_id')
+      .select(['manifests.id', 'images.name', 'manifests.digest', 'manifests.media_type', 'manifests.payload'])
+      .where('images.repository_id', '=', repositoryId)
+      .where('manifests.id', '>', page.afterId)
+      .orderBy('manifests.id')
+      .limit(page.limit)
+      .execute();
+    return rows.map((r) => ({ id: Number(r.id), image: r.name, digest: r.digest, mediaType: r.media_type, payload: Buffer.from(r.payload) }));
+  }
+
+  async findBlobSizes(digests: string[]): Promise<Map<string, { size: number; state: string }>> {
+    const out = new Map<string, { size: number; state: string }>();
+    const unique = [...new Set(digests)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db.selectFrom('blobs').select(['digest', 'size', 'state']).where('digest', 'in', unique.slice(i, i + 500)).execute();
+      for (const r of rows) out.set(r.digest, { size: Number(r.size), state: r.state });
+    }
+    return out;
+  }
+
   async usageByRepository(ownerId: number): Promise<{ repository: string; usageBytes: number }[]> {
     // Distinct (repository, blob) pairs first: a blob counts once per repository.
     const pairs = this.db
