@@ -118,16 +118,15 @@ export class RetentionRules {
   /** The rules in force for a repository: its own, else its owner's. */
   private async rulesOf(repositoryId: number, ownerId: number): Promise<{ rules: Retention | null; source: RetentionPlan['source'] }> {
     const own = (await this.store.findRepositoryLifecycle(repositoryId)).retention;
-    if (own !== null) return { rules: RetentionSchema.parse(JSON.parse(own)), source: 'repository' };
-    const inherited = await this.store.findOwnerRetention(ownerId);
-    return inherited === null ? { rules: null, source: null } : { rules: RetentionSchema.parse(JSON.parse(inherited)), source: 'owner' };
+    if (own !== null) return { rules: storedRules(own), source: 'repository' };
+    const inherited = storedRules(await this.store.findOwnerRetention(ownerId));
+    return { rules: inherited, source: inherited ? 'owner' : null };
   }
 
   /** The repository's own rules (null: none, the owner's apply if it has some). */
   async get(actor: Identity, owner: string, name: string): Promise<Retention | null> {
     const { repository } = await this.tenancy.getRepository(actor, owner, name);
-    const raw = (await this.store.findRepositoryLifecycle(repository.id)).retention;
-    return raw === null ? null : RetentionSchema.parse(JSON.parse(raw));
+    return storedRules((await this.store.findRepositoryLifecycle(repository.id)).retention);
   }
 
   /** Sets (or, with null, clears) the rules; a run is queued. Repository managers only. */
@@ -143,8 +142,7 @@ export class RetentionRules {
   /** The rules an owner's repositories inherit (null: none). Anyone who may see the owner. */
   async getOwner(actor: Identity, owner: string): Promise<Retention | null> {
     const o = await this.tenancy.findOwner(actor, owner);
-    const raw = await this.store.findOwnerRetention(o.id);
-    return raw === null ? null : RetentionSchema.parse(JSON.parse(raw));
+    return storedRules(await this.store.findOwnerRetention(o.id));
   }
 
   /** Sets (or clears) an owner's rules; runs are queued for its repositories. Owner managers only. */
@@ -293,6 +291,12 @@ export class RetentionRules {
   }
 }
 
+/** Rules as stored (validated JSON), or null. */
+function storedRules(raw: string | null): Retention | null {
+  return raw === null ? null : RetentionSchema.parse(JSON.parse(raw));
+}
+
+/** Rules as sent by a client: 400 with every problem when invalid. */
 function parseRules(rules: unknown): Retention | null {
   if (rules === null) return null;
   const r = RetentionSchema.safeParse(rules);
