@@ -85,6 +85,10 @@ for (const combo of [
       assert.ok(got.rawPayload.equals(orphanData));
       const again = await l.berth.registry.reconciler.run({ apply: true, now: later });
       assert.equal(again.totals.deleted, 0, 'the re-uploaded generation is the row’s: not an orphan');
+      const metrics = (await l.berth.app.inject({ url: '/metrics' })).body;
+      assert.match(metrics, /^berth_storage_reconcile_findings\{kind="missing"\} 1$/m);
+      assert.match(metrics, /^berth_storage_reconcile_findings\{kind="orphans"\} 1$/m, 'the unknown generation of a live row');
+      assert.match(metrics, /^berth_storage_reconcile_deleted_bytes_total 300$/m);
       await store.delete(layer, 4);
     });
 

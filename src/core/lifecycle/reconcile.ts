@@ -62,6 +62,10 @@ const iso = (t: number) => new Date(t).toISOString();
  * and on demand (`berth gc reconcile [--apply]`).
  */
 export class StorageReconciler {
+  /** The totals of the last run in this process (metrics), and what it deleted since start. */
+  last: (ReconcileReport['totals'] & { at: number }) | undefined;
+  readonly stats = { orphansDeleted: 0, orphanBytesDeleted: 0 };
+
   constructor(
     private readonly gc: GcStore,
     private readonly store: BlobStore,
@@ -106,6 +110,9 @@ export class StorageReconciler {
         await this.shard(alg, shard, objects, apply, now, report);
       }
     }
+    this.last = { ...report.totals, at: Date.now() };
+    this.stats.orphansDeleted += report.totals.deleted;
+    this.stats.orphanBytesDeleted += report.totals.deletedBytes;
     return report;
   }
 
