@@ -130,7 +130,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
       onSweepError: (e, blobs) => log?.error({ err: e, blobs }, 'deleting swept blobs failed: they stay deleting and are swept again'),
       reconcile: { minAgeMs: config.gc.reconcileMinAgeSeconds * 1000, applyOnSchedule: config.gc.reconcileApply },
       onReconcile: (r) => {
-        if (r.totals.orphans || r.totals.missing || r.failed) log?.warn({ dryRun: r.dryRun, ...r.totals, failed: r.failed }, 'storage reconciler: objects without rows or rows without objects');
+        if (r.totals.orphans || r.totals.missing || r.totals.staleMultiparts || r.failed) log?.warn({ dryRun: r.dryRun, ...r.totals, failed: r.failed }, 'storage reconciler: objects without rows or rows without objects');
         else log?.info({ scanned: r.scanned }, 'storage reconciler: store and metadata agree');
       },
     },

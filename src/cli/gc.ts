@@ -44,9 +44,13 @@ export function gcCommands(program: Command): void {
     .addHelpText('after', exampleText('berth gc reconcile', 'berth gc reconcile --apply'))
     .option('--apply', 'delete the orphans old enough (without it, nothing changes)')
     .action(async (o: { apply?: boolean }) => {
-      const r = await client().call<Row & { dryRun: boolean; orphans: Row[]; missing: Row[]; failed: number; scanned: Row; totals: { orphans: number; orphanBytes: number; deleted: number; deletedBytes: number; tooYoung: number; missing: number } }>('POST', '/api/v1/gc/reconcile', { apply: o.apply === true });
+      const r = await client().call<Row & { dryRun: boolean; orphans: Row[]; missing: Row[]; multiparts: Row[]; failed: number; scanned: Row; totals: { orphans: number; orphanBytes: number; deleted: number; deletedBytes: number; tooYoung: number; missing: number; staleMultiparts: number; aborted: number } }>('POST', '/api/v1/gc/reconcile', { apply: o.apply === true });
       if (json()) return out(JSON.stringify(r, null, 2) + '\n');
       printRows(r.orphans, ['action', 'digest', 'generation', 'size', 'modifiedAt', 'reason'], false);
+      if (r.multiparts.length) {
+        out('multipart uploads of upload sessions that are gone (S3):\n');
+        printRows(r.multiparts, ['action', 'uploadId', 'startedAt'], false);
+      }
       if (r.missing.length) {
         out('rows whose bytes are missing from storage (data lost: push these blobs again):\n');
         printRows(r.missing, ['digest', 'generation', 'state', 'size'], false);
@@ -54,7 +58,7 @@ export function gcCommands(program: Command): void {
       const t = r.totals;
       out(
         `${String(r.scanned.objects)} object(s), ${String(r.scanned.rows)} row(s) scanned; ${t.orphans} orphan(s) (${t.orphanBytes} bytes, ${t.tooYoung} too young to delete); ` +
-          `${r.dryRun ? `${t.orphans - t.tooYoung} would be deleted with --apply` : `${t.deleted} deleted (${t.deletedBytes} bytes)`}; ${t.missing} missing${r.failed ? `; ${r.failed} failed` : ''}\n`,
+          `${r.dryRun ? `${t.orphans - t.tooYoung} would be deleted with --apply` : `${t.deleted} deleted (${t.deletedBytes} bytes)`}; ${t.missing} missing; ${t.staleMultiparts} stale multipart upload(s)${r.dryRun ? '' : `, ${t.aborted} aborted`}${r.failed ? `; ${r.failed} failed` : ''}\n`,
       );
       if (t.missing || r.failed) process.exitCode = 1;
     });

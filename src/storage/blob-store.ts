@@ -42,6 +42,14 @@ export interface BlobStore {
    * 1000 keys a request).
    */
   listBlobs(): AsyncIterable<StoredBlob>;
+  /**
+   * Multipart uploads the backend still holds for upload sessions (S3: their parts are invisible
+   * to listings and cost storage until aborted), with the session id they belong to. For the
+   * reconciler; drivers without such state (fs) leave it out.
+   */
+  listPendingMultiparts?(): AsyncIterable<PendingMultipart>;
+  /** Aborts one (idempotent). */
+  abortPendingMultipart?(m: PendingMultipart): Promise<void>;
 
   /** Creates empty temporary data for a new upload session. */
   createUpload(id: string): Promise<void>;
@@ -79,6 +87,15 @@ export interface StoredBlob extends BlobRef {
   size: number;
   /** Last modification (ms): when the object was written. */
   modifiedAt: number;
+}
+
+/** A multipart upload in progress at the backend. */
+export interface PendingMultipart {
+  /** The upload session it belongs to. */
+  uploadId: string;
+  key: string;
+  multipartId: string;
+  startedAt: number;
 }
 
 /** The shards of a walk over the store: `00` … `ff`. */

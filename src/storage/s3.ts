@@ -13,6 +13,7 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  ListMultipartUploadsCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -21,7 +22,7 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { BlobNotFoundError, type BlobRef, type BlobStore, type ByteRange, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
+import { BlobNotFoundError, type BlobRef, type BlobStore, type ByteRange, type PendingMultipart, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
 
 /** DeleteObjects takes at most 1000 keys a call. */
 const DELETE_BATCH = 1000;
@@ -178,6 +179,28 @@ export class S3BlobStore implements BlobStore {
       }
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  async *listPendingMultiparts(): AsyncIterable<PendingMultipart> {
+    const prefix = `${this.prefix}uploads/`;
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (;;) {
+      const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+      for (const u of r.Uploads ?? []) {
+        const [uploadId = '', name, ...rest] = u.Key!.slice(prefix.length).split('/');
+        if (name !== 'data' || rest.length || !u.UploadId) continue;
+        yield { uploadId, key: u.Key!, multipartId: u.UploadId, startedAt: u.Initiated?.getTime() ?? 0 };
+      }
+      if (!r.IsTruncated) return;
+      keyMarker = r.NextKeyMarker;
+      idMarker = r.NextUploadIdMarker;
+    }
+  }
+
+  async abortPendingMultipart(m: PendingMultipart): Promise<void> {
+    if (!m.key.startsWith(`${this.prefix}uploads/`)) throw new Error(`not an upload key: ${m.key}`);
+    await this.abortMultipart(m.key, m.multipartId);
   }
 
   async presignedUrl(digest: string, expiresInSeconds: number, generation?: number): Promise<string> {

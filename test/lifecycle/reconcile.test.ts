@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import type { BlobStore } from '../../src/storage/blob-store.ts';
+import type { S3BlobStore } from '../../src/storage/s3.ts';
 import type { GcStore } from '../../src/metadata/gc-store.ts';
 import { ADMIN, apiOk, pushImage, sha256 } from '../events/helpers.ts';
 import { openLifecycleBerth, type LifecycleBerth } from './helpers.ts';
@@ -90,6 +92,23 @@ for (const combo of [
       assert.match(metrics, /^berth_storage_reconcile_findings\{kind="orphans"\} 1$/m, 'the unknown generation of a live row');
       assert.match(metrics, /^berth_storage_reconcile_deleted_bytes_total 300$/m);
       await store.delete(layer, 4);
+    });
+
+    // fs keeps no upload state outside its files: this one is for S3 only.
+    if (combo.s3) test('multipart uploads of sessions that are gone are reported, and aborted when old (S3)', async () => {
+      const store = l.berth.store as S3BlobStore;
+      const lost = await store.client.send(new CreateMultipartUploadCommand({ Bucket: l.s3!.bucket, Key: 'uploads/lost-session/data' }));
+      const open = await l.berth.app.inject({ method: 'POST', url: '/v2/acme/rec/app/blobs/uploads/', headers: { authorization: ADMIN } });
+      assert.equal(open.statusCode, 202); // a live session: its multipart is upload expiry's business
+      const dry = await l.berth.registry.reconciler.run();
+      assert.deepEqual(dry.multiparts.map((m) => [m.uploadId, m.action]), [['lost-session', 'too-young']]);
+      const applied = await l.berth.registry.reconciler.run({ apply: true, now: Date.now() + 2 * 3600_000 });
+      assert.deepEqual(applied.multiparts.map((m) => [m.uploadId, m.action]), [['lost-session', 'aborted']]);
+      const left: string[] = [];
+      for await (const m of store.listPendingMultiparts()) left.push(m.multipartId);
+      assert.ok(!left.includes(lost.UploadId!), 'aborted');
+      assert.equal(left.length, 1, 'the live session keeps its multipart upload');
+      await l.berth.app.inject({ method: 'DELETE', url: open.headers.location as string, headers: { authorization: ADMIN } });
     });
 
     test('a blob left deleting (its batch never ran) is swept again by resweep', async () => {

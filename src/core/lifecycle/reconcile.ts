@@ -36,6 +36,12 @@ export interface MissingObject {
   size: number;
 }
 
+export interface StaleMultipart {
+  uploadId: string;
+  startedAt: string;
+  action: 'aborted' | 'would-abort' | 'too-young';
+}
+
 export interface ReconcileReport {
   dryRun: boolean;
   minAgeSeconds: number;
@@ -44,7 +50,9 @@ export interface ReconcileReport {
   orphans: OrphanObject[];
   /** Live rows whose bytes are not in storage: data lost, nothing to free (at most 1000 listed). */
   missing: MissingObject[];
-  totals: { orphans: number; orphanBytes: number; deleted: number; deletedBytes: number; tooYoung: number; missing: number };
+  /** S3 multipart uploads of upload sessions that no longer exist (at most 1000 listed). */
+  multiparts: StaleMultipart[];
+  totals: { orphans: number; orphanBytes: number; deleted: number; deletedBytes: number; tooYoung: number; missing: number; staleMultiparts: number; aborted: number };
   failed: number;
 }
 
@@ -71,6 +79,8 @@ export class StorageReconciler {
     private readonly store: BlobStore,
     private readonly events: EventBus,
     private readonly jobs: JobQueue<unknown>,
+    /** Whether an upload session exists (the metadata store's uploads). */
+    private readonly sessionExists: (uploadId: string) => Promise<boolean>,
     readonly opts: ReconcileOptions = DEFAULT_RECONCILE_OPTIONS,
     private readonly onReport: (r: ReconcileReport) => void = () => undefined,
   ) {
@@ -92,7 +102,8 @@ export class StorageReconciler {
       scanned: { objects: 0, rows: 0, shards: 0 },
       orphans: [],
       missing: [],
-      totals: { orphans: 0, orphanBytes: 0, deleted: 0, deletedBytes: 0, tooYoung: 0, missing: 0 },
+      multiparts: [],
+      totals: { orphans: 0, orphanBytes: 0, deleted: 0, deletedBytes: 0, tooYoung: 0, missing: 0, staleMultiparts: 0, aborted: 0 },
       failed: 0,
     };
     // The store lists its objects in shard order: take one shard's objects at a time.
@@ -110,10 +121,35 @@ export class StorageReconciler {
         await this.shard(alg, shard, objects, apply, now, report);
       }
     }
+    await this.multiparts(apply, now, report);
     this.last = { ...report.totals, at: Date.now() };
     this.stats.orphansDeleted += report.totals.deleted;
     this.stats.orphanBytesDeleted += report.totals.deletedBytes;
     return report;
+  }
+
+  /**
+   * Multipart uploads (S3) whose upload session is gone: a crash between starting one and
+   * recording the session, or between removing a session and aborting its parts. Sessions
+   * that exist are upload expiry's business; young ones may be starting right now.
+   */
+  private async multiparts(apply: boolean, now: number, report: ReconcileReport): Promise<void> {
+    if (!this.store.listPendingMultiparts || !this.store.abortPendingMultipart) return;
+    for await (const m of this.store.listPendingMultiparts()) {
+      if (await this.sessionExists(m.uploadId)) continue;
+      report.totals.staleMultiparts++;
+      let action: StaleMultipart['action'] = m.startedAt > now - this.opts.minAgeMs ? 'too-young' : apply ? 'aborted' : 'would-abort';
+      if (action === 'aborted') {
+        try {
+          await this.store.abortPendingMultipart(m);
+          report.totals.aborted++;
+        } catch {
+          report.failed++;
+          action = 'would-abort';
+        }
+      }
+      if (report.multiparts.length < MAX_LISTED) report.multiparts.push({ uploadId: m.uploadId, startedAt: iso(m.startedAt), action });
+    }
   }
 
   private async shard(alg: string, shard: string, objects: StoredBlob[], apply: boolean, now: number, report: ReconcileReport): Promise<void> {
