@@ -12,7 +12,9 @@ import { apiRoutes } from './api/index.ts';
 import { type ImportLimits, importRoutes } from './api/import.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits, bodyProgress, capConnections, timeoutOptions } from './limits.ts';
 import { browseRoutes } from './api/browse.ts';
+import { vulnImportRoute } from './api/vulns.ts';
 import { uiRoutes } from './ui.ts';
+import { domainHooks, sniCallback } from './domains.ts';
 import { observeRequests } from './events.ts';
 import { type ClusterMetrics, Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
@@ -41,6 +43,8 @@ export interface AppOptions {
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
 export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance {
   const logger = opts.logger ?? false;
+  // Custom domains with a certificate of their own are served it by SNI (docs/domains.md).
+  const sni = sniCallback(registry, (e, host) => (typeof logger === 'object' ? logger.warn({ err: e, host }, 'loading a domain certificate failed') : undefined));
   const app = Fastify({
     ...(typeof logger === 'boolean' ? { logger } : { loggerInstance: logger }),
     exposeHeadRoutes: false,
@@ -50,7 +54,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     routerOptions: { ignoreDuplicateSlashes: false },
     ...timeoutOptions(opts.http ?? DEFAULT_HTTP_LIMITS),
     ...(opts.trustProxy?.length ? { trustProxy: opts.trustProxy } : {}),
-    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, SNICallback: sni } } : {}),
     // Malformed URLs (bad percent-encoding) get OCI error JSON too, not fastify's own body.
     frameworkErrors: (error, req, reply) => {
       if (req.raw.url?.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
@@ -73,6 +77,8 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
 
   // Control characters in a path or query never reach a handler, the stores or the event stream.
   app.addHook('onRequest', rejectDirtyUrls);
+  // Then the host's name mapping, if it is a custom domain; names going out are mapped back.
+  domainHooks(app, registry, opts.trustProxy ?? []);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
@@ -96,6 +102,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   apiRoutes(app, registry, auth);
   importRoutes(app, registry, auth, opts.importSpoolDir ?? path.join(os.tmpdir(), 'berth-imports'), opts.imports);
   browseRoutes(app, registry, auth);
+  vulnImportRoute(app, registry, auth);
   uiRoutes(app);
   return app;
 }

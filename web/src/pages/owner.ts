@@ -5,6 +5,7 @@ import { link, crumbs, page } from '../components';
 import type { OwnerUsage, Repo } from '../api-types';
 import { iecBytes } from '../format';
 import { usageText } from '../components/storage';
+import { domainsSection } from '../components/domains';
 
 export async function ownerPage(owner: string): Promise<void> {
   crumbs([['Home', link.home()], [owner]]);
@@ -54,5 +55,6 @@ export async function ownerPage(owner: string): Promise<void> {
   const orgs = session() ? await api<{ name: string }[]>('GET', '/api/v1/orgs').catch(() => []) : [];
   const members = orgs.some((o) => o.name === owner) ? h('p', {}, h('a', { href: link.org(owner) }, 'Organisation members and settings')) : null;
   const total = usage?.usageBytes != null ? h('p', { 'data-testid': 'owner-storage' }, `Storage used by ${owner}: ${usageText(usage.usageBytes, usage.quotaBytes)}`) : null;
-  page(owner, members, total, list, create);
+  const domains = session() ? await domainsSection(owner) : null;
+  page(owner, members, total, list, create, domains);
 }

@@ -6,6 +6,8 @@ import type { Repo, ImageSummary } from '../api-types';
 import { downloadsPanel } from '../components/downloads';
 import { setupSnippets } from '../components/setup';
 import { storagePanel } from '../components/storage';
+import { signingPanel } from '../components/signing';
+import { imageRef } from '../host';
 
 export async function repoPage(owner: string, repo: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo]]);
@@ -31,9 +33,10 @@ export async function repoPage(owner: string, repo: string): Promise<void> {
             h('tbody', {}, images.map((i) => h('tr', {}, h('td', {}, h('a', { href: link.image(owner, repo, i.image) }, i.image)), h('td', { class: 'num' }, i.tagCount)))),
           ),
         )
-      : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${location.host}/${owner}/${repo}/IMAGE:TAG`), ') or upload an archive.'),
+      : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${imageRef(`${owner}/${repo}/IMAGE`)}:TAG`), ') or upload an archive.'),
     storagePanel(owner, repo),
     setupSnippets(owner, repo, session()?.username),
+    signingPanel(owner, repo),
     session() ? downloadsPanel(owner, repo) : null,
   );
 }
