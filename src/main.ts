@@ -161,7 +161,16 @@ export async function createBerth(config: Config, logger: Logger | false = false
     sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
     limits: { store: limits, counters, refreshMs: config.rateLimits.refreshSeconds * 1000, onError: (e) => log?.error({ err: e }, 'reading the rate limits failed') },
     domains: { store: domains, options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
-    gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
+    gc: {
+      store: gc,
+      options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 },
+      onSweepError: (e, blobs) => log?.error({ err: e, blobs }, 'deleting swept blobs failed: they stay deleting and are swept again'),
+      reconcile: { minAgeMs: config.gc.reconcileMinAgeSeconds * 1000, applyOnSchedule: config.gc.reconcileApply },
+      onReconcile: (r) => {
+        if (r.totals.orphans || r.totals.missing || r.totals.staleMultiparts || r.failed) log?.warn({ dryRun: r.dryRun, ...r.totals, failed: r.failed }, 'storage reconciler: objects without rows or rows without objects');
+        else log?.info({ scanned: r.scanned }, 'storage reconciler: store and metadata agree');
+      },
+    },
     events: {
       store: events,
       bus: {
@@ -238,9 +247,15 @@ export async function createBerth(config: Config, logger: Logger | false = false
   // Lifecycle housekeeping: tombstones of deleted blobs older than a week go; retention rules run.
   const gcTimer = setInterval(() => {
     void registry.gc.pruneTombstones().catch((e: unknown) => log?.error({ err: e }, 'removing GC tombstones failed'));
+    void registry.gc.resweep().catch((e: unknown) => log?.error({ err: e }, 'sweeping blobs left deleting failed'));
     void registry.retention.enqueueAll().catch((e: unknown) => log?.error({ err: e }, 'queueing retention runs failed'));
   }, config.gc.intervalSeconds * 1000);
   gcTimer.unref();
+  // The storage reconciler: one job, deduplicated, so one node at a time walks the store.
+  const reconcileTimer = setInterval(() => {
+    void registry.reconciler.enqueue().catch((e: unknown) => log?.error({ err: e }, 'queueing the storage reconciler failed'));
+  }, config.gc.reconcileIntervalSeconds * 1000);
+  reconcileTimer.unref();
 
   // The vulnerability database: refreshed from the configured mirror (a job, on any one node).
   const refreshVulns = () => void registry.vulns.enqueueRefresh().catch((e: unknown) => log?.error({ err: e }, 'queueing the vulnerability database refresh failed'));
@@ -273,12 +288,15 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearTimeout(firstPrune);
       clearInterval(pruneTimer);
       clearInterval(gcTimer);
+      clearInterval(reconcileTimer);
       clearInterval(vulnsTimer);
       registry.rateLimits.stop();
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();
       await registry.jobs.stop();
+      await registry.gc.flushSweeps();
+      await registry.pulls.flush();
       registry.proxy.close(); // idle keep-alive sockets to upstreams
       await meta.close();
     },

@@ -11,7 +11,7 @@ import { pushCommands } from './push.ts';
 import { webhookCommands } from './webhook.ts';
 import { keyCommands } from './keys.ts';
 import { jobCommands } from './jobs.ts';
-import { gcCommands } from './gc.ts';
+import { gcCommands, quotaCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
 import { signingCommands } from './signing.ts';
 import { vulnCommands } from './vulns.ts';
@@ -45,6 +45,7 @@ export function buildProgram(): Command {
   jobCommands(program);
   sbomCommands(program);
   gcCommands(program);
+  quotaCommands(program);
   retentionCommands(program);
   signingCommands(program);
   vulnCommands(program);

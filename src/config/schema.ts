@@ -287,9 +287,15 @@ export const ConfigSchema = z
         intervalSeconds: z.number().int().min(1).default(3600),
         /** Collect manifests no tag and no index of their image names, after the grace period. */
         collectUntagged: z.boolean().default(true),
+        /** How often the storage reconciler walks the store (on one node at a time). */
+        reconcileIntervalSeconds: z.number().int().min(60).default(86_400),
+        /** Stored objects without a row younger than this are never deleted (an upload may be committing them). */
+        reconcileMinAgeSeconds: z.number().int().min(0).default(86_400),
+        /** The scheduled reconciler deletes old orphans (true) or only reports them (false). */
+        reconcileApply: z.boolean().default(false),
       })
       .strict()
-      .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true }),
+      .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true, reconcileIntervalSeconds: 86_400, reconcileMinAgeSeconds: 86_400, reconcileApply: false }),
     sbom: z
       .object({
         /** Generate an SBOM for each image pushed (repositories may switch it off; docs/supply-chain.md). */
@@ -429,6 +435,9 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_GC_GRACE_SECONDS: (c, v) => ((c.gc ??= {}).graceSeconds = Number(v)),
   BERTH_GC_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).intervalSeconds = Number(v)),
   BERTH_GC_COLLECT_UNTAGGED: (c, v) => ((c.gc ??= {}).collectUntagged = v === 'true' || v === '1'),
+  BERTH_GC_RECONCILE_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).reconcileIntervalSeconds = Number(v)),
+  BERTH_GC_RECONCILE_MIN_AGE_SECONDS: (c, v) => ((c.gc ??= {}).reconcileMinAgeSeconds = Number(v)),
+  BERTH_GC_RECONCILE_APPLY: (c, v) => ((c.gc ??= {}).reconcileApply = v === 'true' || v === '1'),
   BERTH_SBOM_ENABLED: (c, v) => ((c.sbom ??= {}).enabled = v === 'true' || v === '1'),
   BERTH_SBOM_MAX_LAYER_BYTES: (c, v) => ((c.sbom ??= {}).maxLayerBytes = Number(v)),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),

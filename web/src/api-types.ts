@@ -8,6 +8,23 @@ export interface Repo {
   canManage?: boolean;
 }
 
+/** GET /api/v1/repos/{owner}/{repo}/lifecycle */
+export interface Lifecycle {
+  repository: string;
+  immutableTags: string;
+  quotaBytes: number | null;
+  usageBytes: number;
+  owner: { name: string; quotaBytes: number | null; usageBytes: number };
+}
+
+/** GET /api/v1/owners/{owner}/usage */
+export interface OwnerUsage {
+  owner: string;
+  quotaBytes: number | null;
+  usageBytes: number | null;
+  repositories: { repository: string; usageBytes: number }[];
+}
+
 export interface ImageSummary {
   name: string;
   image: string;

@@ -477,6 +477,32 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0013_lifecycle_more': {
+      async up(db: Kysely<any>) {
+        // Retention rules an owner's repositories inherit (docs/lifecycle.md).
+        await db.schema.alterTable('owner_lifecycle').addColumn('retention', 'text').execute();
+        // When each manifest of an image was last pulled (any pull, and with an entitlement
+        // token): retention's pulledWithin / pulledByEntitlementWithin read this, not the events
+        // table, so a plan costs one indexed read per image whatever the pull volume.
+        await db.schema
+          .createTable('manifest_pulls')
+          .addColumn('image_id', 'bigint', (c) => c.notNull().references('images.id').onDelete('cascade'))
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('last_pulled_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_entitled_at', 'bigint')
+          .addPrimaryKeyConstraint('manifest_pulls_pk', ['image_id', 'digest'])
+          .execute();
+        // Seeded from the pulls the event log still holds, so rules set right after an upgrade
+        // do not take every image for never pulled.
+        await sql`
+          insert into manifest_pulls (image_id, digest, last_pulled_at, last_entitled_at)
+          select images.id, events.digest, max(events.time),
+                 max(case when events.actor_kind = 'entitlement' then events.time end)
+          from events inner join images on images.name = events.image
+          where events.action = 'pull' and events.status < 400 and events.digest is not null
+          group by images.id, events.digest`.execute(db);
+      },
+    },
   };
 }
 

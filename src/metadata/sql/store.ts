@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, type Transaction } from 'kysely';
+import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
 import type { ImageName } from '../metadata-store.ts';
 import type {
   BlobRecord,
@@ -295,6 +295,13 @@ export class SqlMetadataStore implements MetadataStore {
         return (this.dialect === 'postgres' ? q.forShare() : q).execute();
       });
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
+      if (m.tag !== null && this.dialect === 'postgres') {
+        // Two pushes of one tag at once must not both read the tag before either writes it:
+        // the later would move the tag without knowing it (no review of the manifest it left,
+        // which then stays forever; an immutable tag moved). Serialize them per (image, tag),
+        // also when the tag does not exist yet (a row lock would have nothing to hold).
+        await sql`select pg_advisory_xact_lock(hashtextextended(${`${m.imageId}:${m.tag}`}, 0))`.execute(trx);
+      }
       const previousTagDigest = m.tag !== null ? await tagDigest(trx, m.imageId, m.tag) : undefined;
       const denied = await this.policyRefusal(trx, m, previousTagDigest);
       if (denied) return { ok: false, missing: [], sizeMismatch: [], denied };

@@ -6,6 +6,7 @@ import { bytes, when } from '../format';
 import type { Repo, ImageSummary } from '../api-types';
 import { downloadsPanel } from '../components/downloads';
 import { setupSnippets } from '../components/setup';
+import { storagePanel } from '../components/storage';
 import { signingPanel } from '../components/signing';
 import { imageRef } from '../host';
 
@@ -60,6 +61,7 @@ export async function repoPage(owner: string, repo: string): Promise<void> {
           ),
         )
       : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${imageRef(`${owner}/${repo}/IMAGE`)}:TAG`), ') or upload an archive.'),
+    storagePanel(owner, repo),
     setupSnippets(owner, repo, session()?.username),
     signingPanel(owner, repo),
     session() ? downloadsPanel(owner, repo) : null,
