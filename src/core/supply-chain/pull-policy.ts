@@ -104,15 +104,40 @@ export class PullPolicies {
   }
 }
 
-/** Whether a manifest's JSON names a `subject`, or is a cosign `.sig`/attestation manifest by its layers. */
+/**
+ * Whether a manifest is a referrer (a signature, an SBOM, an attestation): it names a `subject`
+ * or is a cosign `.sig`/attestation manifest by its layers, and is not itself a runnable image.
+ * Clients run an image whatever its `subject` or `artifactType` say, so an image that adds a
+ * `subject` (a pusher's, or an upstream's through the pull-through cache) stays under the
+ * content policies (docs/security.md, "Pull policies").
+ */
 export function hasSubject(payload: Buffer): boolean {
   try {
-    const doc = JSON.parse(payload.toString('utf8')) as { subject?: unknown; layers?: { mediaType?: unknown }[] };
+    const doc = JSON.parse(payload.toString('utf8')) as { subject?: unknown; config?: { mediaType?: unknown }; layers?: { mediaType?: unknown }[] };
+    if (isRunnableImage(doc)) return false;
     if (doc.subject && typeof doc.subject === 'object') return true;
     return Array.isArray(doc.layers) && doc.layers.length > 0 && doc.layers.every((l) => typeof l?.mediaType === 'string' && COSIGN_LAYERS.has(l.mediaType));
   } catch {
     return false;
   }
+}
+
+export const IMAGE_CONFIGS = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
+
+/** Whether a layer media type is a (possibly compressed) filesystem tar. */
+export function isTarLayer(mediaType: string): boolean {
+  return /^application\/vnd\.(oci\.image\.layer\.v1\.tar|docker\.image\.rootfs\.diff\.tar)/.test(mediaType);
+}
+
+/** An image manifest's JSON a container runtime would run: an image config and a filesystem layer. */
+function isRunnableImage(doc: { config?: { mediaType?: unknown }; layers?: { mediaType?: unknown }[] }): boolean {
+  const config = doc.config?.mediaType;
+  return (
+    typeof config === 'string' &&
+    IMAGE_CONFIGS.has(config) &&
+    Array.isArray(doc.layers) &&
+    doc.layers.some((l) => typeof l?.mediaType === 'string' && isTarLayer(l.mediaType))
+  );
 }
 
 const COSIGN_LAYERS = new Set(['application/vnd.dev.cosign.simplesigning.v1+json', 'application/vnd.dsse.envelope.v1+json']);

@@ -4,6 +4,7 @@ import { RegistryError } from '../../core/errors.ts';
 import type { ByteRange } from '../../core/types.ts';
 import type { HttpAuth } from '../auth.ts';
 import { admitPull } from '../rate-limits.ts';
+import { enforcePullPolicies } from './manifests.ts';
 
 /** Parses a single `Range: bytes=…` against `size`; undefined = serve the whole blob. */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined | 'unsatisfiable' {
@@ -65,6 +66,8 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     reply.send();
     return;
   }
+  // A manifest read as a blob is still a manifest pull: the same policies decide.
+  if (blob.manifest) await enforcePullPolicies(registry, req, name, { digest, ...blob.manifest });
   // Counted against the day's byte limits (docs/limits.md); a redirect counts what it sends to.
   if (req.berthLimits) await admitPull(registry.rateLimits, req, reply, length);
   if (!blob.manifest && !range) {

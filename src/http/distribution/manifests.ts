@@ -28,12 +28,7 @@ export async function getManifest(
     reply.code(304).send();
     return;
   }
-  if (req.method === 'GET' && registry.pullPolicies.size) {
-    // The decision chain (DESIGN §11) refuses GETs only: a HEAD reveals no content, and a
-    // client then reads the refusal's message on the GET that follows.
-    const { owner, repository } = parseImageName(name);
-    await registry.pullPolicies.enforce({ identity: req.berthAuth?.identity ?? { kind: 'anonymous' }, name, owner, repository, digest: m.digest, mediaType: m.mediaType, payload: m.payload });
-  }
+  await enforcePullPolicies(registry, req, name, m);
   // A GET that yields the bytes counts against the day's byte limits (docs/limits.md)...
   if (req.method === 'GET' && req.berthLimits) await admitPull(registry.rateLimits, req, reply, m.size);
   // ...and against an entitlement token's download limit.
@@ -47,6 +42,22 @@ export async function getManifest(
   // Retention's pulledWithin: a map entry now, written in a batch later.
   registry.pulls.note(name, m.digest, req.berthAuth?.identity?.kind === 'entitlement');
   reply.send(m.payload);
+}
+
+/**
+ * The decision chain (DESIGN §11) on a GET that yields a manifest's bytes: from /manifests, and
+ * from /blobs/<manifest digest> (which containerd falls back to), so neither path skips it. A
+ * HEAD reveals no content, and a client then reads the refusal's message on the GET that follows.
+ */
+export async function enforcePullPolicies(
+  registry: Registry,
+  req: FastifyRequest,
+  name: string,
+  m: { digest: string; mediaType: string; payload: Buffer },
+): Promise<void> {
+  if (req.method !== 'GET' || !registry.pullPolicies.size) return;
+  const { owner, repository } = parseImageName(name);
+  await registry.pullPolicies.enforce({ identity: req.berthAuth?.identity ?? { kind: 'anonymous' }, name, owner, repository, digest: m.digest, mediaType: m.mediaType, payload: m.payload });
 }
 
 /** PUT /v2/<name>/manifests/<reference> */

@@ -17,25 +17,19 @@ import { combineLayers } from './combine.ts';
 import { CYCLONEDX_JSON, cycloneDx } from './cyclonedx.ts';
 import { StoredInventories } from './inventories.ts';
 import { DEFAULT_LAYER_LIMITS, LAYER_FORMAT, type LayerInventory, type LayerScanLimits, scanLayer } from './layer-scan.ts';
+import { IMAGE_CONFIGS, isTarLayer } from '../pull-policy.ts';
 
 /** The job kind: subject `NAME@DIGEST` of an image manifest. */
 export const SBOM_GENERATE = 'sbom.generate';
 
-const IMAGE_CONFIGS = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
-
-/** Whether a layer media type is a (possibly compressed) filesystem tar. */
-export function isTarLayer(mediaType: string): boolean {
-  return /^application\/vnd\.(oci\.image\.layer\.v1\.tar|docker\.image\.rootfs\.diff\.tar)/.test(mediaType);
-}
-
 /**
  * Whether a manifest is a container image whose layers make a filesystem: not an index (each
- * platform child is pushed, and inventoried, on its own), not a referrer or other artifact
- * (SBOMs, signatures, attestations never get an SBOM).
+ * platform child is pushed, and inventoried, on its own), not an artifact (SBOMs, signatures,
+ * attestations never get an SBOM). An image that names a `subject` or an `artifactType` is
+ * still an image: clients run it, so it is inventoried, scanned and decided like any other.
  */
 export function wantsSbom(m: ParsedManifest): boolean {
-  if (m.kind !== 'image' || m.subject || !m.config) return false;
-  if (!IMAGE_CONFIGS.has(m.config.mediaType) || (m.artifactType !== null && !IMAGE_CONFIGS.has(m.artifactType))) return false;
+  if (m.kind !== 'image' || !m.config || !IMAGE_CONFIGS.has(m.config.mediaType)) return false;
   return m.layers.some((l) => isTarLayer(l.mediaType));
 }
 
