@@ -477,8 +477,13 @@ export class Vulnerabilities {
     if (parsed.kind === 'index') {
       view.platforms = [];
       const union = new Map<string, Finding>();
+      const img = await this.meta.findImage(name);
       for (const child of parsed.manifests.slice(0, 64)) {
-        const report = await this.storedReport(child.digest);
+        // Reports are kept by digest for the whole registry: only a child stored in this image
+        // shows one. An index cached from an upstream need not have its children, and its
+        // upstream may list any digest (another tenant's private image).
+        const stored = img ? await this.meta.findManifest(img.id, child.digest) : undefined;
+        const report = stored ? await this.storedReport(child.digest) : undefined;
         const p = (child as { platform?: { os?: string; architecture?: string; variant?: string } }).platform;
         const platform = p ? [p.os, p.architecture, p.variant].filter(Boolean).join('/') : undefined;
         if (p?.architecture === 'unknown') continue; // attestation manifests of BuildKit
