@@ -17,6 +17,7 @@ import {
   type Tenancy,
   api,
   apiOk,
+  eventually,
   openBerth,
   pull,
   pushImage,
@@ -88,6 +89,12 @@ for (const driver of ['sqlite', 'postgres'] as const) {
       }
       assert.equal((await api(b.app, 'GET', `/v2/acme/prod/app/blobs/${signature.digest}`, t.carol)).status, 200);
       assert.equal((await api(b.app, 'GET', `/v2/acme/prod/app/blobs/${plain.digest}`, t.bob)).status, 200);
+    });
+
+    it('signing on push signs an image that names a subject, as any image', async () => {
+      await apiOk(b.app, 'PUT', '/api/v1/repos/acme/prod/signing', ADMIN, { signOnPush: true }, 200);
+      await pushWithSubject(b.app, 'acme/prod/app', 'v3', plain, { config: OCI_CONFIG, layer: OCI_LAYER });
+      await eventually(async () => ((await pull(b.app, 'acme/prod/app', 'v3', t.carol)).statusCode === 200 ? true : undefined), 15_000, 'v3 signed');
     });
   });
 }

@@ -330,7 +330,8 @@ export class Signing {
 
   private async afterPut(e: ManifestPutEvent): Promise<void> {
     if (e.cached) return;
-    if (e.subject !== null || hasSubject(e.payload) || (e.tag !== null && isAttachmentTag(e.tag))) {
+    // A referrer, not an image that also names a subject: that one is signed like any image.
+    if (hasSubject(e.payload) || (e.tag !== null && isAttachmentTag(e.tag))) {
       // A signature (or other referrer) changes what verdicts say: a new version.
       await this.store.bumpVersion(e.repositoryId);
       this.cache.clear();
@@ -359,7 +360,7 @@ export class Signing {
     if (!img) return;
     if (!(await this.store.findSettings(img.repositoryId)).signOnPush) return;
     const m = await this.meta.findManifest(img.id, digest);
-    if (!m || !SIGNABLE.has(m.mediaType) || m.subjectDigest !== null) return;
+    if (!m || !SIGNABLE.has(m.mediaType) || hasSubject(m.payload)) return;
     const key = await this.currentKey(img.repositoryId);
     const publicKey = createPublicKey(key.publicKey);
     const tag = signatureTag(digest);
@@ -414,7 +415,7 @@ export class Signing {
           for (const t of tags) {
             if (isAttachmentTag(t.name)) continue;
             const m = await this.meta.findManifest(img.id, t.digest);
-            if (!m || !SIGNABLE.has(m.mediaType) || m.subjectDigest !== null || hasSubject(m.payload)) continue;
+            if (!m || !SIGNABLE.has(m.mediaType) || hasSubject(m.payload)) continue;
             digests.add(m.digest);
             for (const child of indexChildren(m.payload)) digests.add(child);
           }
