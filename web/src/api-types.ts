@@ -14,7 +14,8 @@ export interface Lifecycle {
   immutableTags: string;
   quotaBytes: number | null;
   usageBytes: number;
-  owner: { name: string; quotaBytes: number | null; usageBytes: number };
+  /** usageBytes: null unless the caller manages the owner. */
+  owner: { name: string; quotaBytes: number | null; usageBytes: number | null };
 }
 
 /** GET /api/v1/owners/{owner}/usage */

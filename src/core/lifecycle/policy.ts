@@ -61,7 +61,8 @@ export interface LifecycleView {
   immutableTags: string;
   quotaBytes: number | null;
   usageBytes: number;
-  owner: { name: string; quotaBytes: number | null; usageBytes: number };
+  /** `usageBytes` is null unless the caller manages the owner: it would reveal the size of private repositories. */
+  owner: { name: string; quotaBytes: number | null; usageBytes: number | null };
 }
 
 export interface OwnerUsageView {
@@ -114,16 +115,25 @@ export class RepositoryPolicies {
     if (locked.length) throw new RegistryError('DENIED', `tag${locked.length > 1 ? 's' : ''} ${locked.slice(0, 5).map((t) => `"${t}"`).join(', ')} immutable: it may not be deleted or moved`);
   }
 
+  /** A repository's settings and usage; its owner's usage only for those who manage the owner (as in ownerUsage). */
   async get(actor: Identity, owner: string, name: string): Promise<LifecycleView> {
     const { repository } = await this.tenancy.getRepository(actor, owner, name);
     const s = await this.store.findRepositoryLifecycle(repository.id);
+    const manages = await this.managesOwner(actor, owner);
     return {
       repository: `${owner}/${name}`,
       immutableTags: s.immutableTags,
       quotaBytes: s.quotaBytes,
       usageBytes: await this.store.usage({ repositoryId: repository.id }),
-      owner: { name: owner, quotaBytes: await this.store.findOwnerQuota(repository.ownerId), usageBytes: await this.store.usage({ ownerId: repository.ownerId }) },
+      owner: { name: owner, quotaBytes: await this.store.findOwnerQuota(repository.ownerId), usageBytes: manages ? await this.store.usage({ ownerId: repository.ownerId }) : null },
     };
+  }
+
+  private managesOwner(actor: Identity, owner: string): Promise<boolean> {
+    return this.tenancy.manageableOwner(actor, owner).then(
+      () => true,
+      () => false,
+    );
   }
 
   async set(actor: Identity, owner: string, name: string, changes: { immutableTags?: string; quota?: string }): Promise<LifecycleView> {
@@ -147,10 +157,7 @@ export class RepositoryPolicies {
     const visible = new Set((await this.tenancy.listRepositories(actor, owner)).map((r) => r.name));
     const o = (await this.accessStore.findOwner(owner))!;
     const repositories = (await this.store.usageByRepository(o.id)).filter((r) => visible.has(r.repository));
-    const manages = await this.tenancy.manageableOwner(actor, owner).then(
-      () => true,
-      () => false,
-    );
+    const manages = await this.managesOwner(actor, owner);
     return {
       owner,
       quotaBytes: manages ? await this.store.findOwnerQuota(o.id) : null,
