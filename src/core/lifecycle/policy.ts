@@ -8,8 +8,8 @@ import { recomputeUsage, type UsageRecomputeReport } from './usage-recompute.ts'
 /** Parsed immutable-tag patterns: a tag is immutable when it matches an `allow` glob and no `except` glob. */
 export interface TagPatterns {
   source: string;
-  allow: RegExp[];
-  except: RegExp[];
+  allow: GlobMatcher[];
+  except: GlobMatcher[];
 }
 
 const PATTERN = /^!?[A-Za-z0-9_.*?-]{1,128}$/;
@@ -21,14 +21,49 @@ export function parseTagPatterns(source: string): TagPatterns {
   const out: TagPatterns = { source: parts.join(','), allow: [], except: [] };
   for (const p of parts) {
     if (!PATTERN.test(p)) throw new ApiError(400, 'INVALID', `invalid tag pattern "${p.slice(0, 140)}": tag characters with * and ?, optionally after !`);
-    (p.startsWith('!') ? out.except : out.allow).push(globToRegExp(p.replace(/^!/, '')));
+    (p.startsWith('!') ? out.except : out.allow).push(globMatcher(p.replace(/^!/, '')));
   }
   return out;
 }
 
-/** A glob (`*` any run, `?` one character; everything else literal) as an anchored RegExp. */
-export function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\/-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+/** A compiled glob: `test(text)` as on a RegExp. */
+export interface GlobMatcher {
+  test(text: string): boolean;
+}
+
+/**
+ * A glob (`*` any run, `?` one character; everything else literal) matching whole strings.
+ * Not a RegExp: `^.*a.*a.*a….*b$` backtracks exponentially in the number of stars, so a
+ * pattern a repository manager chose (`*a*a*a*a*a*a*b`) against a long tag would block the
+ * event loop for every tenant. This is the greedy two-pointer match: at most
+ * glob length × text length steps.
+ */
+export function globMatcher(glob: string): GlobMatcher {
+  return { test: (text: string) => globMatch(glob, text) };
+}
+
+function globMatch(glob: string, text: string): boolean {
+  let g = 0;
+  let t = 0;
+  let star = -1; // the last `*` seen in the glob
+  let resume = 0; // where the text resumes when that star takes one more character
+  while (t < text.length) {
+    const c = glob[g];
+    if (c === '*') {
+      star = g++;
+      resume = t;
+    } else if (c !== undefined && (c === '?' || c === text[t])) {
+      g++;
+      t++;
+    } else if (star >= 0) {
+      g = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (glob[g] === '*') g++;
+  return g === glob.length;
 }
 
 export function isImmutable(p: TagPatterns, tag: string): boolean {

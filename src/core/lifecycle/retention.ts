@@ -7,7 +7,7 @@ import type { JobQueue, JobRecord } from '../jobs/queue.ts';
 import type { AccessStore } from '../../metadata/access-store.ts';
 import type { LifecycleStore } from '../../metadata/lifecycle-store.ts';
 import type { MetadataStore, TagEntry } from '../../metadata/metadata-store.ts';
-import { globToRegExp, type RepositoryPolicies } from './policy.ts';
+import { globMatcher, type RepositoryPolicies } from './policy.ts';
 import type { PullLog } from './pulls.ts';
 
 export const RETENTION_RUN = 'retention.run';
@@ -221,7 +221,7 @@ export class RetentionRules {
     if (!rules) return { repository: label, rules, source, entries };
     const policy = await this.policies.forRepository(repositoryId);
     const now = Date.now();
-    const compiled = rules.rules.map((r) => ({ ...r, image: globToRegExp(r.images), tag: globToRegExp(r.tags) }));
+    const compiled = rules.rules.map((r) => ({ ...r, image: globMatcher(r.images), tag: globMatcher(r.tags) }));
     const byPulls = compiled.some((r) => r.keep.pulledWithin !== undefined || r.keep.pulledByEntitlementWithin !== undefined);
     if (byPulls) await this.pulls.flush(); // this node's latest pulls count too
     const ruleName = (i: number) => `${source === 'owner' ? 'owner rule' : 'rule'} ${i + 1}`;
