@@ -44,7 +44,7 @@ export function signingApiRoutes(registry: Registry): ApiRoute[] {
     {
       method: 'POST',
       url: '/api/v1/repos/:owner/:repo/signing-keys',
-      summary: 'Trust a public key (PEM: ECDSA P-256/384/521 or RSA ≥ 2048) for signatures clients push (repository managers)',
+      summary: 'Trust a public key (PEM: ECDSA P-256/384/521 or RSA 2048–8192 bits) for signatures clients push (repository managers)',
       body: schemas.addKey,
       status: 201,
       handler: async ({ identity, params, body }) => signing.addKey(identity, params.owner!, params.repo!, body.publicKey, body.name),

@@ -102,8 +102,8 @@ export function keyFingerprint(key: KeyObject): string {
 }
 
 /**
- * Reads a PEM public key an owner uploads: ECDSA (P-256, P-384, P-521) or RSA of 2048 bits or
- * more — what cosign verifies with SHA-256. Throws a message for the owner otherwise.
+ * Reads a PEM public key an owner uploads: ECDSA (P-256, P-384, P-521) or RSA of 2048 to 8192
+ * bits, exponent below 2^32 — what cosign verifies with SHA-256. Throws a message for the owner otherwise.
  */
 export function parsePublicKey(pem: string): KeyObject {
   let key: KeyObject;
@@ -114,8 +114,13 @@ export function parsePublicKey(pem: string): KeyObject {
   }
   const d = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'ec' && ['prime256v1', 'secp384r1', 'secp521r1'].includes(d.namedCurve ?? '')) return key;
-  if (key.asymmetricKeyType === 'rsa' && (d.modulusLength ?? 0) >= 2048) return key;
-  throw new Error(`unsupported key type ${key.asymmetricKeyType}${d.namedCurve ? ` (${d.namedCurve})` : ''}: use ECDSA P-256/P-384/P-521 or RSA ≥ 2048 bits`);
+  // RSA within what cosign makes (2048–4096 bits, e = 65537), with room: a huge modulus or
+  // exponent makes each check milliseconds, and verdicts check every key against every layer.
+  const rsaSize = d.modulusLength ?? 0;
+  if (key.asymmetricKeyType === 'rsa' && rsaSize >= 2048 && rsaSize <= 8192 && (d.publicExponent ?? 0n) <= 0xffffffffn) return key;
+  throw new Error(
+    `unsupported key type ${key.asymmetricKeyType}${d.namedCurve ? ` (${d.namedCurve})` : ''}${key.asymmetricKeyType === 'rsa' ? ` (${rsaSize} bits)` : ''}: use ECDSA P-256/P-384/P-521 or RSA of 2048 to 8192 bits with a public exponent below 2^32`,
+  );
 }
 
 /** Signs a payload: ECDSA over SHA-256, DER, base64 — the annotation's value. */

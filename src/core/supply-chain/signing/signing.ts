@@ -4,7 +4,7 @@
  * as a job in cosign's format, verification of the signatures clients push against the keys a
  * repository trusts, verdicts per tag, and the "require signature" pull policy.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { ApiError, type Tenancy } from '../../access/tenancy.ts';
 import { RegistryError } from '../../errors.ts';
 import type { Identity } from '../../access/access.ts';
@@ -59,6 +59,7 @@ const MAX_REFERRERS = 32;
 const MAX_PARENTS = 16;
 const MAX_VERDICT_TAGS = 100;
 const MAX_TRUSTED_KEYS = 50;
+const MAX_CHECKED = 50_000;
 const PAYLOAD_CACHE = 2000;
 /** Most manifests one backfill queues (tags and their indexes' children). */
 const MAX_BACKFILL = 100_000;
@@ -130,6 +131,8 @@ const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString()
 export class Signing {
   private readonly cache = new Map<string, { at: number; value: (SigningSettingsRecord & { repositoryId: number }) | null }>();
   private readonly payloads = new Map<string, Buffer>();
+  /** Signature checks already made: (repository, key, layer, signature) → verifies. */
+  private readonly checked = new Map<string, boolean>();
 
   constructor(
     private readonly store: SigningStore,
@@ -252,7 +255,7 @@ export class Signing {
         reason ??= 'payload blob missing or not the digest its layer names';
         continue;
       }
-      const signer = keys.find((k) => verifyPayload(k.key, payload, layer.annotations![SIGNATURE_ANNOTATION]!));
+      const signer = keys.find((k) => this.verifies(img.repositoryId, k, layer, payload));
       if (!signer) {
         reason ??= 'signature does not verify with a trusted key';
         continue;
@@ -283,6 +286,24 @@ export class Signing {
     }
     if (found.length) return { state: 'invalid', summary: `signature does not verify (${reason})`, signedBy, reason: reason!, signatures: found.length };
     return { state: 'unsigned', summary: 'unsigned', signedBy, signatures: 0 };
+  }
+
+  /**
+   * Whether `key` verifies `layer`'s signature over `payload`, remembered. Verdicts are
+   * recomputed whenever a repository's version moves and the verdict list is not cached, so
+   * without this every request would check again up to 64 layers × 51 keys of 64 KiB payloads
+   * (docs/security.md, "Signing"): a repository manager's denial of service on demand.
+   */
+  private verifies(repositoryId: number, key: TrustedKey, layer: Descriptor, payload: Buffer): boolean {
+    const signature = layer.annotations![SIGNATURE_ANNOTATION]!;
+    const k = `${repositoryId}\0${key.keyId}\0${layer.digest}\0${createHash('sha256').update(signature).digest('base64')}`;
+    let ok = this.checked.get(k);
+    if (ok === undefined) {
+      ok = verifyPayload(key.key, payload, signature);
+      if (this.checked.size >= MAX_CHECKED) this.checked.delete(this.checked.keys().next().value!);
+      this.checked.set(k, ok);
+    }
+    return ok;
   }
 
   // --- the pull policy -----------------------------------------------------------------------
