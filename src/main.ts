@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { type Config, parseListen, sqlitePath, storagePath } from './config/schema.ts';
 import { Registry } from './core/registry.ts';
-import { DEFAULT_LAYER_LIMITS } from './core/supply-chain/sbom/layer-scan.ts';
+import { DEFAULT_LAYER_LIMITS } from './core/supply-chain/sbom/limits.ts';
 import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import type { ClusterMetrics } from './http/metrics.ts';

@@ -1,7 +1,7 @@
 /**
  * End-to-end: a 1 GiB layer pushed and pulled with skopeo while the server's resident memory
  * is sampled from /proc/<pid>/status every 100 ms. Berth streams blobs, so its peak RSS must
- * stay below 200 MB, and grow by far less than the blob over its idle size.
+ * stay below 224 MB, and grow by far less than the blob over its idle size.
  *
  * The server runs as installed: `node bin/berth.js serve` on a fresh dist/ build (built here
  * when older than src/). Through the tsx loader instead, the idle server alone is ~130-145 MiB
@@ -17,11 +17,16 @@ import { ensureBuild, runsBuild, sampleRss, startBerth } from '../helpers/server
 import { createSkopeo } from '../helpers/skopeo.ts';
 
 const LAYER_BYTES = 1024 * 1024 * 1024; // 1 GiB of random content
-const RSS_BUDGET = 200 * 1000 * 1000; // 200 MB
-/** Growth over the idle RSS allowed while moving the 1 GiB blob (GC slack, not the blob). */
-const GROWTH_BUDGET = 128 * 1024 * 1024;
+/**
+ * The whole server, idle size included. The idle compiled server is ~110 MiB since the
+ * supply-chain, domain and limit features landed (their heavy libraries load on first use);
+ * what proves streaming is the growth budget below.
+ */
+const RSS_BUDGET = 224 * 1000 * 1000; // 224 MB
+/** Growth over the idle RSS allowed while moving the 1 GiB blob (GC slack of 1 MiB chunks, not the blob). */
+const GROWTH_BUDGET = 96 * 1024 * 1024;
 
-test('1 GiB uncompressed layer: skopeo push and pull with identical digests, server peak RSS < 200 MB', { timeout: 10 * 60_000 }, async (t) => {
+test('1 GiB uncompressed layer: skopeo push and pull with identical digests, server peak RSS < 224 MB, growth < 96 MiB', { timeout: 10 * 60_000 }, async (t) => {
   const started = Date.now();
   const built = await ensureBuild();
   assert.ok(runsBuild(), 'bin/berth.js runs the compiled build');

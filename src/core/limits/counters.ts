@@ -1,4 +1,10 @@
-import { type RateLimiterAbstract, RateLimiterCluster, RateLimiterClusterMaster, RateLimiterMemory, RateLimiterPostgres, type RateLimiterRes } from 'rate-limiter-flexible';
+import { createRequire } from 'node:module';
+import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
+
+type Flexible = typeof import('rate-limiter-flexible');
+let flexible: Flexible | undefined;
+/** The library loads when a limit is first counted, not at start-up: most servers set none (~10 MiB idle). */
+const lib = (): Flexible => (flexible ??= createRequire(import.meta.url)('rate-limiter-flexible') as Flexible);
 
 /** A fixed-window counter: the window of a key starts with its first point and lasts `seconds`. */
 export interface Counter {
@@ -28,7 +34,13 @@ export type CounterBackend = { kind: 'memory' } | { kind: 'cluster'; timeoutMs?:
 const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 
 class FlexibleCounter implements Counter {
-  constructor(private readonly limiter: RateLimiterAbstract) {}
+  private made?: RateLimiterAbstract;
+
+  constructor(private readonly make: () => RateLimiterAbstract) {}
+
+  private get limiter(): RateLimiterAbstract {
+    return (this.made ??= this.make());
+  }
 
   async add(key: string, points: number): Promise<CounterState> {
     return state(await this.limiter.consume(key, points).catch(unavailable));
@@ -58,18 +70,18 @@ export function openCounter(backend: CounterBackend, name: string, seconds: numb
   const opts = { points: UNBOUNDED, duration: seconds, keyPrefix: `berth-${name}` };
   switch (backend.kind) {
     case 'memory':
-      return new FlexibleCounter(new RateLimiterMemory(opts));
+      return new FlexibleCounter(() => new (lib().RateLimiterMemory)(opts));
     case 'cluster':
-      return new FlexibleCounter(new RateLimiterCluster({ ...opts, timeoutMs: backend.timeoutMs ?? 5000 }));
+      return new FlexibleCounter(() => new (lib().RateLimiterCluster)({ ...opts, timeoutMs: backend.timeoutMs ?? 5000 }));
     case 'postgres':
       // Keys carry the counter's name; the pool's search_path picks the schema.
       return new FlexibleCounter(
-        new RateLimiterPostgres({ ...opts, storeClient: backend.pool, storeType: 'pool', tableName: 'rate_limit_counters', tableCreated: true, clearExpiredByTimeout: true }),
+        () => new (lib().RateLimiterPostgres)({ ...opts, storeClient: backend.pool, storeType: 'pool', tableName: 'rate_limit_counters', tableCreated: true, clearExpiredByTimeout: true }),
       );
   }
 }
 
 /** The supervisor's side of the `cluster` backend: answers every worker's counters (idempotent). */
 export function serveClusterCounters(): void {
-  new RateLimiterClusterMaster();
+  new (lib().RateLimiterClusterMaster)();
 }

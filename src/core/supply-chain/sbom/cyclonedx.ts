@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import * as CDX from '@cyclonedx/cyclonedx-library';
 import type { ImageInventory } from '../inventory.ts';
 
-export const CYCLONEDX_JSON = 'application/vnd.cyclonedx+json';
+export { CYCLONEDX_JSON } from './limits.ts';
 
 /** A stable RFC 4122 (version 5 shaped) UUID from the image digest. */
 function serialFor(digest: string): string {

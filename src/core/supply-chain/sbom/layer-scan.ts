@@ -9,13 +9,12 @@
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
+import { DEFAULT_LAYER_LIMITS, LAYER_FORMAT, type LayerScanLimits } from './limits.ts';
 import tar from 'tar-stream';
 import type { InventoryOs } from '../inventory.ts';
 import { parseGoBuildInfo, readGoBuildInfo } from './go-buildinfo.ts';
 import { type FoundPackage, parseApkInstalled, parseDpkgStatus, parseOsRelease, parsePackageJson, parsePythonMetadata } from './parsers.ts';
 
-/** Bumped when what a layer scan records changes: cached layer inventories of another version are read again. */
-export const LAYER_FORMAT = 1;
 
 /** A file of interest as one layer has it. */
 export interface LayerFile {
@@ -29,6 +28,8 @@ export interface LayerFile {
 }
 
 /** What one layer adds and deletes (OCI image-spec layer.md: whiteouts apply to lower layers). */
+export { DEFAULT_LAYER_LIMITS, LAYER_FORMAT, type LayerScanLimits };
+
 export interface LayerInventory {
   v: number;
   files: LayerFile[];
@@ -42,32 +43,6 @@ export interface LayerInventory {
   unreadable?: string;
 }
 
-export interface LayerScanLimits {
-  /** Decompressed bytes read at most. */
-  maxBytes: number;
-  /** Tar members looked at, at most. */
-  maxEntries: number;
-  /** Files of interest recorded, at most (npm trees hold thousands). */
-  maxFiles: number;
-  /** Packages recorded, at most. */
-  maxPackages: number;
-  /** A package database (dpkg status, apk installed) read at most this large. */
-  maxDatabaseBytes: number;
-  /** Any other file of interest (package.json, os-release, the head of METADATA). */
-  maxFileBytes: number;
-  /** Executables larger than this are not searched for Go build information. */
-  maxGoBinaryBytes: number;
-}
-
-export const DEFAULT_LAYER_LIMITS: LayerScanLimits = {
-  maxBytes: 16 * 1024 ** 3,
-  maxEntries: 2_000_000,
-  maxFiles: 50_000,
-  maxPackages: 100_000,
-  maxDatabaseBytes: 32 * 1024 ** 2,
-  maxFileBytes: 1024 ** 2,
-  maxGoBinaryBytes: 512 * 1024 ** 2,
-};
 
 type Kind = 'os' | 'dpkg' | 'apk' | 'npm' | 'pypi';
 

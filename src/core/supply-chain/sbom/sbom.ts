@@ -13,11 +13,16 @@ import type { Uploads } from '../../content/uploads.ts';
 import type { ImageInventory, InventoryOs, InventoryPackage } from '../inventory.ts';
 import { ApiError, type Tenancy } from '../../access/tenancy.ts';
 import type { Identity } from '../../access/access.ts';
-import { combineLayers } from './combine.ts';
-import { CYCLONEDX_JSON, cycloneDx } from './cyclonedx.ts';
 import { StoredInventories } from './inventories.ts';
-import { DEFAULT_LAYER_LIMITS, LAYER_FORMAT, type LayerInventory, type LayerScanLimits, scanLayer } from './layer-scan.ts';
+import type { LayerInventory } from './layer-scan.ts';
+import { CYCLONEDX_JSON, DEFAULT_LAYER_LIMITS, LAYER_FORMAT, type LayerScanLimits } from './limits.ts';
 import { IMAGE_CONFIGS, isTarLayer } from '../pull-policy.ts';
+
+/** The scanner, the combiner and the CycloneDX writer, loaded by the first job (limits.ts says why). */
+const generator = async () => {
+  const [{ scanLayer }, { combineLayers }, { cycloneDx }] = await Promise.all([import('./layer-scan.ts'), import('./combine.ts'), import('./cyclonedx.ts')]);
+  return { scanLayer, combineLayers, cycloneDx };
+};
 
 /** The job kind: subject `NAME@DIGEST` of an image manifest. */
 export const SBOM_GENERATE = 'sbom.generate';
@@ -223,7 +228,7 @@ export class SbomService {
       // Non-distributable layers are not in the blob store: what they hold stays unknown.
       if (isTarLayer(l.mediaType) && stored.has(l.digest)) layers.push(await this.layer(l.digest));
     }
-    return combineLayers(manifest.digest, layers, Date.now());
+    return (await generator()).combineLayers(manifest.digest, layers, Date.now());
   }
 
   /** A layer's inventory: from the store, or read once from the blob (single-flight in this process). */
@@ -241,7 +246,7 @@ export class SbomService {
       p = (async () => {
         const stream = await this.deps.blobs.open(digest);
         this.stats.layersRead++;
-        const inv = await scanLayer(stream, this.opts.limits);
+        const inv = await (await generator()).scanLayer(stream, this.opts.limits);
         await this.store.saveLayerInventory(digest, JSON.stringify(inv));
         return inv;
       })().finally(() => this.reading.delete(digest));
@@ -255,7 +260,7 @@ export class SbomService {
    * digest; then removes SBOMs Berth made earlier for the same image with other content.
    */
   private async push(name: string, subject: ManifestRecord, inventory: ImageInventory): Promise<string> {
-    const json = Buffer.from(cycloneDx(inventory, name));
+    const json = Buffer.from((await generator()).cycloneDx(inventory, name));
     const jsonDigest = digestOf(json);
     const emptyDigest = digestOf(EMPTY);
     await this.deps.uploads.putMonolithic(name, emptyDigest, once(EMPTY), EMPTY.length);

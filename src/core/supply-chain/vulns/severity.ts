@@ -1,4 +1,4 @@
-import cvss from 'ae-cvss-calculator';
+import { createRequire } from 'node:module';
 
 /** Severity levels, worst first. `unknown`: the record gives none Berth can read. */
 export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'unknown'] as const;
@@ -31,7 +31,9 @@ interface CvssVector {
   calculateScores(): { base?: number };
 }
 
-const lib = cvss as unknown as { fromVector(v: string): CvssVector | undefined };
+// Loaded on the first CVSS vector scored (imports), not at start-up: ~10 MiB of an idle server.
+let loaded: { fromVector(v: string): CvssVector | undefined } | undefined;
+const lib = { fromVector: (v: string) => (loaded ??= createRequire(import.meta.url)('ae-cvss-calculator') as NonNullable<typeof loaded>).fromVector(v) };
 
 /** A CVSS base score from a v2, v3.x or v4.0 vector, or undefined for one the library cannot score. */
 export function cvssScore(vector: string): number | undefined {

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { opendir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import yauzl from 'yauzl';
+import type yauzl from 'yauzl';
 
 /**
  * Where OSV records come from: an `all.zip` as osv.dev publishes per ecosystem (one JSON record
@@ -51,8 +51,9 @@ async function readBounded(stream: Readable, max: number, what: string): Promise
 
 /** The `.json` entries of a zip file, streamed one at a time (yauzl checks entry sizes as it inflates). */
 export async function* readZip(file: string, limits: SourceLimits = DEFAULT_SOURCE_LIMITS): AsyncGenerator<SourceItem> {
+  const { default: zipReader } = await import('yauzl'); // loaded by the first import, not at start-up
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-    yauzl.open(file, { lazyEntries: true, autoClose: true, validateEntrySizes: true, strictFileNames: false }, (e, z) => (e ? reject(new SourceError(`not a zip file: ${e.message}`)) : resolve(z!))),
+    zipReader.open(file, { lazyEntries: true, autoClose: true, validateEntrySizes: true, strictFileNames: false }, (e, z) => (e ? reject(new SourceError(`not a zip file: ${e.message}`)) : resolve(z!))),
   );
   if (zip.entryCount > limits.maxRecords) {
     zip.close();
