@@ -61,5 +61,5 @@ export async function openSqlite(file: string): Promise<{ reads: ReadCache; meta
     throw e;
   }
   const reads = new ReadCache(sqlite, statements.writes);
-  return { reads, meta: new SqlMetadataStore(db, 'sqlite', reads), access: new SqlAccessStore(db, reads), events: new SqlEventStore(db), jobs: new SqlJobStore(db, 'sqlite'), gc: new SqlGcStore(db, 'sqlite'), lifecycle: new SqlLifecycleStore(db), db };
+  return { reads, meta: new SqlMetadataStore(db, 'sqlite', reads), access: new SqlAccessStore(db, reads), events: new SqlEventStore(db, true), jobs: new SqlJobStore(db, 'sqlite'), gc: new SqlGcStore(db, 'sqlite'), lifecycle: new SqlLifecycleStore(db), db };
 }
