@@ -57,12 +57,13 @@ export function timeoutOptions(limits: HttpLimits) {
 export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: number): void {
   const windowMs = seconds * 1000;
   const steps = 4;
-  app.addHook('onRequest', async (req) => {
+  // Callback hooks, not async ones: they run on every request, and most have nothing to do.
+  app.addHook('onRequest', (req, _reply, done) => {
     const raw = req.raw;
     const hasBody = raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
     const socket = raw.socket;
     // (app.inject() requests have no real socket)
-    if (!hasBody || raw.readableEnded || typeof socket?.bytesRead !== 'number') return;
+    if (!hasBody || raw.readableEnded || typeof socket?.bytesRead !== 'number') return done();
     // bytesRead at each step of the last window, oldest first
     let samples = [socket.bytesRead];
     const timer = setInterval(() => {
@@ -80,10 +81,13 @@ export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: nu
     raw.once('end', stop);
     raw.once('close', stop);
     socket.once('close', stop);
+    done();
   });
-  app.addHook('onSend', async (req) => {
+  app.addHook('onSend', (req, _reply, payload, done) => {
     const socket = req.raw.socket;
-    if (typeof socket?.setTimeout === 'function' && !socket.destroyed) socket.setTimeout(windowMs);
+    // An inactivity timeout: re-arming one already set to the window changes nothing.
+    if (typeof socket?.setTimeout === 'function' && !socket.destroyed && socket.timeout !== windowMs) socket.setTimeout(windowMs);
+    done(null, payload);
   });
 }
 
