@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { type Config, parseListen, sqlitePath, storagePath } from './config/schema.ts';
 import { Registry } from './core/registry.ts';
+import { DEFAULT_LAYER_LIMITS } from './core/supply-chain/sbom/layer-scan.ts';
 import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import type { ClusterMetrics } from './http/metrics.ts';
@@ -15,8 +16,10 @@ import { createSecureContext } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 import { Keyring } from './core/keys/keyring.ts';
 import { sealedSites, sweepSealed } from './core/keys/sealed.ts';
+import { signingIdentity } from './core/supply-chain/signing/signing.ts';
 import path from 'node:path';
 import type { BlobStore } from './storage/blob-store.ts';
+import type { CounterBackend } from './core/limits/counters.ts';
 
 export interface Berth {
   app: FastifyInstance;
@@ -86,6 +89,11 @@ export interface CreateOptions {
   resolve?: Resolve;
   /** With several workers: GET /metrics answers for all of them (src/cli/serve.ts). */
   clusterMetrics?: ClusterMetrics;
+  /**
+   * A worker of `berth serve --workers N` on SQLite: rate-limit counters are kept by the
+   * supervisor (src/cli/serve.ts), so that every worker counts against the same totals.
+   */
+  clusterCounters?: boolean;
 }
 
 /** Composition root: config → stores → core → HTTP app. Does not listen. */
@@ -93,11 +101,16 @@ export async function createBerth(config: Config, logger: Logger | false = false
   await ensureDataDir(config);
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
-  const { meta, access, events, jobs, gc, lifecycle } = await openMetadata(config);
+  const opened = await openMetadata(config);
+  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns, limits } = opened;
+  // Counters shared by every node on PostgreSQL; the supervisor's for workers on SQLite;
+  // this process's otherwise (docs/limits.md#where-the-counters-live).
+  const counters: CounterBackend =
+    'pool' in opened ? { kind: 'postgres', pool: opened.pool } : opts.clusterCounters ? { kind: 'cluster' } : { kind: 'memory' };
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
-    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey), { rotate: false });
+    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing), { rotate: false });
   } catch (e) {
     await meta.close();
     throw e;
@@ -124,6 +137,27 @@ export async function createBerth(config: Config, logger: Logger | false = false
       },
     },
     lifecycle,
+    signing: {
+      store: signing,
+      options: {
+        identity: signingIdentity({ signingIdentity: config.signing.identity, publicUrl: config.auth.publicUrl, listen: parseListen(config.listen) }),
+        cacheMs: config.signing.cacheSeconds * 1000,
+      },
+    },
+    sbom,
+    vulns: {
+      store: vulns,
+      options: {
+        mirrorUrls: config.vulns.mirror.urls,
+        maxArchiveBytes: config.vulns.maxArchiveBytes,
+        downloadTimeoutMs: 30 * 60_000,
+        policyCacheMs: config.vulns.policyCacheSeconds * 1000,
+        spoolDir: path.join(config.data, 'spool', 'vulndb'),
+        limits: { maxRecordBytes: config.vulns.maxRecordBytes, maxRecords: 2_000_000 },
+      },
+    },
+    sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
+    limits: { store: limits, counters, refreshMs: config.rateLimits.refreshSeconds * 1000, onError: (e) => log?.error({ err: e }, 'reading the rate limits failed') },
     gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
     events: {
       store: events,
@@ -142,6 +176,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
     },
   });
   const boot = await registry.tenancy.bootstrapAdmin(config.auth.adminPassword);
+  await registry.rateLimits.start();
   if (!config.auth.publicUrl) {
     log?.warn(
       'auth.publicUrl is not set: the token realm is the address each client connected to (or X-Forwarded-Host from events.trustedProxies); set auth.publicUrl (BERTH_PUBLIC_URL) to the URL clients use',
@@ -204,6 +239,16 @@ export async function createBerth(config: Config, logger: Logger | false = false
   }, config.gc.intervalSeconds * 1000);
   gcTimer.unref();
 
+  // The vulnerability database: refreshed from the configured mirror (a job, on any one node).
+  const refreshVulns = () => void registry.vulns.enqueueRefresh().catch((e: unknown) => log?.error({ err: e }, 'queueing the vulnerability database refresh failed'));
+  const vulnsTimer = setInterval(refreshVulns, config.vulns.mirror.refreshHours * 3600_000);
+  vulnsTimer.unref();
+  if (config.vulns.mirror.urls.length) {
+    const db = await registry.vulns.databaseState();
+    // First start, or the last refresh is older than the interval (a restart must not wait a whole period).
+    if (!db.refreshedAt || Date.now() - db.refreshedAt > config.vulns.mirror.refreshHours * 3600_000) refreshVulns();
+  }
+
   let closed = false;
   return {
     app,
@@ -225,6 +270,8 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearTimeout(firstPrune);
       clearInterval(pruneTimer);
       clearInterval(gcTimer);
+      clearInterval(vulnsTimer);
+      registry.rateLimits.stop();
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ApiClient, readLogin, removeLogin, writeLogin } from './client.ts';
 import { printObject, printRows } from './format.ts';
 import { confirmDeletion, example, readStdin, secretFrom } from './input.ts';
+import { signingSettingsFrom } from './signing.ts';
 
 type Row = Record<string, unknown>;
 
@@ -260,28 +261,59 @@ export function adminCommands(program: Command): void {
   example(
     repo
       .command('set <repository>')
-      .description("change a repository's visibility, description, immutable tags or quota")
+      .description("change a repository's visibility, description, immutable tags, quota, signing, SBOM generation or vulnerability policy")
       .option('--private')
       .option('--public')
       .option('-d, --description <text>')
       .option('--immutable-tags <patterns>', "tags that may not be moved or deleted, e.g. 'v*,!*-dev' ('' for none)")
       .option('--quota <size>', 'storage quota, e.g. 10GiB, or none (site administrators)')
-      .action(async (r: string, o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string }) => {
-        const [owner, name] = splitRepo(r);
-        const body: Row = {};
-        if (o.public) body.visibility = 'public';
-        if (o.private) body.visibility = 'private';
-        if (o.description !== undefined) body.description = o.description;
-        const lifecycle: Row = {};
-        if (o.immutableTags !== undefined) lifecycle.immutableTags = o.immutableTags;
-        if (o.quota !== undefined) lifecycle.quota = o.quota;
-        if (Object.keys(lifecycle).length) {
-          const v = await client().call<Row & { owner: Row }>('PUT', `/api/v1/repos/${enc(owner)}/${enc(name)}/lifecycle`, lifecycle);
-          if (!Object.keys(body).length) return printObject(withOwnerUsage(v), json());
-        }
-        printObject(await client().call<Row>('PATCH', `/api/v1/repos/${enc(owner)}/${enc(name)}`, body), json());
-      }),
+      .option('--sign-on-push', 'sign every pushed image and index with the repository key (docs/signing.md)')
+      .option('--no-sign-on-push', 'stop signing on push')
+      .option('--require-signature', 'serve only manifests with a valid signature from a trusted key (owners and pushers exempt)')
+      .option('--no-require-signature', 'serve signed and unsigned manifests alike')
+      .option('--sbom', 'generate an SBOM for each image pushed (the default)')
+      .option('--no-sbom', 'generate no SBOMs for future pushes')
+      .option('--deny-severity <level>', 'refuse pulls of images with vulnerabilities at or above: critical | high | medium | low | none')
+      .option('--deny-fixable-only', 'refuse only for vulnerabilities that have a fix (--no-deny-fixable-only: any)')
+      .option('--no-deny-fixable-only')
+      .option('--block-until-scanned', 'refuse pulls of newly pushed images until their vulnerability report exists (--no-block-until-scanned: off)')
+      .option('--no-block-until-scanned')
+      .action(
+        async (
+          r: string,
+          o: { public?: boolean; private?: boolean; description?: string; immutableTags?: string; quota?: string; signOnPush?: boolean; requireSignature?: boolean; sbom?: boolean; denySeverity?: string; denyFixableOnly?: boolean; blockUntilScanned?: boolean },
+        ) => {
+          const [owner, name] = splitRepo(r);
+          const base = `/api/v1/repos/${enc(owner)}/${enc(name)}`;
+          const body: Row = {};
+          if (o.public) body.visibility = 'public';
+          if (o.private) body.visibility = 'private';
+          if (o.description !== undefined) body.description = o.description;
+          // Each group of settings has its own resource; the answer shown is the repository's
+          // when it changed, else the last group's.
+          const groups: { path: string; body: Row; show: (v: Row) => Row }[] = [];
+          const lifecycle: Row = {};
+          if (o.immutableTags !== undefined) lifecycle.immutableTags = o.immutableTags;
+          if (o.quota !== undefined) lifecycle.quota = o.quota;
+          if (Object.keys(lifecycle).length) groups.push({ path: 'lifecycle', body: lifecycle, show: (v) => (json() ? v : withOwnerUsage(v as Row & { owner: Row })) });
+          const signing = signingSettingsFrom(o);
+          if (signing) groups.push({ path: 'signing', body: signing, show: (v) => v });
+          if (o.sbom !== undefined) groups.push({ path: 'sbom', body: { enabled: o.sbom }, show: (v) => v });
+          const vulns: Row = {};
+          if (o.denySeverity !== undefined) vulns.denySeverity = o.denySeverity;
+          if (o.denyFixableOnly !== undefined) vulns.fixableOnly = o.denyFixableOnly;
+          if (o.blockUntilScanned !== undefined) vulns.blockUntilScanned = o.blockUntilScanned;
+          if (Object.keys(vulns).length) groups.push({ path: 'vulnerability-policy', body: vulns, show: ({ exceptions: _, ...shown }) => (json() ? { exceptions: _, ...shown } : shown) });
+          let shown: Row | undefined;
+          for (const g of groups) shown = g.show(await client().call<Row>('PUT', `${base}/${g.path}`, g.body));
+          if (shown && !Object.keys(body).length) return printObject(shown, json());
+          printObject(await client().call<Row>('PATCH', base, body), json());
+        },
+      ),
     "berth repo set acme/oss --public --immutable-tags 'v*'",
+    'berth repo set acme/prod --sign-on-push --require-signature',
+    'berth repo set acme/prod --no-sbom',
+    'berth repo set acme/prod --deny-severity high --deny-fixable-only --block-until-scanned',
   );
   example(
     repo

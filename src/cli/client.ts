@@ -1,3 +1,6 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -74,6 +77,39 @@ export class ApiClient {
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const text = await this.callText(method, path, body);
     return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /**
+   * Streams `body` as the request body (node:http, no overall timeout: a large import is
+   * answered once it is stored) and parses the JSON answer; errors as in `call`.
+   */
+  upload<T = unknown>(path: string, body: Readable, contentType: string, length?: number): Promise<T> {
+    const url = new URL(`${this.server}${path}`);
+    const headers: Record<string, string> = { 'content-type': contentType, ...(length !== undefined ? { 'content-length': String(length) } : { 'transfer-encoding': 'chunked' }) };
+    if (this.authorization) headers.authorization = this.authorization;
+    return new Promise<T>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? https : http).request(url, { method: 'POST', headers }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve((text ? JSON.parse(text) : undefined) as T);
+          let message = text || res.statusMessage || '';
+          try {
+            const doc = JSON.parse(text) as { errors?: { code: string; message: string }[] };
+            if (doc.errors?.[0]) message = `${doc.errors[0].message} (${doc.errors[0].code})`;
+          } catch {
+            /* not JSON */
+          }
+          reject(new ApiClientError(status, `POST ${path}: ${status} ${message}`));
+        });
+      });
+      req.on('error', (e) => reject(new ApiClientError(0, `cannot reach ${this.server}: ${e.message}`)));
+      body.on('error', (e) => req.destroy(e));
+      body.pipe(req);
+    });
   }
 
   /** The response body as text (CSV exports); errors as in `call`. */

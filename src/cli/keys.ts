@@ -38,9 +38,9 @@ async function reseal(opts: { config?: string; data?: string; newKey?: boolean }
       process.stdout.write(`keys come from BERTH_KEK: re-sealing under its first key ${keyring.currentId} (put a new key first to rotate)\n`);
     }
   }
-  const { meta, access, events } = await openMetadata(config);
+  const { meta, access, events, signing } = await openMetadata(config);
   try {
-    const results = await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey), { rotate: true });
+    const results = await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing), { rotate: true });
     process.stdout.write(`secrets now sealed with key ${keyring.currentId}:\n${report(results)}`);
   } finally {
     await meta.close();

@@ -13,6 +13,10 @@ import { keyCommands } from './keys.ts';
 import { jobCommands } from './jobs.ts';
 import { gcCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
+import { signingCommands } from './signing.ts';
+import { vulnCommands } from './vulns.ts';
+import { sbomCommands } from './sbom.ts';
+import { limitCommands } from './limits.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
 export function version(): string {
@@ -38,8 +42,12 @@ export function buildProgram(): Command {
   webhookCommands(program);
   keyCommands(program);
   jobCommands(program);
+  sbomCommands(program);
   gcCommands(program);
   retentionCommands(program);
+  signingCommands(program);
+  vulnCommands(program);
+  limitCommands(program);
   const serveCmd = program
     .command('serve')
     .description('run the registry')

@@ -4,6 +4,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { ClusterMetrics } from '../http/metrics.ts';
 import { type Config, workerCount } from '../config/schema.ts';
 import { type CreateOptions, createBerth, createLogger, serve } from '../main.ts';
+import { serveClusterCounters } from '../core/limits/counters.ts';
 
 /**
  * `berth serve`: one process, or a supervisor and `workers` serving processes (node:cluster)
@@ -14,7 +15,7 @@ import { type CreateOptions, createBerth, createLogger, serve } from '../main.ts
  */
 export async function runServe(config: Config): Promise<void> {
   const logger = createLogger(config);
-  if (cluster.isWorker) return serveProcess(config, logger.child({ worker: cluster.worker?.id }), { clusterMetrics: workerMetrics() });
+  if (cluster.isWorker) return serveProcess(config, logger.child({ worker: cluster.worker?.id }), { clusterMetrics: workerMetrics(), clusterCounters: true });
   const n = workerCount(config);
   if (n <= 1) return serveProcess(config, logger, {});
   return supervise(config, logger, n);
@@ -130,6 +131,8 @@ async function supervise(config: Config, logger: Logger, n: number): Promise<voi
   const password = prepared.generatedAdminPassword;
   await prepared.close();
 
+  // Rate-limit counters of workers on SQLite live here, one set for all (docs/limits.md).
+  serveClusterCounters();
   const aggregator = new AggregatorRegistry();
   cluster.on('message', (w, m: { type?: string; id?: number }) => {
     if (m?.type !== METRICS_MESSAGE) return;

@@ -22,12 +22,12 @@ export function webhookCommands(program: Command): void {
   const client = () => ApiClient.fromEnv({ server: program.opts().server as string | undefined });
   const json = () => program.opts().json === true;
 
-  const webhook = example(program.command('webhook').description("a repository's webhooks (push, delete, pull events)"), 'berth webhook list acme/prod');
+  const webhook = example(program.command('webhook').description("a repository's webhooks (push, delete, pull, vulnerability events)"), 'berth webhook list acme/prod');
   example(
     webhook
       .command('add <repository> <url>')
       .description('POST signed JSON to URL on events of OWNER/REPOSITORY')
-      .option('-e, --events <list>', 'comma-separated: push, delete, pull', 'push,delete')
+      .option('-e, --events <list>', 'comma-separated: push, delete, pull, vulnerability', 'push,delete')
       .option('--secret <secret>', 'signing secret (min. 16 characters; default: generated and shown once)')
       .option('--inactive', 'create it switched off')
       .action(async (r: string, url: string, o: { events: string; secret?: string; inactive?: boolean }) => {

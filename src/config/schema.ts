@@ -251,6 +251,23 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ concurrency: 2, pollIntervalMs: 1000, leaseSeconds: 60, maxAttempts: 5, backoffBaseMs: 1000, backoffMaxSeconds: 3600 }),
+    /** Repository signing (docs/signing.md). */
+    signing: z
+      .object({
+        /**
+         * HOST[:PORT][/PATH] that signatures name images under (`critical.identity.docker-reference`
+         * = this + `/OWNER/REPOSITORY/IMAGE`): the name clients pull by. Unset: the host and path of
+         * `auth.publicUrl`, else the listen address (`localhost:PORT` for a wildcard host).
+         */
+        identity: z
+          .string()
+          .regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*\/?$/, 'signing.identity must be HOST[:PORT][/PATH], e.g. registry.example.com')
+          .optional(),
+        /** How long a node reuses a repository's signing settings and change counter before asking the database again (other nodes' changes take effect within it). */
+        cacheSeconds: z.number().min(0).max(300).default(2),
+      })
+      .strict()
+      .default({ cacheSeconds: 2 }),
     /** Online garbage collection (docs/lifecycle.md). */
     gc: z
       .object({
@@ -263,6 +280,48 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true }),
+    sbom: z
+      .object({
+        /** Generate an SBOM for each image pushed (repositories may switch it off; docs/supply-chain.md). */
+        enabled: z.boolean().default(true),
+        /** A layer is read at most this many bytes uncompressed; past that its inventory is what was read. */
+        maxLayerBytes: z.number().int().min(1024 * 1024).default(16 * 1024 ** 3),
+        /** Packages recorded per layer at most. */
+        maxPackages: z.number().int().min(1).max(1_000_000).default(100_000),
+      })
+      .strict()
+      .default({ enabled: true, maxLayerBytes: 16 * 1024 ** 3, maxPackages: 100_000 }),
+    /** The vulnerability database and pull policies (docs/vulnerabilities.md). */
+    vulns: z
+      .object({
+        mirror: z
+          .object({
+            /** OSV `all.zip` URLs (one per ecosystem) refreshed on a schedule, through egress; empty: imports only. */
+            urls: z.array(z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be http:// or https://')).max(50).default([]),
+            /** Hours between refreshes from the mirror. */
+            refreshHours: z.number().positive().max(24 * 30).default(24),
+          })
+          .strict()
+          .default({ urls: [], refreshHours: 24 }),
+        /** Bytes of one `all.zip`, uploaded (`berth vulndb import`) or downloaded, at most. */
+        maxArchiveBytes: z.number().int().positive().default(2 * 1024 ** 3),
+        /** Bytes of one OSV record, at most. */
+        maxRecordBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+        /** How long a node trusts a repository's vulnerability policy (and its reports' generation) before asking the database again. */
+        policyCacheSeconds: z.number().min(0).max(300).default(2),
+      })
+      .strict()
+      .default({ mirror: { urls: [], refreshHours: 24 }, maxArchiveBytes: 2 * 1024 ** 3, maxRecordBytes: 4 * 1024 * 1024, policyCacheSeconds: 2 }),
+    rateLimits: z
+      .object({
+        /**
+         * How often each process asks the database whether the limits changed (docs/limits.md);
+         * a change made through a process applies there at once, elsewhere within this time.
+         */
+        refreshSeconds: z.number().int().min(1).max(3600).default(5),
+      })
+      .strict()
+      .default({ refreshSeconds: 5 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics on GET /metrics. */
@@ -323,6 +382,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_IMPORT_MAX_ARCHIVE_BYTES: (c, v) => ((c.imports ??= {}).maxArchiveBytes = Number(v)),
   BERTH_IMPORT_MAX_UNPACKED_BYTES: (c, v) => ((c.imports ??= {}).maxUnpackedBytes = Number(v)),
   BERTH_IMPORT_MAX_CONCURRENT_PER_USER: (c, v) => ((c.imports ??= {}).maxConcurrentPerUser = Number(v)),
+  BERTH_VULNS_MIRROR_URLS: (c, v) => (((c.vulns ??= {}).mirror ??= {}).urls = v.split(',').map((u) => u.trim()).filter(Boolean)),
+  BERTH_VULNS_REFRESH_HOURS: (c, v) => (((c.vulns ??= {}).mirror ??= {}).refreshHours = Number(v)),
   BERTH_KEK: (c, v) => ((c.keys ??= {}).kek = v),
   BERTH_KEK_FILE: (c, v) => ((c.keys ??= {}).kekFile = v),
   BERTH_SHUTDOWN_GRACE_SECONDS: (c, v) => (c.shutdownGraceSeconds = Number(v)),
@@ -332,6 +393,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_PROXY_SECRET_KEY: (c, v) => ((c.proxy ??= {}).secretKey = v),
   BERTH_AUTH_SERVICE: (c, v) => ((c.auth ??= {}).service = v),
   BERTH_PUBLIC_URL: (c, v) => ((c.auth ??= {}).publicUrl = v),
+  BERTH_SIGNING_IDENTITY: (c, v) => ((c.signing ??= {}).identity = v),
+  BERTH_SIGNING_CACHE_SECONDS: (c, v) => ((c.signing ??= {}).cacheSeconds = Number(v)),
   BERTH_TOKEN_TTL_SECONDS: (c, v) => ((c.auth ??= {}).tokenTtlSeconds = Number(v)),
   BERTH_ADMIN_PASSWORD: (c, v) => ((c.auth ??= {}).adminPassword = v),
   BERTH_MAX_LOGIN_FAILURES: (c, v) => ((c.auth ??= {}).maxLoginFailures = Number(v)),
@@ -346,6 +409,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
   BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
   BERTH_EGRESS_ALLOW: (c, v) => ((c.egress ??= {}).allow = v.split(',').map((x) => x.trim()).filter(Boolean)),
+  BERTH_RATE_LIMITS_REFRESH_SECONDS: (c, v) => ((c.rateLimits ??= {}).refreshSeconds = Number(v)),
   BERTH_JOBS_CONCURRENCY: (c, v) => ((c.jobs ??= {}).concurrency = Number(v)),
   BERTH_JOBS_POLL_INTERVAL_MS: (c, v) => ((c.jobs ??= {}).pollIntervalMs = Number(v)),
   BERTH_JOBS_LEASE_SECONDS: (c, v) => ((c.jobs ??= {}).leaseSeconds = Number(v)),
@@ -353,6 +417,8 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_GC_GRACE_SECONDS: (c, v) => ((c.gc ??= {}).graceSeconds = Number(v)),
   BERTH_GC_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).intervalSeconds = Number(v)),
   BERTH_GC_COLLECT_UNTAGGED: (c, v) => ((c.gc ??= {}).collectUntagged = v === 'true' || v === '1'),
+  BERTH_SBOM_ENABLED: (c, v) => ((c.sbom ??= {}).enabled = v === 'true' || v === '1'),
+  BERTH_SBOM_MAX_LAYER_BYTES: (c, v) => ((c.sbom ??= {}).maxLayerBytes = Number(v)),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),
 };
 

@@ -21,6 +21,16 @@ import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
+import { Signing, type SigningOptions } from './supply-chain/signing/signing.ts';
+import type { SigningStore } from '../metadata/signing-store.ts';
+import type { InventoryReader } from './supply-chain/inventory.ts';
+import { type SbomOptions, SbomService } from './supply-chain/sbom/sbom.ts';
+import type { SbomStore } from '../metadata/sbom-store.ts';
+import { DEFAULT_VULN_OPTIONS, type VulnOptions, Vulnerabilities } from './supply-chain/vulns/vulns.ts';
+import type { VulnStore } from '../metadata/vuln-store.ts';
+import { BYTE_WINDOW_SECONDS, RateLimits, REQUEST_WINDOW_SECONDS } from './limits/rate-limits.ts';
+import { type CounterBackend, openCounter } from './limits/counters.ts';
+import type { RateLimitStore } from '../metadata/rate-limit-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -43,6 +53,20 @@ export interface JobsSetup {
 export interface GcSetup {
   store: GcStore;
   options?: GcOptions;
+}
+
+/** Repository signing's store and settings (docs/signing.md). */
+export interface SigningSetup {
+  store: SigningStore;
+  options: SigningOptions;
+}
+
+/** Request and byte limits (docs/limits.md): their rows, where counters live, how often to re-read. */
+export interface LimitsSetup {
+  store: RateLimitStore;
+  counters: CounterBackend;
+  refreshMs: number;
+  onError?: (e: unknown) => void;
 }
 
 /** The registry's domain logic, composed over the stores. */
@@ -76,6 +100,16 @@ export class Registry {
   readonly retention: RetentionRules;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
+  /** Repository signing keys, signing on push, verdicts and the signature pull policy (docs/signing.md). */
+  readonly signing: Signing;
+  /** SBOM on push: inventories and CycloneDX referrers made by jobs (docs/supply-chain.md). */
+  readonly sbom: SbomService;
+  /** Stored image inventories, read by the vulnerability matcher. */
+  readonly inventories: InventoryReader;
+  /** The vulnerability database, matching, reports and pull policy (docs/vulnerabilities.md). */
+  readonly vulns: Vulnerabilities;
+  /** Request and byte limits per identity and repository (docs/limits.md); inactive when none is set. */
+  readonly rateLimits: RateLimits;
 
   constructor(
     readonly meta: MetadataStore,
@@ -92,6 +126,11 @@ export class Registry {
       jobs: JobsSetup;
       gc: GcSetup;
       lifecycle: LifecycleStore;
+      signing: SigningSetup;
+      sbom: SbomStore;
+      vulns: { store: VulnStore; options?: VulnOptions };
+      sbomOptions?: SbomOptions;
+      limits: LimitsSetup;
     },
   ) {
     this.egress = opts.egress ?? new Egress();
@@ -102,6 +141,14 @@ export class Registry {
     this.tenancy = new Tenancy(accessStore, this.access);
     this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);
     this.pullPolicies = new PullPolicies(async (identity, owner, repository) => (await this.access.check(identity, owner, repository)).actions.has('push'));
+    const l = opts.limits;
+    this.rateLimits = new RateLimits(
+      l.store,
+      accessStore,
+      this.tenancy,
+      { requests: openCounter(l.counters, 'requests', REQUEST_WINDOW_SECONDS), bytes: openCounter(l.counters, 'bytes', BYTE_WINDOW_SECONDS) },
+      { refreshMs: l.refreshMs, ...(l.onError ? { onError: l.onError } : {}) },
+    );
     this.images = new Images(meta);
     this.blobs = new Blobs(meta, store, this.images, opts.redirectSeconds);
     this.uploads = new Uploads(meta, store, this.images, opts.uploads);
@@ -123,7 +170,28 @@ export class Registry {
     this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events);
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
+    this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>, this, opts.sbomOptions);
+    this.inventories = this.sbom.inventories;
+    this.manifests.jobs = { jobsFor: (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest), enqueued: () => this.jobs.kick() };
+    this.vulns = new Vulnerabilities(
+      opts.vulns.store,
+      this.inventories,
+      this.jobs as JobQueue<unknown>,
+      this.events,
+      this.tenancy,
+      meta,
+      this.images,
+      this.manifests,
+      (repositoryId) => this.sbom.enabled(repositoryId),
+      this.egress,
+      opts.vulns.options ?? DEFAULT_VULN_OPTIONS,
+    );
+    // A stored inventory is matched by a job; pulls meet the repository's vulnerability policy.
+    this.sbom.onInventory = (digest) => this.vulns.onInventory(digest);
+    this.pullPolicies.register(this.vulns.pullPolicy());
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
+    this.signing = new Signing(opts.signing.store, meta, this.blobs, this.uploads, this.manifests, this.tenancy, this.keyring, this.jobs as JobQueue<unknown>, opts.signing.options);
+    this.pullPolicies.register(this.signing.policy());
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
       passwords: () => this.authenticator.forgetPasswords(),
       deleted: () => this.webhooks.forgetCache(),

@@ -12,6 +12,7 @@ import { apiRoutes } from './api/index.ts';
 import { type ImportLimits, importRoutes } from './api/import.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits, bodyProgress, capConnections, timeoutOptions } from './limits.ts';
 import { browseRoutes } from './api/browse.ts';
+import { vulnImportRoute } from './api/vulns.ts';
 import { uiRoutes } from './ui.ts';
 import { observeRequests } from './events.ts';
 import { type ClusterMetrics, Metrics } from './metrics.ts';
@@ -96,6 +97,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   apiRoutes(app, registry, auth);
   importRoutes(app, registry, auth, opts.importSpoolDir ?? path.join(os.tmpdir(), 'berth-imports'), opts.imports);
   browseRoutes(app, registry, auth);
+  vulnImportRoute(app, registry, auth);
   uiRoutes(app);
   return app;
 }

@@ -1,5 +1,6 @@
 import type { BlobState } from './gc-store.ts';
 import type { UsageScope } from './lifecycle-store.ts';
+import type { NewJob } from './job-store.ts';
 
 /** A parsed wire name `OWNER/REPOSITORY/IMAGE[/MORE]`; core/content/names.ts parses and validates it. */
 export interface ImageName {
@@ -86,6 +87,8 @@ export interface SaveManifestInput {
   immutableTag?: boolean;
   /** Quotas to check inside the transaction: refused when the new blobs would exceed one. */
   quotas?: { scope: UsageScope; limit: number; label: string }[];
+  /** Work the new manifest causes (SBOM generation), enqueued in the same transaction. */
+  jobs?: NewJob[];
 }
 
 /** A manifest the pull-through cache stored, with the tags pointing at it. */

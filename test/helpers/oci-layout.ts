@@ -217,7 +217,7 @@ export async function writeRandomLayer(dir: string, spec: LayerSpec, n: number):
 }
 
 /** Writes config and manifest for already written layers; does not touch index.json. */
-async function writeImage(dir: string, layers: BuiltLayer[], platform: Platform, annotations?: Record<string, string>): Promise<BuiltImage> {
+export async function writeImage(dir: string, layers: BuiltLayer[], platform: Platform, annotations?: Record<string, string>): Promise<BuiltImage> {
   const created = new Date().toISOString();
   const config = await writeJsonBlob(dir, MEDIA_TYPES.config, {
     created,

@@ -35,9 +35,9 @@ test('a repeated hot read comes from memory; writes here and elsewhere show at o
     const owner = await a.access.createOwner('acme', 'org');
     const repo = await a.access.createRepository(owner.id, 'prod', 'private', '');
     assert.equal((await a.access.findRepository('acme', 'prod'))?.visibility, 'private');
-    const hits = a.reads.hits;
+    const hits = a.reads!.hits;
     for (let i = 0; i < 5; i++) assert.equal((await a.access.findRepository('acme', 'prod'))?.id, repo.id);
-    assert.equal(a.reads.hits - hits, 5, 'repeats are answered from the cache');
+    assert.equal(a.reads!.hits - hits, 5, 'repeats are answered from the cache');
 
     // A write on this connection: seen by the next read.
     await a.db.updateTable('repositories').set({ visibility: 'public' }).where('id', '=', repo.id).execute();
@@ -74,7 +74,7 @@ test('reads inside a transaction never come from the cache, and see its own writ
   const { a, cleanup } = await twoConnections();
   try {
     await a.access.createOwner('acme', 'org');
-    const q = new Precompiled(a.db.selectFrom('owners').select(['name', 'kind']).where('name', '=', ''), 1, a.reads);
+    const q = new Precompiled(a.db.selectFrom('owners').select(['name', 'kind']).where('name', '=', ''), 1, a.reads!);
     assert.equal((await q.first(a.db, ['acme']))?.kind, 'org');
     assert.equal((await q.first(a.db, ['acme']))?.kind, 'org');
     await a.db.transaction().execute(async (trx) => {
@@ -121,10 +121,10 @@ test('the cache is bounded in entries and bytes; a text parameter with NUL bypas
   }
   const { a, cleanup } = await twoConnections();
   try {
-    const before = a.reads.hits + a.reads.misses;
+    const before = a.reads!.hits + a.reads!.misses;
     assert.equal(await a.access.findOwner('x\0y'), undefined);
     assert.equal(await a.access.findOwner('x\0y'), undefined);
-    assert.equal(a.reads.hits + a.reads.misses, before, 'not looked up in the cache');
+    assert.equal(a.reads!.hits + a.reads!.misses, before, 'not looked up in the cache');
   } finally {
     await cleanup();
   }

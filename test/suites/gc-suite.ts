@@ -16,13 +16,17 @@ import { RegistryError } from '../../src/core/errors.ts';
 import type { AccessStore } from '../../src/metadata/access-store.ts';
 import type { GcStore } from '../../src/metadata/gc-store.ts';
 import type { JobStore } from '../../src/metadata/job-store.ts';
+import type { RateLimitStore } from '../../src/metadata/rate-limit-store.ts';
 import type { LifecycleStore } from '../../src/metadata/lifecycle-store.ts';
+import type { SigningStore } from '../../src/metadata/signing-store.ts';
 import type { MetadataStore } from '../../src/metadata/metadata-store.ts';
+import type { VulnStore } from '../../src/metadata/vuln-store.ts';
+import type { SbomStore } from '../../src/metadata/sbom-store.ts';
 import { FsBlobStore } from '../../src/storage/fs.ts';
 
 /** One connection set to the test database; `open` may be called again for a second node. */
 export interface GcDatabase {
-  open(): Promise<{ meta: MetadataStore; access: AccessStore; jobs: JobStore; gc: GcStore; lifecycle: LifecycleStore }>;
+  open(): Promise<{ meta: MetadataStore; access: AccessStore; jobs: JobStore; gc: GcStore; lifecycle: LifecycleStore; signing: SigningStore; sbom: SbomStore; vulns: VulnStore; limits: RateLimitStore }>;
   cleanup(): Promise<void>;
 }
 
@@ -47,7 +51,7 @@ interface Node {
 const keyring = Keyring.ephemeral();
 
 async function node(db: GcDatabase, storageDir: string, graceMs = 0): Promise<Node> {
-  const { meta, access, jobs, gc, lifecycle } = await db.open();
+  const { meta, access, jobs, gc, lifecycle, signing, sbom, vulns, limits } = await db.open();
   const store = new FsBlobStore(storageDir);
   await store.init();
   const tokens = await TokenService.open(access, keyring, 'test', 300);
@@ -56,6 +60,10 @@ async function node(db: GcDatabase, storageDir: string, graceMs = 0): Promise<No
     jobs: { store: jobs, options: { concurrency: 2, pollIntervalMs: 60_000, leaseMs: 30_000, maxAttempts: 5, backoffBaseMs: 10, backoffMaxMs: 100 } },
     gc: { store: gc, options: { graceMs, collectUntagged: true, tombstoneMs: 1000 } },
     lifecycle,
+    signing: { store: signing, options: { identity: 'localhost:5000', cacheMs: 1000 } },
+    sbom,
+    vulns: { store: vulns },
+    limits: { store: limits, counters: { kind: 'memory' }, refreshMs: 60_000 },
   });
   r.jobs.start(r);
   await r.jobs.stop(); // no polling: the tests drive reviews with gc.run()

@@ -3,10 +3,12 @@
  * process: users (create, set a password), organisation members (add, change a role, delete an
  * organisation with typed confirmation), search from the header, a repository's upstreams and webhooks (add, send a test,
  * read the delivery log), the audit log (filter, CSV export), "Set me up" snippets (copy), the
+ * repository's signing key and the signature verdict per tag, the
  * account page (change password) and deleting a repository. Screenshots go to a temporary folder,
  * or to $BERTH_SCREENSHOTS_DIR (e.g. docs/screenshots) when set.
  */
 import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -157,6 +159,66 @@ test('[ui] admin pages: users, org members, upstreams, webhooks, audit log, setu
   assert.equal(clip, `echo "$BERTH_TOKEN" | docker login ${srv.address} -u admin --password-stdin`);
   assert.ok(!(await page.locator('.setup').innerText()).includes(srv.admin.password), 'no secret in the snippets');
   await shot(page, 'setup');
+  await shot(page, 'setup');
+
+  // Signing (docs/signing.md): the repository's public key beside the snippets; a verdict per tag.
+  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const pushTag = async (tag: string) => {
+    const layer = Buffer.from(`layer of ${tag}`);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] } }));
+    for (const b of [layer, config]) {
+      const r = await fetch(`${srv.url}/v2/acme/prod/app/blobs/uploads/?digest=${sha(b)}`, { method: 'POST', headers: { Authorization: srv.adminAuthorization, 'Content-Type': 'application/octet-stream' }, body: b });
+      assert.equal(r.status, 201);
+    }
+    const m = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(layer), size: layer.length }] });
+    const r = await fetch(`${srv.url}/v2/acme/prod/app/manifests/${tag}`, { method: 'PUT', headers: { Authorization: srv.adminAuthorization, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: m });
+    assert.equal(r.status, 201);
+  };
+  assert.equal((await call('PUT', '/api/v1/repos/acme/prod/signing', { signOnPush: true })).status, 200);
+  await pushTag('signed');
+  const pem = await (await call('GET', '/api/v1/repos/acme/prod/signing-key.pub')).text();
+  await page.reload();
+  await page.getByRole('heading', { name: 'Signing key' }).waitFor();
+  assert.equal((await page.getByLabel('Repository public key').innerText()).trim(), pem.trim());
+  await page.getByText('cosign', { exact: true }).click();
+  await page.locator('details', { hasText: 'cosign verify' }).getByText(`cosign verify --key berth.pub --insecure-ignore-tlog ${srv.address}/acme/prod/IMAGE:TAG`).waitFor();
+  for (let i = 0; ; i++) {
+    const v = (await (await call('GET', '/api/v1/repos/acme/prod/signatures?image=app&tags=signed')).json()) as { tags: { state: string }[] };
+    if (v.tags[0]?.state === 'signed') break;
+    assert.ok(i < 200, 'the pushed tag is signed within 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal((await call('PUT', '/api/v1/repos/acme/prod/signing', { signOnPush: false })).status, 200);
+  await pushTag('unsigned');
+  await page.goto(`${srv.url}/#/r/acme/prod/i/app`);
+  const row = (tag: string) => page.getByRole('table', { name: 'Tags' }).getByRole('row').filter({ has: page.getByRole('link', { name: tag, exact: true }) });
+  await row('signed').locator('.badge.sig-signed').filter({ hasText: 'signed' }).waitFor();
+  assert.match((await row('signed').locator('.badge').getAttribute('title')) ?? '', /^signed by repository key [0-9a-f]{16} since /);
+  await row('unsigned').locator('.badge.sig-unsigned').waitFor();
+  await shot(page, 'signatures');
+  // …and managed from the manage page: settings, rotation, trusted keys.
+  await page.goto(`${srv.url}/#/r/acme/prod/manage`);
+  await page.getByRole('heading', { name: 'Signing', exact: true }).waitFor();
+  assert.equal(await page.getByLabel('Sign every pushed image').isChecked(), false);
+  await page.getByLabel('Sign every pushed image').check();
+  await page.getByLabel('Serve only images with a valid signature').check();
+  await page.getByRole('button', { name: 'Save signing settings' }).click();
+  await status().filter({ hasText: 'Signing settings saved' }).waitFor();
+  const saved = (await (await call('GET', '/api/v1/repos/acme/prod/signing')).json()) as { signOnPush: boolean; requireSignature: boolean };
+  assert.deepEqual([saved.signOnPush, saved.requireSignature], [true, true]);
+  await page.getByRole('button', { name: 'Rotate repository key' }).click();
+  await status().filter({ hasText: 'Repository key rotated' }).waitFor();
+  const keysTable = page.getByRole('table', { name: 'Signing keys' });
+  await keysTable.getByRole('cell', { name: /^retired / }).waitFor();
+  await keysTable.getByRole('cell', { name: 'current', exact: true }).waitFor();
+  await page.getByLabel('Public key (PEM').fill(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  await page.getByRole('form', { name: 'Trust a public key' }).getByLabel('Name').fill('ci');
+  await page.getByRole('button', { name: 'Trust key' }).click();
+  await keysTable.getByRole('cell', { name: 'ci', exact: true }).waitFor();
+  await shot(page, 'manage-signing');
+  await page.getByRole('button', { name: 'Stop trusting ci' }).click();
+  await keysTable.getByRole('cell', { name: 'ci', exact: true }).waitFor({ state: 'detached' });
+  assert.equal((await (await call('PUT', '/api/v1/repos/acme/prod/signing', { requireSignature: false })).json()).requireSignature, false);
 
   // Search from the header: repositories (and owners, images, tags) the viewer may see
   await page.getByRole('searchbox', { name: 'Search everything' }).fill('acme/pr');

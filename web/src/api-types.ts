@@ -149,3 +149,33 @@ export interface SearchResult {
   images: { owner: string; repository: string; image: string }[];
   tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
 }
+
+/** GET /api/v1/repos/:owner/:repo/signing (docs/signing.md). */
+export interface SigningSettings {
+  repository: string;
+  signOnPush: boolean;
+  requireSignature: boolean;
+  identity: string;
+}
+
+/** One tag's signature verdict (GET /api/v1/repos/:owner/:repo/signatures). */
+export interface TagSignature {
+  tag: string;
+  digest: string;
+  state: 'signed' | 'invalid' | 'unsigned';
+  summary: string;
+}
+
+/** A request and byte limit (docs/limits.md). */
+export interface RateLimit {
+  kind: 'anonymous' | 'user' | 'token' | 'repository';
+  /** Username, token id, OWNER/REPOSITORY; null: the default of the kind. */
+  subject: string | null;
+  name?: string | null;
+  credentialKind?: string;
+  repository?: string | null;
+  requestsPerMinute: number | null;
+  bytesPerDay: number | null;
+  setBySiteAdmin: boolean;
+  updatedAt: string;
+}

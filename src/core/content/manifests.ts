@@ -1,11 +1,12 @@
 import { RegistryError } from '../errors.ts';
 import { digestOf, looksLikeDigest, parseDigest } from './digest.ts';
 import { isValidTag } from './names.ts';
-import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.ts';
+import { MAX_MANIFEST_BYTES, type ParsedManifest, parseManifest } from './manifest.ts';
 import { OCI_INDEX } from './media-types.ts';
 import type { Images } from './images.ts';
 import type { RepositoryPolicies } from '../lifecycle/policy.ts';
-import type { ManifestRecord, MetadataStore, RefKind } from '../../metadata/metadata-store.ts';
+import type { ImageRecord, ManifestRecord, MetadataStore, RefKind } from '../../metadata/metadata-store.ts';
+import type { NewJob } from '../../metadata/job-store.ts';
 
 export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };
 
@@ -60,8 +61,52 @@ export interface ReferrersIndex {
   }[];
 }
 
+/** A manifest committed to an image (after its transaction). */
+export interface ManifestPutEvent {
+  name: string;
+  imageId: number;
+  repositoryId: number;
+  digest: string;
+  mediaType: string;
+  size: number;
+  payload: Buffer;
+  /** The tag pushed, or null for a push by digest. */
+  tag: string | null;
+  subject: string | null;
+  /** Stored by the pull-through cache, not pushed. */
+  cached: boolean;
+}
+
+/** A manifest or a tag removed from an image. */
+export interface ManifestDeleteEvent {
+  name: string;
+  imageId: number;
+  repositoryId: number;
+  reference: string;
+}
+
+/**
+ * Features that follow commits (signing on push, …): called after the transaction, awaited, so
+ * a failure fails the request and a client's retry (idempotent) calls them again.
+ */
+export interface ManifestListener {
+  put?(e: ManifestPutEvent): Promise<void>;
+  deleted?(e: ManifestDeleteEvent): Promise<void>;
+}
+
+/** Work a stored manifest causes (SBOM generation), enqueued in the manifest's own transaction. */
+export interface ManifestJobs {
+  jobsFor(image: ImageRecord, digest: string, manifest: ParsedManifest): Promise<NewJob[]>;
+  /** After the commit of a manifest that enqueued jobs: this node looks for due jobs at once. */
+  enqueued(): void;
+}
+
 /** Manifests, tags, referrers and the catalog. */
 export class Manifests {
+  readonly listeners: ManifestListener[] = [];
+  /** Set by the registry: jobs for each manifest pushed (not for ones the pull-through cache stores). */
+  jobs?: ManifestJobs;
+
   constructor(
     private readonly meta: MetadataStore,
     private readonly images: Images,
@@ -114,6 +159,7 @@ export class Manifests {
     for (const c of parsed.manifests) refs.push({ digest: c.digest, kind: 'manifest' });
     if (parsed.subject) refs.push({ digest: parsed.subject.digest, kind: 'subject' });
 
+    const jobs = this.jobs && !opts.cached ? await this.jobs.jobsFor(img, digest, parsed) : [];
     const result = await this.meta.saveManifest({
       imageId: img.id,
       digest,
@@ -130,6 +176,7 @@ export class Manifests {
       ...(opts.cached ? { cached: true } : {}),
       ...(policy && r.kind === 'tag' && policy.immutable(r.tag) ? { immutableTag: true } : {}),
       ...(policy && !opts.cached && policy.quotas.length ? { quotas: policy.quotas } : {}),
+      ...(jobs.length ? { jobs } : {}),
     });
     if (!result.ok) {
       if (result.denied) throw new RegistryError('DENIED', result.denied);
@@ -143,7 +190,22 @@ export class Manifests {
         detail: { sizeMismatch: result.sizeMismatch },
       });
     }
+    if (jobs.length) this.jobs!.enqueued();
     if (policy?.retention && r.kind === 'tag') await this.policies!.onTagPush(img.repositoryId);
+    for (const l of this.listeners) {
+      await l.put?.({
+        name,
+        imageId: img.id,
+        repositoryId: img.repositoryId,
+        digest,
+        mediaType: parsed.mediaType,
+        size: payload.length,
+        payload,
+        tag: r.kind === 'tag' ? r.tag : null,
+        subject: parsed.subject?.digest ?? null,
+        cached: opts.cached === true,
+      });
+    }
     return {
       digest,
       subject: parsed.subject?.digest ?? null,
@@ -161,6 +223,7 @@ export class Manifests {
     }
     const removed = r.kind === 'tag' ? await this.meta.removeTag(img.id, r.tag) : await this.meta.removeManifest(img.id, r.digest);
     if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${ref}`, { detail: { reference: ref } });
+    for (const l of this.listeners) await l.deleted?.({ name, imageId: img.id, repositoryId: img.repositoryId, reference: ref });
   }
 
   async listTags(name: string, limit: number, last?: string): Promise<Page<string>> {

@@ -10,9 +10,11 @@ import { isCleanText, sanitiseText } from '../content/text.ts';
  * - `login` a password checked (token endpoint or Basic): success, or failure (401/429);
  * - `token_use` an API key or entitlement token checked, likewise;
  * - `admin` a management API change (POST, PUT, PATCH, DELETE on /api/v1);
- * - `gc` garbage collection deleted a blob or a manifest (`detail.target`; actor `gc`).
+ * - `gc` garbage collection deleted a blob or a manifest (`detail.target`; actor `gc`);
+ * - `vulnerability` a scan found critical vulnerabilities an image's previous report did not
+ *   have (`detail.new`: their ids; actor `scanner`; docs/vulnerabilities.md).
  */
-export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin', 'gc'] as const;
+export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin', 'gc', 'vulnerability'] as const;
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
 export interface Actor {

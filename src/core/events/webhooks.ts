@@ -27,7 +27,7 @@ function originOf(url: string): string {
 }
 
 /** Events a webhook may subscribe to. `ping` is only sent by the test endpoint. */
-export const WEBHOOK_EVENTS = ['push', 'delete', 'pull'] as const;
+export const WEBHOOK_EVENTS = ['push', 'delete', 'pull', 'vulnerability'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 export interface WebhookOptions {
@@ -248,14 +248,14 @@ export class Webhooks {
     return (await store.findDelivery(deliveryId))!;
   }
 
-  /** Deliveries for the events of a batch that match an active webhook (successful push, delete, pull). */
+  /** Deliveries for the events of a batch that match an active webhook (successful push, delete, pull; new critical vulnerabilities). */
   async deliveriesFor(events: NewEvent[]): Promise<Map<number, (eventId: number) => NewDelivery[]>> {
     const out = new Map<number, (eventId: number) => NewDelivery[]>();
     if (!this.store) return out;
     let hooksByRepo: Map<string, ActiveWebhook[]> | undefined;
     for (const [i, e] of events.entries()) {
       if (e.repository === null || e.status < 200 || e.status >= 300) continue;
-      if (e.action !== 'push' && e.action !== 'delete' && e.action !== 'pull') continue;
+      if (!(WEBHOOK_EVENTS as readonly string[]).includes(e.action)) continue;
       hooksByRepo ??= await this.activeHooks();
       const hooks = (hooksByRepo.get(e.repository) ?? []).filter((h) => h.events.includes(e.action));
       if (hooks.length === 0) continue;

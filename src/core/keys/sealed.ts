@@ -5,6 +5,7 @@
 import { createDecipheriv, createHash } from 'node:crypto';
 import type { AccessStore } from '../../metadata/access-store.ts';
 import type { EventStore } from '../../metadata/event-store.ts';
+import type { SigningStore } from '../../metadata/signing-store.ts';
 import { Keyring } from './keyring.ts';
 
 /** Purposes: bound into each sealed value, so one cannot stand in for another. */
@@ -12,6 +13,7 @@ export const PURPOSE = {
   tokenSigningKey: 'token-signing-key',
   upstreamPassword: 'upstream-password',
   webhookSecret: 'webhook-secret',
+  repositorySigningKey: 'repository-signing-key',
 } as const;
 
 /** Setting holding the token-signing private key (a JWK), sealed. */
@@ -49,7 +51,7 @@ function legacyUpstreamDecrypt(key: Buffer | undefined, enc: string): string {
 }
 
 /** The sealed secrets of a Berth database. `legacyProxyKey`: the old `proxy.secretKey` config, if one was set. */
-export async function sealedSites(access: AccessStore, events: EventStore | undefined, legacyProxyKey?: string): Promise<SealedSite[]> {
+export async function sealedSites(access: AccessStore, events: EventStore | undefined, legacyProxyKey?: string, signing?: SigningStore): Promise<SealedSite[]> {
   const oldUpstreamKey = legacyUpstreamKey(legacyProxyKey, await access.getSetting(LEGACY_UPSTREAM_SETTING));
   const sites: SealedSite[] = [
     {
@@ -76,6 +78,14 @@ export async function sealedSites(access: AccessStore, events: EventStore | unde
       purpose: PURPOSE.webhookSecret,
       list: () => events.listWebhookSecrets(),
       replace: (id, from, to) => events.replaceWebhookSecret(Number(id), from, to),
+    });
+  }
+  if (signing) {
+    sites.push({
+      name: 'repository signing keys',
+      purpose: PURPOSE.repositorySigningKey,
+      list: () => signing.listSealedKeys(),
+      replace: (id, from, to) => signing.replaceSealedKey(Number(id), from, to),
     });
   }
   return sites;

@@ -41,7 +41,7 @@ const MAX_REFERRER_FLAGS = 20_000;
 /**
  * The ordered chain of pull policies, after access and entitlement limits. With no policy
  * registered or none in force for the repository a pull costs a map lookup per policy; a
- * verdict is computed once per (policy, digest, version). A refusal is 403 DENIED.
+ * verdict is computed once per (policy, image, digest, version). A refusal is 403 DENIED.
  */
 export class PullPolicies {
   private readonly chain: PullPolicy[] = [];
@@ -82,7 +82,8 @@ export class PullPolicies {
   }
 
   private async cached(policy: PullPolicy, pull: PullSubject, version: string): Promise<string | undefined> {
-    const key = `${policy.name}\0${pull.owner}/${pull.repository}\0${pull.digest}\0${version}`;
+    // Per image: the same digest may be signed in one image of a repository and not in another.
+    const key = `${policy.name}\0${pull.name}\0${pull.digest}\0${version}`;
     const hit = this.verdicts.get(key);
     if (hit !== undefined) return hit ?? undefined;
     const refusal = await policy.decide(pull, version);

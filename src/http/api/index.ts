@@ -10,7 +10,11 @@ import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
+import { sbomApiRoutes } from './sbom.ts';
+import { limitApiRoutes } from './limits.ts';
 import { accountApiRoutes } from './account.ts';
+import { signingApiRoutes } from './signing.ts';
+import { vulnApiRoutes } from './vulns.ts';
 import { RawResponse } from './raw.ts';
 import { MultilineText, Text } from './fields.ts';
 
@@ -283,7 +287,11 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     ...upstreamApiRoutes(registry),
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
+    ...sbomApiRoutes(registry),
+    ...limitApiRoutes(registry),
     ...accountApiRoutes(registry),
+    ...signingApiRoutes(registry),
+    ...vulnApiRoutes(registry),
   ];
 
   for (const r of routes) {
@@ -348,6 +356,18 @@ function buildOpenApi(routes: ApiRoute[]): string {
       parameters: [param('owner', 'path'), param('repo', 'path'), param('image', 'query', 'image name inside the repository'), param('tag', 'query', 'tag to set')],
       requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
       responses: { '202': { description: 'JSON {id}; Location: the job' }, '4XX': { description: 'error' } },
+      security,
+    },
+  };
+  paths['/api/v1/vulndb/import'] = {
+    post: {
+      summary: 'Import OSV records: an all.zip (application/zip) or one record per line (application/x-ndjson); site administrators (docs/vulnerabilities.md)',
+      parameters: [param('source', 'query', 'a name for the import, shown by berth vulndb status')],
+      requestBody: {
+        required: true,
+        content: { 'application/zip': { schema: { type: 'string', format: 'binary' } }, 'application/x-ndjson': { schema: { type: 'string' } } },
+      },
+      responses: { '200': { description: 'JSON: records, changed, unchanged, skipped, invalid, errors, database' }, '4XX': { description: 'error' } },
       security,
     },
   };

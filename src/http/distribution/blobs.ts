@@ -3,6 +3,7 @@ import type { Registry } from '../../core/registry.ts';
 import { RegistryError } from '../../core/errors.ts';
 import type { ByteRange } from '../../core/types.ts';
 import type { HttpAuth } from '../auth.ts';
+import { admitPull } from '../rate-limits.ts';
 
 /** Parses a single `Range: bytes=…` against `size`; undefined = serve the whole blob. */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined | 'unsatisfiable' {
@@ -35,6 +36,7 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     const proxied = await registry.proxy.blob(name, digest, req.method === 'GET');
     if (!proxied) throw e;
     if (proxied.kind === 'stored') return registry.blobs.stat(name, digest);
+    if (req.method === 'GET' && req.berthLimits) await admitPull(registry.rateLimits, req, reply, proxied.size);
     reply.header('Docker-Content-Digest', digest).type('application/octet-stream');
     if (proxied.size !== undefined) reply.header('Content-Length', String(proxied.size));
     reply.send(proxied.kind === 'stream' ? proxied.stream : undefined);
@@ -63,6 +65,8 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     reply.send();
     return;
   }
+  // Counted against the day's byte limits (docs/limits.md); a redirect counts what it sends to.
+  if (req.berthLimits) await admitPull(registry.rateLimits, req, reply, length);
   if (!blob.manifest && !range) {
     const url = await registry.blobs.directUrl(digest, blob.generation);
     if (url) {

@@ -9,6 +9,7 @@ import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } 
 import { deleteManifest, getManifest, putManifest } from './manifests.ts';
 import { listCatalog, listReferrers, listTags } from './listings.ts';
 import type { PendingEvent } from '../events.ts';
+import { limitIdentity, limitRepository } from '../rate-limits.ts';
 
 type Handler = (registry: Registry, req: FastifyRequest, reply: FastifyReply, m: string[]) => Promise<void>;
 
@@ -144,9 +145,14 @@ export function distributionRoutes(app: FastifyInstance, registry: Registry, aut
         }
         if (endpoint.event) req.berthEvent = endpoint.event(m.slice(1));
         try {
+          // Request limits (docs/limits.md): the identity's once it is known, the repository's
+          // once access is settled. With none set this is the one check.
+          const limits = registry.rateLimits.active ? registry.rateLimits : undefined;
+          if (limits) await limitIdentity(limits, req, reply, (await auth.authenticate(req)).identity);
           if (endpoint.action) {
             const alsoPull = endpoint.alsoPull?.(req);
             await auth.authorize(req, m[1]!, endpoint.action, alsoPull === undefined ? {} : { alsoPull });
+            if (limits) await limitRepository(limits, req, reply, m[1]!);
           } else {
             const { identity } = await auth.authenticate(req);
             // The version check answers 401 to anonymous clients so that they log in (docker login).

@@ -6,6 +6,7 @@ import { parseImageName } from '../../core/content/names.ts';
 import { emptyReply, readSmallBody } from './util.ts';
 import type { HttpAuth } from '../auth.ts';
 import { addEvent, noteEvent } from '../events.ts';
+import { admitPull } from '../rate-limits.ts';
 
 /** GET and HEAD /v2/<name>/manifests/<reference> */
 export async function getManifest(
@@ -33,7 +34,9 @@ export async function getManifest(
     const { owner, repository } = parseImageName(name);
     await registry.pullPolicies.enforce({ identity: req.berthAuth?.identity ?? { kind: 'anonymous' }, name, owner, repository, digest: m.digest, mediaType: m.mediaType, payload: m.payload });
   }
-  // A GET that yields the bytes counts against an entitlement token's download limit.
+  // A GET that yields the bytes counts against the day's byte limits (docs/limits.md)...
+  if (req.method === 'GET' && req.berthLimits) await admitPull(registry.rateLimits, req, reply, m.size);
+  // ...and against an entitlement token's download limit.
   if (req.method === 'GET' && auth) await auth.countDownload(req);
   reply.header('Content-Length', String(m.size));
   if (req.method === 'HEAD') {

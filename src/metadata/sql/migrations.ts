@@ -295,6 +295,170 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('repository_lifecycle').addColumn('retention', 'text').execute();
       },
     },
+    '0008_sbom': {
+      async up(db: Kysely<any>) {
+        // SBOM on push (docs/supply-chain.md). What each layer adds and deletes, once per layer
+        // digest (a base layer shared by many images is read once); the combined inventory of
+        // each image manifest (global by digest, read by the vulnerability matcher); and the
+        // per-repository switch (no row: on).
+        await db.schema
+          .createTable('layer_inventories')
+          .addColumn('digest', 'text', (c) => c.primaryKey())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('image_inventories')
+          .addColumn('manifest_digest', 'text', (c) => c.primaryKey())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('package_count', 'integer', (c) => c.notNull())
+          .addColumn('generated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('repository_sbom')
+          .addColumn('repository_id', 'bigint', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('enabled', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0009_vulns': {
+      async up(db: Kysely<any>) {
+        // The vulnerability database (docs/vulnerabilities.md): OSV records as Berth keeps them,
+        // indexed by the (ecosystem, package) pairs they affect; one state row (its version,
+        // "as of", the last import); reports per image manifest digest; per-repository pull
+        // policies (a generation bumped by every change a verdict depends on) and exceptions.
+        await db.schema
+          .createTable('vuln_records')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('modified', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('imported_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('vuln_packages')
+          .addColumn('ecosystem', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('record_id', 'text', (c) => c.notNull().references('vuln_records.id').onDelete('cascade'))
+          .addPrimaryKeyConstraint('vuln_packages_pk', ['ecosystem', 'name', 'record_id'])
+          .execute();
+        await db.schema.createIndex('vuln_packages_record').on('vuln_packages').column('record_id').execute();
+        await db.schema
+          .createTable('vuln_state')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('version', 'bigint', (c) => c.notNull())
+          .addColumn('as_of', 'bigint')
+          .addColumn('imported_at', 'bigint')
+          .addColumn('source', 'text')
+          .addColumn('refreshed_at', 'bigint')
+          .addColumn('last_error', 'text')
+          .execute();
+        await db.schema
+          .createTable('vuln_reports')
+          .addColumn('manifest_digest', 'text', (c) => c.primaryKey())
+          .addColumn('scanned_at', 'bigint', (c) => c.notNull())
+          .addColumn('db_version', 'bigint', (c) => c.notNull())
+          .addColumn('db_as_of', 'bigint')
+          .addColumn('summary', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('vuln_policies')
+          .addColumn('repository_id', 'bigint', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('deny_severity', 'text', (c) => c.notNull())
+          .addColumn('fixable_only', 'integer', (c) => c.notNull())
+          .addColumn('block_until_scanned', 'integer', (c) => c.notNull())
+          .addColumn('block_since', 'bigint')
+          .addColumn('generation', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('vuln_exceptions')
+          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('vuln_id', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('vuln_exceptions_pk', ['repository_id', 'vuln_id'])
+          .execute();
+        // Which repositories hold a manifest digest: a stored report bumps their policies.
+        await db.schema.createIndex('vuln_manifests_digest').on('manifests').column('digest').execute();
+      },
+    },
+    '0010_signing': {
+      async up(db: Kysely<any>) {
+        // Repository signing (docs/signing.md). Keys: the repository's own (private key sealed
+        // under the key-encryption key; one current, older ones kept for verification) and
+        // public keys an owner trusts. At most one current repository key per repository.
+        await db.schema
+          .createTable('signing_keys')
+          .addColumn('id', sql.raw(id), (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('public_key', 'text', (c) => c.notNull())
+          .addColumn('private_key', 'text')
+          .addColumn('current', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('retired_at', 'bigint')
+          .addUniqueConstraint('signing_keys_repository_key', ['repository_id', 'key_id'])
+          .execute();
+        await sql`create unique index signing_keys_current on signing_keys (repository_id) where current = 1`.execute(db);
+        // Settings and the change counter a pull policy's version is read from (bumped on any
+        // change of keys, settings or signatures in the repository, by every node).
+        await db.schema
+          .createTable('signing_settings')
+          .addColumn('repository_id', 'bigint', (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('sign_on_push', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('require_signature', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // Which key signed what: one row per (image, manifest digest, key) Berth signed.
+        await db.schema
+          .createTable('signing_records')
+          .addColumn('image_id', 'bigint', (c) => c.notNull().references('images.id').onDelete('cascade'))
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('signature_digest', 'text', (c) => c.notNull())
+          .addColumn('referrer_digest', 'text', (c) => c.notNull())
+          .addColumn('signed_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('signing_records_pk', ['image_id', 'digest', 'key_id'])
+          .execute();
+      },
+    },
+    '0012_rate_limits': {
+      async up(db: Kysely<any>) {
+        // Request and byte limits (docs/limits.md). `scope` names what a row limits: `anonymous`,
+        // a kind's default (`user`, `token`, `repository`) or one subject (`user:12`); the
+        // subject's own column cascades its deletion.
+        await db.schema
+          .createTable('rate_limits')
+          .addColumn('scope', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'bigint', (c) => c.references('users.id').onDelete('cascade'))
+          .addColumn('credential_id', 'bigint', (c) => c.references('credentials.id').onDelete('cascade'))
+          .addColumn('repository_id', 'bigint', (c) => c.references('repositories.id').onDelete('cascade'))
+          .addColumn('requests_per_minute', 'bigint')
+          .addColumn('bytes_per_day', 'bigint')
+          // Set by a site administrator: only site administrators may change or remove it.
+          .addColumn('site_admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // The shared counters on PostgreSQL (rate-limiter-flexible's RateLimiterPostgres layout,
+        // with bigint points: a day's bytes pass 2^31; text keys: `r:` + a 255-character name).
+        if (dialect === 'postgres') {
+          await db.schema
+            .createTable('rate_limit_counters')
+            .addColumn('key', 'text', (c) => c.primaryKey())
+            .addColumn('points', 'bigint', (c) => c.notNull().defaultTo(0))
+            .addColumn('expire', 'bigint')
+            .execute();
+        }
+      },
+    },
   };
 }
 

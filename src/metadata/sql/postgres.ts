@@ -8,6 +8,10 @@ import { SqlEventStore } from './event-store.ts';
 import { SqlJobStore } from './job-store.ts';
 import { SqlGcStore } from './gc-store.ts';
 import { SqlLifecycleStore } from './lifecycle-store.ts';
+import { SqlSigningStore } from './signing-store.ts';
+import { SqlSbomStore } from './sbom-store.ts';
+import { SqlVulnStore } from './vuln-store.ts';
+import { SqlRateLimitStore } from './rate-limit-store.ts';
 
 // int8 (bigint) columns hold sizes and times well below 2^53: read them as numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
@@ -74,7 +78,7 @@ export interface PostgresOptions {
  * Opens PostgreSQL through a pooled `pg` connection and Kysely's Postgres dialect. Every
  * commit is durable when its promise resolves (PostgreSQL's default synchronous_commit).
  */
-export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; db: Kysely<Database> }> {
+export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; signing: SqlSigningStore; sbom: SqlSbomStore; vulns: SqlVulnStore; limits: SqlRateLimitStore; db: Kysely<Database>; pool: pg.Pool }> {
   const schema = opts.schema ?? 'public';
   if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name "${schema}"`);
   if (schema !== 'public') {
@@ -107,5 +111,5 @@ export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMe
     await db.destroy();
     throw e;
   }
-  return { meta: new SqlMetadataStore(db, 'postgres'), access: new SqlAccessStore(db), events: new SqlEventStore(db), jobs: new SqlJobStore(db, 'postgres'), gc: new SqlGcStore(db, 'postgres'), lifecycle: new SqlLifecycleStore(db), db };
+  return { meta: new SqlMetadataStore(db, 'postgres'), access: new SqlAccessStore(db), events: new SqlEventStore(db), jobs: new SqlJobStore(db, 'postgres'), gc: new SqlGcStore(db, 'postgres'), lifecycle: new SqlLifecycleStore(db), signing: new SqlSigningStore(db), sbom: new SqlSbomStore(db), vulns: new SqlVulnStore(db), limits: new SqlRateLimitStore(db), db, pool };
 }

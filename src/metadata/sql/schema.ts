@@ -64,6 +64,17 @@ export interface Database {
     created_at: number;
   };
   settings: { key: string; value: string };
+  rate_limits: {
+    scope: string;
+    kind: string;
+    user_id: number | null;
+    credential_id: number | null;
+    repository_id: number | null;
+    requests_per_minute: number | null;
+    bytes_per_day: number | null;
+    site_admin: Generated<number>;
+    updated_at: number;
+  };
   login_failures: { key: string; failures: number; since: number; last_at: number };
   upstreams: {
     id: Generated<number>;
@@ -106,6 +117,23 @@ export interface Database {
   };
   repository_lifecycle: { repository_id: number; immutable_tags: string; quota_bytes: number | null; retention: string | null; updated_at: number };
   owner_lifecycle: { owner_id: number; quota_bytes: number | null; updated_at: number };
+  layer_inventories: { digest: string; data: string; created_at: number };
+  image_inventories: { manifest_digest: string; data: string; package_count: number; generated_at: number };
+  repository_sbom: { repository_id: number; enabled: number; updated_at: number };
+  vuln_records: { id: string; modified: string; data: string; imported_at: number };
+  vuln_packages: { ecosystem: string; name: string; record_id: string };
+  vuln_state: { id: number; version: number; as_of: number | null; imported_at: number | null; source: string | null; refreshed_at: number | null; last_error: string | null };
+  vuln_reports: { manifest_digest: string; scanned_at: number; db_version: number; db_as_of: number | null; summary: string; data: string };
+  vuln_policies: {
+    repository_id: number;
+    deny_severity: string;
+    fixable_only: number;
+    block_until_scanned: number;
+    block_since: number | null;
+    generation: number;
+    updated_at: number;
+  };
+  vuln_exceptions: { repository_id: number; vuln_id: string; expires_at: number; reason: string; created_by: string; created_at: number };
   jobs: {
     id: Generated<number>;
     kind: string;
@@ -135,4 +163,18 @@ export interface Database {
     delivered_at: number | null;
     created_at: number;
   };
+  signing_keys: {
+    id: Generated<number>;
+    repository_id: number;
+    key_id: string;
+    kind: string;
+    name: Generated<string>;
+    public_key: string;
+    private_key: string | null;
+    current: Generated<number>;
+    created_at: number;
+    retired_at: number | null;
+  };
+  signing_settings: { repository_id: number; sign_on_push: Generated<number>; require_signature: Generated<number>; version: Generated<number>; updated_at: number };
+  signing_records: { image_id: number; digest: string; key_id: string; signature_digest: string; referrer_digest: string; signed_at: number };
 }

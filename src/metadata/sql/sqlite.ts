@@ -10,6 +10,10 @@ import { SqlEventStore } from './event-store.ts';
 import { SqlJobStore } from './job-store.ts';
 import { SqlGcStore } from './gc-store.ts';
 import { SqlLifecycleStore } from './lifecycle-store.ts';
+import { SqlSigningStore } from './signing-store.ts';
+import { SqlSbomStore } from './sbom-store.ts';
+import { SqlVulnStore } from './vuln-store.ts';
+import { SqlRateLimitStore } from './rate-limit-store.ts';
 import { StatementCache } from './statement-cache.ts';
 import { ReadCache } from './read-cache.ts';
 
@@ -40,7 +44,7 @@ class ImmediateSqliteDialect extends SqliteDialect {
  * before its promise resolves, so an acknowledged write survives a process crash and a power
  * loss.
  */
-export async function openSqlite(file: string): Promise<{ reads: ReadCache; meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; db: Kysely<Database> }> {
+export async function openSqlite(file: string): Promise<{ reads?: ReadCache; meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; signing: SqlSigningStore; sbom: SqlSbomStore; vulns: SqlVulnStore; limits: SqlRateLimitStore; db: Kysely<Database> }> {
   if (file !== ':memory:') {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the
@@ -61,5 +65,18 @@ export async function openSqlite(file: string): Promise<{ reads: ReadCache; meta
     throw e;
   }
   const reads = new ReadCache(sqlite, statements.writes);
-  return { reads, meta: new SqlMetadataStore(db, 'sqlite', reads), access: new SqlAccessStore(db, reads), events: new SqlEventStore(db, true), jobs: new SqlJobStore(db, 'sqlite'), gc: new SqlGcStore(db, 'sqlite'), lifecycle: new SqlLifecycleStore(db), db };
+  return {
+    reads,
+    meta: new SqlMetadataStore(db, 'sqlite', reads),
+    access: new SqlAccessStore(db, reads),
+    events: new SqlEventStore(db, true),
+    jobs: new SqlJobStore(db, 'sqlite'),
+    gc: new SqlGcStore(db, 'sqlite'),
+    lifecycle: new SqlLifecycleStore(db),
+    signing: new SqlSigningStore(db),
+    sbom: new SqlSbomStore(db),
+    vulns: new SqlVulnStore(db),
+    limits: new SqlRateLimitStore(db),
+    db,
+  };
 }

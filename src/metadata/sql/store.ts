@@ -351,6 +351,7 @@ export class SqlMetadataStore implements MetadataStore {
       } else {
         await enqueueJobs(trx, manifestReviews(m.imageId, [m.digest], now)); // untagged: collectable after the grace period
       }
+      if (m.jobs?.length) await enqueueJobs(trx, m.jobs);
       return previousTagDigest === undefined ? { ok: true } : { ok: true, previousTagDigest };
     });
   }

@@ -60,7 +60,7 @@ export async function webhooksSection(owner: string, repo: string, reload: () =>
     'Add webhook',
     [
       h('label', {}, 'URL', h('input', { name: 'url', type: 'url', required: true, placeholder: 'https://ci.example.com/hook' })),
-      ['push', 'delete', 'pull'].map((e) => h('label', {}, h('input', { type: 'checkbox', name: 'events', value: e, checked: e !== 'pull' }), ` ${e}`)),
+      ['push', 'delete', 'pull', 'vulnerability'].map((e) => h('label', {}, h('input', { type: 'checkbox', name: 'events', value: e, checked: e !== 'pull' }), ` ${e}`)),
     ],
     'Add webhook',
     async (f) => {

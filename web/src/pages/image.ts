@@ -3,7 +3,7 @@ import { h, enc } from '../dom';
 import { api } from '../api';
 import { when, short } from '../format';
 import { link, crumbs, page } from '../components';
-import type { TagEntry } from '../api-types';
+import type { TagEntry, TagSignature } from '../api-types';
 
 export async function imagePage(owner: string, repo: string, image: string, params: URLSearchParams): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo, link.repo(owner, repo)], [image]]);
@@ -13,6 +13,21 @@ export async function imagePage(owner: string, repo: string, image: string, para
   if (q) qs.set('q', q);
   if (after) qs.set('after', after);
   const res = await api<{ tags: TagEntry[]; next?: string; total: number }>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/tags?${qs}`);
+  // Signature verdicts of this page's tags (docs/signing.md); a reader who may not see them gets none.
+  const sigs = new Map<string, TagSignature>();
+  if (res.tags.length) {
+    const sq = new URLSearchParams({ image, tags: res.tags.map((t) => t.name).join(',') });
+    try {
+      for (const v of (await api<{ tags: TagSignature[] }>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/signatures?${sq}`)).tags) sigs.set(v.tag, v);
+    } catch {
+      /* verdicts are extra */
+    }
+  }
+  const signature = (tag: string) => {
+    const v = sigs.get(tag);
+    if (!v) return h('td', { class: 'hide-sm' }, '');
+    return h('td', { class: 'hide-sm' }, h('span', { class: `badge sig-${v.state}`, title: v.summary }, v.state === 'invalid' ? 'does not verify' : v.state));
+  };
   const search = h(
     'form',
     { class: 'inline', role: 'search', 'aria-label': 'Tag search' },
@@ -43,8 +58,8 @@ export async function imagePage(owner: string, repo: string, image: string, para
           h(
             'table',
             { 'aria-label': 'Tags' },
-            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Tag'), h('th', { scope: 'col' }, 'Digest'), h('th', { scope: 'col', class: 'hide-sm' }, 'Updated'))),
-            h('tbody', {}, res.tags.map((t) => h('tr', {}, h('td', {}, h('a', { href: link.tag(owner, repo, image, t.name) }, t.name)), h('td', {}, h('a', { class: 'mono', href: link.tag(owner, repo, image, t.digest), title: t.digest }, short(t.digest))), h('td', { class: 'hide-sm' }, when(new Date(t.updatedAt).toISOString()))))),
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Tag'), h('th', { scope: 'col' }, 'Digest'), h('th', { scope: 'col', class: 'hide-sm' }, 'Updated'), h('th', { scope: 'col', class: 'hide-sm' }, 'Signature'))),
+            h('tbody', {}, res.tags.map((t) => h('tr', {}, h('td', {}, h('a', { href: link.tag(owner, repo, image, t.name) }, t.name)), h('td', {}, h('a', { class: 'mono', href: link.tag(owner, repo, image, t.digest), title: t.digest }, short(t.digest))), h('td', { class: 'hide-sm' }, when(new Date(t.updatedAt).toISOString())), signature(t.name)))),
           ),
         )
       : h('p', {}, q ? `No tags contain "${q}".` : 'No tags.'),

@@ -6,6 +6,8 @@ import { when } from '../format';
 import { link, crumbs, page, copyButton, credentialState } from '../components';
 import type { Repo, Credential } from '../api-types';
 import { deleteRepositorySection, upstreamsSection, webhooksSection } from '../components/repo-admin';
+import { limitsSection } from '../components/limits';
+import { signingSettingsSection } from '../components/signing';
 
 export async function managePage(owner: string, repo: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo, link.repo(owner, repo)], ['Manage']]);
@@ -149,12 +151,19 @@ export async function managePage(owner: string, repo: string): Promise<void> {
       : h('p', { class: 'muted' }, 'No tokens yet.');
   const tokenTable = h('div', { class: 'table-wrap' }, tokenRows(tokens));
 
-  const [upstreams, webhooks] = await Promise.all([upstreamsSection(owner, repo, reload), webhooksSection(owner, repo, reload)]);
+  const [upstreams, webhooks, limits, signing] = await Promise.all([
+    upstreamsSection(owner, repo, reload),
+    webhooksSection(owner, repo, reload),
+    limitsSection(owner, repo, tokens, reload),
+    signingSettingsSection(owner, repo, reload),
+  ]);
   page(
     `Manage ${owner}/${repo}`,
     h('section', { 'aria-labelledby': 'set-h' }, h('h2', { id: 'set-h' }, 'Settings'), settings),
+    signing,
     h('section', { 'aria-labelledby': 'mem-h' }, h('h2', { id: 'mem-h' }, 'Members'), h('div', { class: 'table-wrap' }, memberTable), memberForm),
     h('section', { 'aria-labelledby': 'tok-h' }, h('h2', { id: 'tok-h' }, 'Entitlement tokens'), h('p', { class: 'muted' }, 'Read-only credentials for customers and CI: log in with the username shown and the secret.'), tokenForm, secretBox, tokenTable),
+    limits,
     upstreams,
     webhooks,
     deleteRepositorySection(owner, repo),

@@ -5,6 +5,7 @@ import { link, crumbs, page } from '../components';
 import type { Repo, ImageSummary } from '../api-types';
 import { downloadsPanel } from '../components/downloads';
 import { setupSnippets } from '../components/setup';
+import { signingPanel } from '../components/signing';
 
 export async function repoPage(owner: string, repo: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo]]);
@@ -32,6 +33,7 @@ export async function repoPage(owner: string, repo: string): Promise<void> {
         )
       : h('p', {}, 'No images yet. Push one (', h('code', {}, `docker push ${location.host}/${owner}/${repo}/IMAGE:TAG`), ') or upload an archive.'),
     setupSnippets(owner, repo, session()?.username),
+    signingPanel(owner, repo),
     session() ? downloadsPanel(owner, repo) : null,
   );
 }
