@@ -7,6 +7,7 @@ import { Egress, type Resolve } from './core/egress/egress.ts';
 import { buildApp } from './http/app.ts';
 import type { ClusterMetrics } from './http/metrics.ts';
 import { openSqlite } from './metadata/sql/sqlite.ts';
+import { SqlDomainStore } from './metadata/sql/domain-store.ts';
 import { TokenService } from './core/access/tokens.ts';
 import type { AccessStore } from './metadata/access-store.ts';
 import type { MetadataStore } from './metadata/metadata-store.ts';
@@ -102,15 +103,16 @@ export async function createBerth(config: Config, logger: Logger | false = false
   const keyring = await openKeyring(config);
   const blobStore = await openBlobStore(config);
   const opened = await openMetadata(config);
-  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns, limits } = opened;
+  const { meta, access, events, jobs, gc, lifecycle, signing, sbom, vulns, limits, db } = opened;
   // Counters shared by every node on PostgreSQL; the supervisor's for workers on SQLite;
   // this process's otherwise (docs/limits.md#where-the-counters-live).
   const counters: CounterBackend =
     'pool' in opened ? { kind: 'postgres', pool: opened.pool } : opts.clusterCounters ? { kind: 'cluster' } : { kind: 'memory' };
+  const domains = new SqlDomainStore(db);
   // Secrets stored in plain text by an older Berth are sealed now; a value sealed with a key
   // this node lacks stops the start with a message naming it.
   try {
-    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing), { rotate: false });
+    await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing, domains), { rotate: false });
   } catch (e) {
     await meta.close();
     throw e;
@@ -158,7 +160,17 @@ export async function createBerth(config: Config, logger: Logger | false = false
     },
     sbomOptions: { enabled: config.sbom.enabled, limits: { ...DEFAULT_LAYER_LIMITS, maxBytes: config.sbom.maxLayerBytes, maxPackages: config.sbom.maxPackages } },
     limits: { store: limits, counters, refreshMs: config.rateLimits.refreshSeconds * 1000, onError: (e) => log?.error({ err: e }, 'reading the rate limits failed') },
-    gc: { store: gc, options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 } },
+    domains: { store: domains, options: { cacheMs: config.domains.cacheSeconds * 1000, reserved: [config.auth.service.toLowerCase()] } },
+    gc: {
+      store: gc,
+      options: { graceMs: config.gc.graceSeconds * 1000, collectUntagged: config.gc.collectUntagged, tombstoneMs: 7 * 86_400_000 },
+      onSweepError: (e, blobs) => log?.error({ err: e, blobs }, 'deleting swept blobs failed: they stay deleting and are swept again'),
+      reconcile: { minAgeMs: config.gc.reconcileMinAgeSeconds * 1000, applyOnSchedule: config.gc.reconcileApply },
+      onReconcile: (r) => {
+        if (r.totals.orphans || r.totals.missing || r.totals.staleMultiparts || r.failed) log?.warn({ dryRun: r.dryRun, ...r.totals, failed: r.failed }, 'storage reconciler: objects without rows or rows without objects');
+        else log?.info({ scanned: r.scanned }, 'storage reconciler: store and metadata agree');
+      },
+    },
     events: {
       store: events,
       bus: {
@@ -184,7 +196,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
   }
   const tls = config.tls.cert && config.tls.key ? await readTlsPair(config.tls.cert, config.tls.key) : undefined;
   const app = buildApp(registry, {
-    ...(tls ? { tls } : {}),
+    ...(tls ? { tls: { ...tls, http2: config.tls.http2 } } : {}),
     auth: { ...config.auth, listen: config.listen },
     logger: logger === false ? false : logger,
     readiness: [() => meta.ping(), async () => void (await blobStore.listUploads())],
@@ -235,9 +247,15 @@ export async function createBerth(config: Config, logger: Logger | false = false
   // Lifecycle housekeeping: tombstones of deleted blobs older than a week go; retention rules run.
   const gcTimer = setInterval(() => {
     void registry.gc.pruneTombstones().catch((e: unknown) => log?.error({ err: e }, 'removing GC tombstones failed'));
+    void registry.gc.resweep().catch((e: unknown) => log?.error({ err: e }, 'sweeping blobs left deleting failed'));
     void registry.retention.enqueueAll().catch((e: unknown) => log?.error({ err: e }, 'queueing retention runs failed'));
   }, config.gc.intervalSeconds * 1000);
   gcTimer.unref();
+  // The storage reconciler: one job, deduplicated, so one node at a time walks the store.
+  const reconcileTimer = setInterval(() => {
+    void registry.reconciler.enqueue().catch((e: unknown) => log?.error({ err: e }, 'queueing the storage reconciler failed'));
+  }, config.gc.reconcileIntervalSeconds * 1000);
+  reconcileTimer.unref();
 
   // The vulnerability database: refreshed from the configured mirror (a job, on any one node).
   const refreshVulns = () => void registry.vulns.enqueueRefresh().catch((e: unknown) => log?.error({ err: e }, 'queueing the vulnerability database refresh failed'));
@@ -270,12 +288,15 @@ export async function createBerth(config: Config, logger: Logger | false = false
       clearTimeout(firstPrune);
       clearInterval(pruneTimer);
       clearInterval(gcTimer);
+      clearInterval(reconcileTimer);
       clearInterval(vulnsTimer);
       registry.rateLimits.stop();
       await app.close();
       await registry.events.close(); // writes what in-flight requests emitted
       await registry.webhooks.stop();
       await registry.jobs.stop();
+      await registry.gc.flushSweeps();
+      await registry.pulls.flush();
       registry.proxy.close(); // idle keep-alive sockets to upstreams
       await meta.close();
     },

@@ -1,5 +1,6 @@
 /** `berth image`, `berth tag`, `berth audit` and `berth analytics`: views over the management API. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { human } from './push.ts';
 import { splitRepo } from './admin.ts';
 import { ApiClient } from './client.ts';
 import { printObject, printRows } from './format.ts';
@@ -31,10 +32,17 @@ export function contentCommands(program: Command): void {
   example(
     image
       .command('list <repository>')
-      .description("a repository's images with their tag counts")
+      .description("a repository's images: tag count, and the kind, size and time of the latest push")
       .action(async (r: string) => {
         const [owner, name] = splitRepo(r);
-        printRows(await client().call<Row[]>('GET', `/api/v1/repos/${enc(owner)}/${enc(name)}/images`), ['name', 'tagCount'], json());
+        const rows = await client().call<Row[]>('GET', `/api/v1/repos/${enc(owner)}/${enc(name)}/images`);
+        if (json()) return printRows(rows, [], true);
+        const table = rows.map((i) => ({
+          ...i,
+          kind: (i.kind as { label?: string } | null)?.label,
+          size: typeof i.size === 'number' ? human(i.size) : undefined,
+        }));
+        printRows(table, ['name', 'tagCount', 'kind', 'size', 'lastPushedAt', 'latestTag'], false);
       }),
     'berth image list acme/prod',
   );
@@ -56,19 +64,21 @@ export function contentCommands(program: Command): void {
   example(
     tag
       .command('list <image>')
-      .description("an image's tags with their digests, by name")
+      .description("an image's tags with their digests and push times, by name, version or push time")
       .option('-q, --query <text>', 'only tags containing this')
       .option('-n, --limit <n>', 'at most this many', '1000')
-      .action(async (s: string, o: { query?: string; limit: string }) => {
+      .addOption(new Option('-s, --sort <order>', 'name; semver: highest version first; time: last pushed first').choices(['name', 'semver', 'time']).default('name'))
+      .action(async (s: string, o: { query?: string; limit: string; sort: string }) => {
         const { repoPath, image: img } = splitImage(s);
-        const page = await client().call<{ tags: Row[]; total: number }>(
-          'GET',
-          `${repoPath}/tags?image=${enc(img)}&limit=${enc(o.limit)}${o.query ? `&q=${enc(o.query)}` : ''}`,
-        );
-        printRows(page.tags, ['name', 'digest', 'updatedAt'], json());
+        const q = new URLSearchParams({ image: img, limit: o.limit, sort: o.sort });
+        if (o.query) q.set('q', o.query);
+        const page = await client().call<{ tags: Row[]; total: number }>('GET', `${repoPath}/tags?${q}`);
+        const rows = json() ? page.tags : page.tags.map((t) => ({ ...t, pushedAt: new Date(t.updatedAt as number).toISOString() }));
+        printRows(rows, ['name', 'digest', 'pushedAt'], json());
       }),
     'berth tag list acme/prod/app',
     'berth tag list acme/prod/app -q 1.2',
+    'berth tag list acme/prod/app --sort semver -n 5',
   );
   example(
     tag
@@ -88,7 +98,7 @@ export function contentCommands(program: Command): void {
       .description('the audit log, newest first: site administrators see everything, repository admins their repositories')
       .option('-r, --repository <OWNER/REPOSITORY>', 'only this repository')
       .option('-a, --actor <name>', 'a username, token:<id> or anonymous')
-      .option('--action <list>', 'push, pull, delete, tag_move, login, token_use, admin (comma-separated)')
+      .option('--action <list>', 'push, pull, delete, tag_move, login, token_use, admin, download (blob downloads: only when named) (comma-separated)')
       .option('--since <time>', 'ISO time, or a duration back from now (7d)')
       .option('--until <time>', 'exclusive; same forms as --since')
       .option('-n, --limit <n>', 'events to show (1–1000)', '50')

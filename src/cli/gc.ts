@@ -13,7 +13,7 @@ interface RunReport {
   failed: number;
 }
 
-/** `berth gc run|status|explain` over the management API (site administrators; docs/lifecycle.md). */
+/** `berth gc run|status|reconcile|explain` over the management API (site administrators; docs/lifecycle.md). */
 export function gcCommands(program: Command): void {
   const client = () => ApiClient.fromEnv({ server: program.opts().server as string | undefined });
   const json = () => program.opts().json === true;
@@ -39,6 +39,29 @@ export function gcCommands(program: Command): void {
       printRows(s.blobs, ['state', 'count', 'bytes'], false);
       printRows(s.reviews, ['kind', 'state', 'count', 'due', 'oldestRunAfter'], false);
     });
+  gc.command('reconcile')
+    .description('compare storage with the metadata: report objects no row describes and rows whose bytes are missing; --apply deletes orphans older than gc.reconcileMinAgeSeconds')
+    .addHelpText('after', exampleText('berth gc reconcile', 'berth gc reconcile --apply'))
+    .option('--apply', 'delete the orphans old enough (without it, nothing changes)')
+    .action(async (o: { apply?: boolean }) => {
+      const r = await client().call<Row & { dryRun: boolean; orphans: Row[]; missing: Row[]; multiparts: Row[]; failed: number; scanned: Row; totals: { orphans: number; orphanBytes: number; deleted: number; deletedBytes: number; tooYoung: number; missing: number; staleMultiparts: number; aborted: number } }>('POST', '/api/v1/gc/reconcile', { apply: o.apply === true });
+      if (json()) return out(JSON.stringify(r, null, 2) + '\n');
+      printRows(r.orphans, ['action', 'digest', 'generation', 'size', 'modifiedAt', 'reason'], false);
+      if (r.multiparts.length) {
+        out('multipart uploads of upload sessions that are gone (S3):\n');
+        printRows(r.multiparts, ['action', 'uploadId', 'startedAt'], false);
+      }
+      if (r.missing.length) {
+        out('rows whose bytes are missing from storage (data lost: push these blobs again):\n');
+        printRows(r.missing, ['digest', 'generation', 'state', 'size'], false);
+      }
+      const t = r.totals;
+      out(
+        `${String(r.scanned.objects)} object(s), ${String(r.scanned.rows)} row(s) scanned; ${t.orphans} orphan(s) (${t.orphanBytes} bytes, ${t.tooYoung} too young to delete); ` +
+          `${r.dryRun ? `${t.orphans - t.tooYoung} would be deleted with --apply` : `${t.deleted} deleted (${t.deletedBytes} bytes)`}; ${t.missing} missing; ${t.staleMultiparts} stale multipart upload(s)${r.dryRun ? '' : `, ${t.aborted} aborted`}${r.failed ? `; ${r.failed} failed` : ''}\n`,
+      );
+      if (t.missing || r.failed) process.exitCode = 1;
+    });
   gc.command('explain <digest>')
     .description('why a blob or manifest is still stored, or when it will go').addHelpText('after', exampleText('berth gc explain sha256:0123…'))
     .action(async (digest: string) => {
@@ -50,5 +73,25 @@ export function gcCommands(program: Command): void {
         printRows(e.facts.referencedBy, ['image', 'manifest', 'kind'], false);
       }
       if (e.facts.linkedTo.length) out(`linked to: ${e.facts.linkedTo.join(', ')}\n`);
+    });
+}
+
+/** `berth quota recompute [OWNER[/REPO]]` (site administrators; docs/lifecycle.md). */
+export function quotaCommands(program: Command): void {
+  const client = () => ApiClient.fromEnv({ server: program.opts().server as string | undefined });
+  const quota = program.command('quota').description('storage quotas and usage (site administrators)').addHelpText('after', exampleText('berth quota recompute acme'));
+  quota
+    .command('recompute [target]')
+    .description('recompute storage usage from the manifests themselves for every repository and owner, or OWNER or OWNER/REPO, and report any drift (exit 1 when there is)')
+    .addHelpText('after', exampleText('berth quota recompute', 'berth quota recompute acme/prod'))
+    .action(async (target: string | undefined) => {
+      const r = await client().call<{ scopes: Row[]; drifted: number }>('POST', '/api/v1/quota/recompute', target ? { target } : {});
+      if (program.opts().json === true) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else {
+        printRows(r.scopes, ['scope', 'usageBytes', 'recomputedBytes', 'drift', 'manifests'], false);
+        for (const s of r.scopes) for (const p of (s.problems as string[] | undefined) ?? []) process.stdout.write(`${String(s.scope)}: ${p}\n`);
+        process.stdout.write(r.drifted ? `${r.drifted} scope(s) drifted\n` : 'no drift: usage matches the manifests\n');
+      }
+      if (r.drifted) process.exitCode = 1;
     });
 }

@@ -4,6 +4,7 @@ import { addKeyToFile, retainKeysInFile } from '../core/keys/keyring.ts';
 import { type SweepResult, sealedSites, sweepSealed } from '../core/keys/sealed.ts';
 import { openKeyring, openMetadata } from '../main.ts';
 import { exampleText } from './input.ts';
+import { SqlDomainStore } from '../metadata/sql/domain-store.ts';
 
 function report(results: Record<string, SweepResult>): string {
   return Object.entries(results)
@@ -38,9 +39,9 @@ async function reseal(opts: { config?: string; data?: string; newKey?: boolean }
       process.stdout.write(`keys come from BERTH_KEK: re-sealing under its first key ${keyring.currentId} (put a new key first to rotate)\n`);
     }
   }
-  const { meta, access, events, signing } = await openMetadata(config);
+  const { meta, access, events, signing, db } = await openMetadata(config);
   try {
-    const results = await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing), { rotate: true });
+    const results = await sweepSealed(keyring, await sealedSites(access, events, config.proxy.secretKey, signing, new SqlDomainStore(db)), { rotate: true });
     process.stdout.write(`secrets now sealed with key ${keyring.currentId}:\n${report(results)}`);
   } finally {
     await meta.close();

@@ -11,12 +11,13 @@ import { pushCommands } from './push.ts';
 import { webhookCommands } from './webhook.ts';
 import { keyCommands } from './keys.ts';
 import { jobCommands } from './jobs.ts';
-import { gcCommands } from './gc.ts';
+import { gcCommands, quotaCommands } from './gc.ts';
 import { retentionCommands } from './retention.ts';
 import { signingCommands } from './signing.ts';
 import { vulnCommands } from './vulns.ts';
 import { sbomCommands } from './sbom.ts';
 import { limitCommands } from './limits.ts';
+import { domainCommands } from './domain.ts';
 
 /** The package's version (package.json sits two folders up from src/cli and dist/cli). */
 export function version(): string {
@@ -44,10 +45,12 @@ export function buildProgram(): Command {
   jobCommands(program);
   sbomCommands(program);
   gcCommands(program);
+  quotaCommands(program);
   retentionCommands(program);
   signingCommands(program);
   vulnCommands(program);
   limitCommands(program);
+  domainCommands(program);
   const serveCmd = program
     .command('serve')
     .description('run the registry')
@@ -57,8 +60,9 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('BERTH_LOG_LEVEL'))
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); with --tls-key; re-read on SIGHUP')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--http2', 'offer HTTP/2 next to HTTP/1.1 on the TLS port (tls.http2)')
     .addOption(new Option('-w, --workers <n>', 'serving processes, 0 = one per CPU core (default 0)').env('BERTH_WORKERS'))
-    .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string; tlsCert?: string; tlsKey?: string; workers?: string }) => {
+    .action(async (opts: { config?: string; listen?: string; data?: string; logLevel?: string; tlsCert?: string; tlsKey?: string; http2?: boolean; workers?: string }) => {
       let config;
       try {
         config = loadConfig({
@@ -68,9 +72,11 @@ export function buildProgram(): Command {
             data: opts.data,
             logLevel: opts.logLevel as never,
             workers: opts.workers === undefined ? undefined : Number(opts.workers),
-            ...(opts.tlsCert || opts.tlsKey ? { tls: { cert: opts.tlsCert, key: opts.tlsKey } } : {}),
+            ...(opts.tlsCert || opts.tlsKey ? { tls: { cert: opts.tlsCert, key: opts.tlsKey, http2: opts.http2 === true } } : {}),
           },
         });
+        // --http2 alone turns it on for the TLS pair of the file or the environment
+        if (opts.http2 && !(opts.tlsCert || opts.tlsKey)) config = { ...config, tls: { ...config.tls, http2: true } };
       } catch (e) {
         if (e instanceof ConfigError) {
           process.stderr.write(`berth: ${e.message}\n`);
@@ -105,7 +111,7 @@ export function buildProgram(): Command {
         await db.destroy();
       }
     });
-  example(serveCmd, 'berth serve --listen :5000 --data /var/lib/berth', 'berth serve --config berth.yaml --tls-cert cert.pem --tls-key key.pem');
+  example(serveCmd, 'berth serve --listen :5000 --data /var/lib/berth', 'berth serve --config berth.yaml --tls-cert cert.pem --tls-key key.pem', 'berth serve --tls-cert cert.pem --tls-key key.pem --http2');
   example(migrateCmd, 'berth migrate --config berth.yaml --status', 'berth migrate --config berth.yaml');
   return program;
 }

@@ -5,9 +5,9 @@
  * `berth pull NAME[:TAG] --output oci-dir|oci-archive|docker-archive PATH` for the way back.
  * See docs/import.md.
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { readStdin } from './input.ts';
-import { ImportError, importArchive, parseDestination, RegistryClient, type ImportEvent } from '../core/import/index.ts';
+import { COMPRESSIONS, type Compression, ImportError, importArchive, parseDestination, RegistryClient, type ImportEvent } from '../core/import/index.ts';
 import { readLogin } from './client.ts';
 import { pullCommand } from './pull.ts';
 
@@ -222,6 +222,7 @@ export class Progress {
 interface PushOptions extends RegistryOptions {
   quiet?: boolean;
   concurrency: string;
+  compress?: Compression;
 }
 
 /** Aborts on SIGINT/SIGTERM (nothing is tagged), then exits 130. A closed stdout (`| head`) ends quietly. */
@@ -257,14 +258,25 @@ export function pushCommands(program: Command): void {
     .option('-q, --quiet', 'no progress; print only the pushed references')
     .option('-j, --concurrency <n>', 'parallel blob uploads', '3')
     .option('--insecure', 'allow plain http to a remote host and skip TLS verification')
+    .addOption(
+      new Option('--compress <algorithm>', 'compress uncompressed layers (legacy docker save) before pushing: layer and manifest digests change, the image ID stays').choices([
+        ...COMPRESSIONS,
+      ]),
+    )
     .addHelpText(
       'after',
-      '\nWithout IMAGE, each image is named after the last part of its archive name (RepoTags,\n' +
+      '\nBy default layers are pushed as they are in the archive, so every digest is the archive\'s\n' +
+        '(a legacy docker save: uncompressed layers whose digests are their diffIDs). --compress gzip\n' +
+        'or zstd compresses those layers first (zstd needs the zstd command): smaller pulls, but new\n' +
+        'layer and manifest digests; the config and so the image ID are unchanged. With zstd a Docker\n' +
+        'manifest becomes an OCI manifest (Docker schema2 has no zstd layer type).\n' +
+        '\nWithout IMAGE, each image is named after the last part of its archive name (RepoTags,\n' +
         'io.containerd.image.name); without TAG, it keeps its archive tags. See docs/import.md.\n' +
         'Server: --server, $BERTH_URL or the login file. --json writes NDJSON events.\n\n' +
         'Examples:\n' +
         '  $ docker save myapp:1.0 -o myapp.tar && berth push acme/prod myapp.tar\n' +
-        '  $ echo "$API_KEY" | berth push -u alice --password-stdin acme/prod/web:2.1 web.oci.tar',
+        '  $ echo "$API_KEY" | berth push -u alice --password-stdin acme/prod/web:2.1 web.oci.tar\n' +
+        '  $ berth push --compress zstd acme/prod/app:1.0 legacy-save.tar',
     )
     .action(async (destination: string, file: string, opts: PushOptions, cmd: Command) => {
       const globals = cmd.optsWithGlobals() as { server?: string; json?: boolean };
@@ -284,6 +296,9 @@ export function pushCommands(program: Command): void {
             break;
           case 'warning':
             progress.say(`warning: ${e.message}`);
+            break;
+          case 'compressed':
+            progress.say(`${short(e.from)}  compressed (${e.compression}) ${human(e.size)} → ${human(e.compressedSize)}  ${e.label}`);
             break;
           case 'plan':
             progress.setTotal(e.bytes);
@@ -311,6 +326,7 @@ export function pushCommands(program: Command): void {
           onEvent,
           signal: stop.signal,
           progressIntervalMs: Progress.mode({ json: globals.json, quiet: opts.quiet }) === 'tty' ? 100 : 250,
+          ...(opts.compress ? { compress: opts.compress } : {}),
         });
         progress.stop();
         if (!globals.json) {

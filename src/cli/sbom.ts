@@ -42,7 +42,7 @@ export function sbomCommands(program: Command): void {
   const print = (s: Status) => {
     const platform = s.platform ? ` (${[s.platform.os, s.platform.architecture, s.platform.variant].filter(Boolean).join('/')})` : '';
     out(`${s.digest}${platform}: ${s.state}`);
-    if (s.state === 'generated') out(`, ${s.packageCount} packages, generated at ${s.generatedAt}${s.os ? `, ${s.os.prettyName ?? s.os.id}` : ''}${s.sbom ? `, SBOM ${s.sbom}` : ''}`);
+    if (s.packageCount !== undefined) out(`, ${s.packageCount} packages, generated at ${s.generatedAt}${s.os ? `, ${s.os.prettyName ?? s.os.id}` : ''}${s.sbom ? `, SBOM ${s.sbom}` : ''}`);
     out('\n');
     if (s.packages?.length) printRows(s.packages.map((p) => ({ ...p, source: p.source ? `${(p.source as Row).name} ${(p.source as Row).version}` : '' })), ['type', 'name', 'version', 'source', 'purl'], false);
   };

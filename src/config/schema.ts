@@ -20,10 +20,12 @@ export const ConfigSchema = z
       .object({
         cert: z.string().min(1).optional(),
         key: z.string().min(1).optional(),
+        /** Offer HTTP/2 (ALPN h2) next to HTTP/1.1 on the TLS port (docs/operations.md#http2). */
+        http2: z.boolean().default(false),
       })
       .strict()
       .refine((t) => !!t.cert === !!t.key, { message: 'tls.cert and tls.key go together' })
-      .default({}),
+      .default({ http2: false }),
     /** Folder for the SQLite database and the filesystem blob store. */
     data: z.string().min(1).default('./data'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -233,6 +235,14 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ allow: [] }),
+    /** Custom domains (docs/domains.md): the mappings themselves live in the database. */
+    domains: z
+      .object({
+        /** How long a node believes a host's mapping (or its absence) before asking the database again. */
+        cacheSeconds: z.number().int().min(0).max(300).default(5),
+      })
+      .strict()
+      .default({ cacheSeconds: 5 }),
     /** The durable job queue every process runs (docs/operations.md, "Background jobs"). */
     jobs: z
       .object({
@@ -277,9 +287,15 @@ export const ConfigSchema = z
         intervalSeconds: z.number().int().min(1).default(3600),
         /** Collect manifests no tag and no index of their image names, after the grace period. */
         collectUntagged: z.boolean().default(true),
+        /** How often the storage reconciler walks the store (on one node at a time). */
+        reconcileIntervalSeconds: z.number().int().min(60).default(86_400),
+        /** Stored objects without a row younger than this are never deleted (an upload may be committing them). */
+        reconcileMinAgeSeconds: z.number().int().min(0).default(86_400),
+        /** The scheduled reconciler deletes old orphans (true) or only reports them (false). */
+        reconcileApply: z.boolean().default(false),
       })
       .strict()
-      .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true }),
+      .default({ graceSeconds: 21_600, intervalSeconds: 3600, collectUntagged: true, reconcileIntervalSeconds: 86_400, reconcileMinAgeSeconds: 86_400, reconcileApply: false }),
     sbom: z
       .object({
         /** Generate an SBOM for each image pushed (repositories may switch it off; docs/supply-chain.md). */
@@ -356,6 +372,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_DATA: (c, v) => (c.data = v),
   BERTH_TLS_CERT: (c, v) => ((c.tls ??= {}).cert = v),
   BERTH_TLS_KEY: (c, v) => ((c.tls ??= {}).key = v),
+  BERTH_TLS_HTTP2: (c, v) => ((c.tls ??= {}).http2 = v === 'true' || v === '1'),
   BERTH_LOG_LEVEL: (c, v) => (c.logLevel = v),
   BERTH_METADATA_DRIVER: (c, v) => ((c.metadata ??= {}).driver = v),
   BERTH_SQLITE_PATH: (c, v) => ((c.metadata ??= {}).sqlitePath = v),
@@ -408,6 +425,7 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_TRUSTED_PROXIES: (c, v) => ((c.events ??= {}).trustedProxies = v.split(',').map((x) => x.trim()).filter(Boolean)),
   BERTH_WEBHOOK_MAX_ATTEMPTS: (c, v) => ((c.webhooks ??= {}).maxAttempts = Number(v)),
   BERTH_WEBHOOK_BACKOFF_MS: (c, v) => ((c.webhooks ??= {}).backoffBaseMs = Number(v)),
+  BERTH_DOMAINS_CACHE_SECONDS: (c, v) => ((c.domains ??= {}).cacheSeconds = Number(v)),
   BERTH_EGRESS_ALLOW: (c, v) => ((c.egress ??= {}).allow = v.split(',').map((x) => x.trim()).filter(Boolean)),
   BERTH_RATE_LIMITS_REFRESH_SECONDS: (c, v) => ((c.rateLimits ??= {}).refreshSeconds = Number(v)),
   BERTH_JOBS_CONCURRENCY: (c, v) => ((c.jobs ??= {}).concurrency = Number(v)),
@@ -417,6 +435,9 @@ const ENV: Record<string, (c: Record<string, any>, v: string) => void> = {
   BERTH_GC_GRACE_SECONDS: (c, v) => ((c.gc ??= {}).graceSeconds = Number(v)),
   BERTH_GC_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).intervalSeconds = Number(v)),
   BERTH_GC_COLLECT_UNTAGGED: (c, v) => ((c.gc ??= {}).collectUntagged = v === 'true' || v === '1'),
+  BERTH_GC_RECONCILE_INTERVAL_SECONDS: (c, v) => ((c.gc ??= {}).reconcileIntervalSeconds = Number(v)),
+  BERTH_GC_RECONCILE_MIN_AGE_SECONDS: (c, v) => ((c.gc ??= {}).reconcileMinAgeSeconds = Number(v)),
+  BERTH_GC_RECONCILE_APPLY: (c, v) => ((c.gc ??= {}).reconcileApply = v === 'true' || v === '1'),
   BERTH_SBOM_ENABLED: (c, v) => ((c.sbom ??= {}).enabled = v === 'true' || v === '1'),
   BERTH_SBOM_MAX_LAYER_BYTES: (c, v) => ((c.sbom ??= {}).maxLayerBytes = Number(v)),
   BERTH_METRICS_ENABLED: (c, v) => ((c.metrics ??= {}).enabled = v === 'true' || v === '1'),

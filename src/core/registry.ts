@@ -20,6 +20,8 @@ import type { GcStore } from '../metadata/gc-store.ts';
 import type { LifecycleStore } from '../metadata/lifecycle-store.ts';
 import { RepositoryPolicies } from './lifecycle/policy.ts';
 import { RetentionRules } from './lifecycle/retention.ts';
+import { PullLog } from './lifecycle/pulls.ts';
+import { StorageReconciler, type ReconcileOptions, type ReconcileReport } from './lifecycle/reconcile.ts';
 import { PullPolicies } from './supply-chain/pull-policy.ts';
 import { Signing, type SigningOptions } from './supply-chain/signing/signing.ts';
 import type { SigningStore } from '../metadata/signing-store.ts';
@@ -31,6 +33,8 @@ import type { VulnStore } from '../metadata/vuln-store.ts';
 import { BYTE_WINDOW_SECONDS, RateLimits, REQUEST_WINDOW_SECONDS } from './limits/rate-limits.ts';
 import { type CounterBackend, openCounter } from './limits/counters.ts';
 import type { RateLimitStore } from '../metadata/rate-limit-store.ts';
+import { type DomainOptions, Domains } from './domains/domains.ts';
+import type { DomainStore } from '../metadata/domain-store.ts';
 import type { AccessStore } from '../metadata/access-store.ts';
 import type { MetadataStore } from '../metadata/metadata-store.ts';
 import type { EventStore } from '../metadata/event-store.ts';
@@ -53,6 +57,11 @@ export interface JobsSetup {
 export interface GcSetup {
   store: GcStore;
   options?: GcOptions;
+  /** A batch of blob byte deletions failed (retried by `gc.resweep`). */
+  onSweepError?: (e: unknown, blobs: number) => void;
+  reconcile?: ReconcileOptions;
+  /** A scheduled reconciler run finished. */
+  onReconcile?: (r: ReconcileReport) => void;
 }
 
 /** Repository signing's store and settings (docs/signing.md). */
@@ -98,6 +107,10 @@ export class Registry {
   readonly policies: RepositoryPolicies;
   /** Retention rules, run as jobs (docs/lifecycle.md). */
   readonly retention: RetentionRules;
+  /** When each manifest was last pulled, written in batches (retention's pulledWithin). */
+  readonly pulls: PullLog;
+  /** Objects in storage without a row, rows without their bytes (docs/lifecycle.md). */
+  readonly reconciler: StorageReconciler;
   /** The ordered chain that may refuse a manifest pull after access (DESIGN §11). */
   readonly pullPolicies: PullPolicies;
   /** Repository signing keys, signing on push, verdicts and the signature pull policy (docs/signing.md). */
@@ -110,6 +123,8 @@ export class Registry {
   readonly vulns: Vulnerabilities;
   /** Request and byte limits per identity and repository (docs/limits.md); inactive when none is set. */
   readonly rateLimits: RateLimits;
+  /** Custom domains: host names mapped to owners or repositories (docs/domains.md). */
+  readonly domains: Domains;
 
   constructor(
     readonly meta: MetadataStore,
@@ -126,17 +141,22 @@ export class Registry {
       jobs: JobsSetup;
       gc: GcSetup;
       lifecycle: LifecycleStore;
+      /** How often pull times are written (core/lifecycle/pulls.ts); default 30 s. */
+      pullFlushMs?: number;
       signing: SigningSetup;
       sbom: SbomStore;
       vulns: { store: VulnStore; options?: VulnOptions };
       sbomOptions?: SbomOptions;
       limits: LimitsSetup;
+      /** Without it no host is mapped and adding one answers 503. */
+      domains?: { store: DomainStore; options?: DomainOptions };
     },
   ) {
     this.egress = opts.egress ?? new Egress();
     this.keyring = opts.keyring ?? Keyring.ephemeral();
     this.jobs = new JobQueue<Registry>(opts.jobs.store, opts.jobs.options);
     this.access = new Access(accessStore);
+    this.domains = new Domains(opts.domains?.store, accessStore, this.keyring, opts.domains?.options);
     this.authenticator = new Authenticator(accessStore);
     this.tenancy = new Tenancy(accessStore, this.access);
     this.policies = new RepositoryPolicies(opts.lifecycle, accessStore, this.tenancy);
@@ -167,7 +187,8 @@ export class Registry {
       onDeliveries: () => this.webhooks.kick(),
     });
     this.audit = new AuditLog(ev?.store, this.access, accessStore);
-    this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events);
+    this.pulls = new PullLog(opts.lifecycle, opts.pullFlushMs);
+    this.retention = new RetentionRules(opts.lifecycle, meta, accessStore, this.tenancy, this.policies, this.jobs as JobQueue<unknown>, this.events, this.pulls);
     // A push batches with the next minute's pushes into one run of the repository's rules.
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
     this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>, this, opts.sbomOptions);
@@ -189,7 +210,8 @@ export class Registry {
     // A stored inventory is matched by a job; pulls meet the repository's vulnerability policy.
     this.sbom.onInventory = (digest) => this.vulns.onInventory(digest);
     this.pullPolicies.register(this.vulns.pullPolicy());
-    this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options);
+    this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options, opts.gc.onSweepError);
+    this.reconciler = new StorageReconciler(opts.gc.store, store, this.events, this.jobs as JobQueue<unknown>, async (id) => (await meta.findUpload(id)) !== undefined, opts.gc.reconcile, opts.gc.onReconcile);
     this.signing = new Signing(opts.signing.store, meta, this.blobs, this.uploads, this.manifests, this.tenancy, this.keyring, this.jobs as JobQueue<unknown>, opts.signing.options);
     this.pullPolicies.register(this.signing.policy());
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from '../core/registry.ts';
 import { RegistryError } from '../core/errors.ts';
 import { errorBody, handleError } from './errors.ts';
@@ -10,10 +10,11 @@ import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
 import { apiRoutes } from './api/index.ts';
 import { type ImportLimits, importRoutes } from './api/import.ts';
-import { DEFAULT_HTTP_LIMITS, type HttpLimits, bodyProgress, capConnections, timeoutOptions } from './limits.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits, bodyProgress, capConnections, http1Limits, timeoutOptions } from './limits.ts';
 import { browseRoutes } from './api/browse.ts';
 import { vulnImportRoute } from './api/vulns.ts';
 import { uiRoutes } from './ui.ts';
+import { domainHooks, sniCallback } from './domains.ts';
 import { observeRequests } from './events.ts';
 import { type ClusterMetrics, Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
@@ -33,8 +34,8 @@ export interface AppOptions {
   http?: HttpLimits;
   /** Bounds on the import API. */
   imports?: ImportLimits;
-  /** Serve HTTPS with this certificate (chain) and key, PEM. */
-  tls?: { cert: Buffer; key: Buffer };
+  /** Serve HTTPS with this certificate (chain) and key, PEM; `http2`: offer h2 too (ALPN), HTTP/1.1 stays. */
+  tls?: { cert: Buffer; key: Buffer; http2?: boolean };
   /** Set in each of several worker processes: /metrics answers for all of them. */
   clusterMetrics?: ClusterMetrics;
 }
@@ -42,7 +43,10 @@ export interface AppOptions {
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
 export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance {
   const logger = opts.logger ?? false;
-  const app = Fastify({
+  // Custom domains with a certificate of their own are served it by SNI (docs/domains.md).
+  const sni = sniCallback(registry, (e, host) => (typeof logger === 'object' ? logger.warn({ err: e, host }, 'loading a domain certificate failed') : undefined));
+  // The options' type depends on http2 (a literal); the app is used through FastifyInstance either way.
+  const app = (Fastify as (o: object) => unknown)({
     ...(typeof logger === 'boolean' ? { logger } : { loggerInstance: logger }),
     exposeHeadRoutes: false,
     return503OnClosing: true,
@@ -51,9 +55,13 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     routerOptions: { ignoreDuplicateSlashes: false },
     ...timeoutOptions(opts.http ?? DEFAULT_HTTP_LIMITS),
     ...(opts.trustProxy?.length ? { trustProxy: opts.trustProxy } : {}),
-    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    ...(opts.tls?.http2
+      ? { http2: true, https: { allowHTTP1: true, cert: opts.tls.cert, key: opts.tls.key, SNICallback: sni } }
+      : opts.tls
+        ? { https: { cert: opts.tls.cert, key: opts.tls.key, SNICallback: sni } }
+        : {}),
     // Malformed URLs (bad percent-encoding) get OCI error JSON too, not fastify's own body.
-    frameworkErrors: (error, req, reply) => {
+    frameworkErrors: (error: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
       if (req.raw.url?.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
       handleError(error, req, reply);
     },
@@ -61,6 +69,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
 
   // Bodies are never parsed by fastify: every handler that takes one streams `request.raw`.
   const limits = opts.http ?? DEFAULT_HTTP_LIMITS;
+  if (opts.tls?.http2) http1Limits(app.server, limits);
   capConnections(app.server, limits.maxConnectionsPerAddress, opts.trustProxy);
   bodyProgress(app, limits.bodyIdleTimeoutSeconds, limits.bodyMinBytes);
 
@@ -74,6 +83,8 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
 
   // Control characters in a path or query never reach a handler, the stores or the event stream.
   app.addHook('onRequest', rejectDirtyUrls);
+  // Then the host's name mapping, if it is a custom domain; names going out are mapped back.
+  domainHooks(app, registry, opts.trustProxy ?? []);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -9,6 +9,7 @@ import { entitlementProblem } from '../core/access/auth.ts';
 import { noteLogin } from './events.ts';
 import { decodeUtf8, isCleanText } from '../core/content/text.ts';
 import { proxyTrust } from './proxies.ts';
+import type { NameMap } from '../core/domains/names.ts';
 
 /** What authentication established for one request. */
 export interface RequestAuth {
@@ -77,6 +78,16 @@ export function parseBasic(header: string): { username: string; password: string
   return cleanCredentials(creds.username, creds.password) ? creds : null;
 }
 
+/** A custom domain's token names images by their short names: its grants as the long names /v2 authorizes. */
+function withLongNames(token: VerifiedToken, host: NameMap): VerifiedToken {
+  const grants = new Map<string, Set<Action>>();
+  for (const [name, actions] of token.grants) {
+    const long = host.toLong(name);
+    if (long !== undefined) grants.set(long, actions);
+  }
+  return { ...token, grants };
+}
+
 /** Usernames and passwords are plain text: a control character is never part of one. */
 export function cleanCredentials(username: string, password: string): boolean {
   return isCleanText(username) && isCleanText(password);
@@ -104,8 +115,9 @@ export class HttpAuth {
     this.trusted = proxyTrust(opts.trustedProxies ?? []);
   }
 
-  get service(): string {
-    return this.opts.service;
+  /** The bearer-token `service` (and token audience) of a request: its custom domain's host name, or this registry's. */
+  service(req: FastifyRequest): string {
+    return req.berthHost?.host ?? this.opts.service;
   }
 
   /**
@@ -115,7 +127,7 @@ export class HttpAuth {
    * other clients are sent to log in.
    */
   realm(req: FastifyRequest): string {
-    const base = this.opts.publicUrl ?? this.forwardedBase(req) ?? this.localBase(req);
+    const base = req.berthHost ? (this.forwardedBase(req) ?? this.domainBase(req, req.berthHost.host)) : (this.opts.publicUrl ?? this.forwardedBase(req) ?? this.localBase(req));
     return `${base.replace(/\/$/, '')}/v2/token`;
   }
 
@@ -127,6 +139,18 @@ export class HttpAuth {
     if (!host || !HOST_RE.test(host)) return undefined;
     const proto = last(req.headers['x-forwarded-proto'])?.toLowerCase();
     return `${proto === 'https' || proto === 'http' ? proto : socket?.encrypted ? 'https' : 'http'}://${host}`;
+  }
+
+  /**
+   * A custom domain's base URL on a direct connection: its host name (from the database, never
+   * the header's spelling) with the scheme and port the client connected to.
+   */
+  private domainBase(req: FastifyRequest, host: string): string {
+    const socket = req.raw.socket as { localPort?: number; encrypted?: boolean } | null;
+    const proto = socket?.encrypted ? 'https' : 'http';
+    const port = socket?.localPort;
+    const usual = port === undefined || port === (proto === 'https' ? 443 : 80);
+    return `${proto}://${host}${usual ? '' : `:${port}`}`;
   }
 
   private localBase(req: FastifyRequest): string {
@@ -148,7 +172,7 @@ export class HttpAuth {
 
   /** The `WWW-Authenticate` value sending clients to the token endpoint. */
   challenge(req: FastifyRequest, scope?: string, error?: string): string {
-    let v = `Bearer realm="${this.realm(req)}",service="${this.opts.service}"`;
+    let v = `Bearer realm="${this.realm(req)}",service="${this.service(req)}"`;
     if (scope) v += `,scope="${scope}"`;
     if (error) v += `,error="${error}"`;
     return v;
@@ -185,9 +209,10 @@ export class HttpAuth {
           // account on the management API (minting API keys, users, …).
           throw this.unauthorized(req, 'use an API key (berth_k_…) or Basic credentials, not a registry token', undefined, 'invalid_token');
         } else {
-          const verified = await this.registry.tokens.verify(token);
+          // A token is good only on the host it was issued for (docs/security.md#custom-domains).
+          const verified = await this.registry.tokens.verify(token, this.service(req));
           if (!verified) throw this.unauthorized(req, 'invalid or expired token', undefined, 'invalid_token');
-          auth = { identity: verified.identity, token: verified };
+          auth = { identity: verified.identity, token: req.berthHost ? withLongNames(verified, req.berthHost) : verified };
         }
       }
     }

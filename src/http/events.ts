@@ -134,8 +134,12 @@ export function observeRequests(app: FastifyInstance, registry: Registry, metric
     }
 
     const ev = req.berthEvent;
+    // A blob download counts only once bytes were served (not a refusal, not a redirect to storage).
+    const download = ev?.action === 'download';
+    const served = Number(reply.getHeader('content-length'));
+    if (download && (status === 200 || status === 206) && Number.isFinite(served)) ev!.bytes = served;
     // An anonymous request answered 401 is the challenge that starts every login: not an event.
-    if (ev && !(status === 401 && !req.headers.authorization)) {
+    if (ev && !(status === 401 && !req.headers.authorization) && (!download || ev.bytes !== undefined)) {
       const image = cap(ev.image);
       bus.emit(
         make(ev.action, actor, {

@@ -47,6 +47,29 @@ export function timeoutOptions(limits: HttpLimits) {
 }
 
 /**
+ * An HTTP/2 server that also speaks HTTP/1.1 (`allowHTTP1`) serves those connections with
+ * Node's HTTP/1.1 code but its own defaults: a 300 s bound on every request (which would cut a
+ * long upload) and a 60 s header timeout. The same bounds as the plain HTTPS server instead.
+ */
+export function http1Limits(server: unknown, limits: HttpLimits): void {
+  const t = timeoutOptions(limits);
+  Object.assign(server as object, {
+    requestTimeout: 0,
+    headersTimeout: t.http.headersTimeout,
+    connectionsCheckingInterval: t.http.connectionsCheckingInterval,
+    keepAliveTimeout: t.keepAliveTimeout,
+  });
+}
+
+/** The HTTP/2 stream of a request (compat API), or undefined for HTTP/1.x. */
+function h2Stream(raw: unknown): { close(code?: number): void; destroyed: boolean; endAfterHeaders: boolean } | undefined {
+  const r = raw as { httpVersionMajor?: number; stream?: { close(code?: number): void; destroyed: boolean; endAfterHeaders: boolean } };
+  return r.httpVersionMajor === 2 ? r.stream : undefined;
+}
+/** RST_STREAM CANCEL: ends one stream, not the connection that carries others. */
+const NGHTTP2_CANCEL = 0x8;
+
+/**
  * Body progress: a request body must bring at least `minBytes` in every `seconds` window, or
  * the connection is closed — a stalled upload and a trickle (one byte every few seconds) alike.
  * Time the server itself holds the body back (data buffered, not yet read: auth, a slow
@@ -60,8 +83,13 @@ export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: nu
   // Callback hooks, not async ones: they run on every request, and most have nothing to do.
   app.addHook('onRequest', (req, _reply, done) => {
     const raw = req.raw;
-    const hasBody = raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
+    const stream = h2Stream(raw);
+    // HTTP/2 bodies need no transfer-encoding or length: a request without one ends with its headers
+    const hasBody = stream ? !stream.endAfterHeaders : raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
     const socket = raw.socket;
+    // one HTTP/2 stream is cut, not the connection (bytes are counted on the connection: a
+    // stalled upload beside busy streams is not cut, a bounded leniency)
+    const cut = () => (stream ? stream.destroyed || stream.close(NGHTTP2_CANCEL) : socket.destroy());
     // (app.inject() requests have no real socket)
     if (!hasBody || raw.readableEnded || typeof socket?.bytesRead !== 'number') return done();
     // bytesRead at each step of the last window, oldest first
@@ -74,7 +102,7 @@ export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: nu
       samples.push(socket.bytesRead);
       if (samples.length <= steps) return;
       samples.shift();
-      if (samples[samples.length - 1]! - samples[0]! < minBytes) socket.destroy();
+      if (samples[samples.length - 1]! - samples[0]! < minBytes) cut();
     }, windowMs / steps);
     timer.unref();
     const stop = () => clearInterval(timer);
@@ -84,6 +112,7 @@ export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: nu
     done();
   });
   app.addHook('onSend', (req, _reply, payload, done) => {
+    if (h2Stream(req.raw)) return done(null, payload); // the connection carries other streams; HTTP/2 has its own session timeout
     const socket = req.raw.socket;
     // An inactivity timeout: re-arming one already set to the window changes nothing.
     if (typeof socket?.setTimeout === 'function' && !socket.destroyed && socket.timeout !== windowMs) socket.setTimeout(windowMs);

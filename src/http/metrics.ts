@@ -208,6 +208,30 @@ export class Metrics {
         this.inc({ target: 'manifest' }, gc.stats.manifestsDeleted);
       },
     });
+    const reconciler = core.reconciler;
+    new Gauge({
+      name: 'berth_storage_reconcile_findings',
+      help: "The storage reconciler's last run in this process: objects without a row (orphans, orphan_bytes), live rows without bytes (missing)",
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        const l = reconciler.last;
+        if (!l) return;
+        this.set({ kind: 'orphans' }, l.orphans);
+        this.set({ kind: 'orphan_bytes' }, l.orphanBytes);
+        this.set({ kind: 'missing' }, l.missing);
+      },
+    });
+    new Counter({
+      name: 'berth_storage_reconcile_deleted_bytes_total',
+      help: 'Bytes of objects without a row deleted by the storage reconciler in this process',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(reconciler.stats.orphanBytesDeleted);
+      },
+    });
     // Registered for the pull-through proxy (upstreams), which does not exist yet: always 0.
     new Counter({ name: 'berth_proxy_cache_hits_total', help: 'Pull-through proxy cache hits (no proxy yet: always 0)', registers });
     new Counter({ name: 'berth_proxy_cache_misses_total', help: 'Pull-through proxy cache misses (no proxy yet: always 0)', registers });

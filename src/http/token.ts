@@ -19,7 +19,8 @@ function list(v: unknown): string[] {
  * grants, for each requested scope, the requested actions the identity holds — possibly none.
  */
 export function tokenRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth): void {
-  async function grantsFor(identity: Identity, scopes: string[]): Promise<AccessGrant[]> {
+  async function grantsFor(req: FastifyRequest, identity: Identity, scopes: string[]): Promise<AccessGrant[]> {
+    const host = req.berthHost;
     const access: AccessGrant[] = [];
     for (const raw of scopes) {
       for (const part of raw.split(' ').filter(Boolean)) {
@@ -29,14 +30,19 @@ export function tokenRoutes(app: FastifyInstance, registry: Registry, auth: Http
           if (scope.name === 'catalog') access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
           continue;
         }
+        // On a custom domain the scope names the short name; access is decided on the long
+        // one. A name outside the mapping is granted nothing.
+        const long = host ? host.toLong(scope.name) : scope.name;
+        if (long === undefined) continue;
         let held = new Set<Action>();
         try {
-          const name = parseImageName(scope.name);
+          const name = parseImageName(long);
           held = (await registry.access.check(identity, name.owner, name.repository)).actions;
         } catch (e) {
           if (!(e instanceof RegistryError)) throw e;
         }
-        const granted = scopeActions(scope.actions).filter((a) => held.has(a));
+        // The token keeps the name the client asked for (its audience says which host maps it).
+        const granted = scopeActions(scope.actions).filter((a) => held.has(a) && (a === 'pull' || !host?.target.mirror));
         const existing = access.find((g) => g.type === 'repository' && g.name === scope.name);
         if (existing) existing.actions = [...new Set([...existing.actions, ...granted])];
         else access.push({ type: 'repository', name: scope.name, actions: granted });
@@ -46,11 +52,12 @@ export function tokenRoutes(app: FastifyInstance, registry: Registry, auth: Http
   }
 
   async function respond(req: FastifyRequest, reply: FastifyReply, service: string | undefined, scopes: string[], identity: Identity) {
-    if (service !== undefined && service !== auth.service) {
-      throw new RegistryError('DENIED', `this registry issues tokens for service "${auth.service}", not "${service.slice(0, 100)}"`, { status: 400 });
+    const ours = auth.service(req);
+    if (service !== undefined && service !== ours) {
+      throw new RegistryError('DENIED', `this registry issues tokens for service "${ours}", not "${service.slice(0, 100)}"`, { status: 400 });
     }
-    const access = await grantsFor(identity, scopes);
-    const t = await registry.tokens.issue(identity, access);
+    const access = await grantsFor(req, identity, scopes);
+    const t = await registry.tokens.issue(identity, access, ours);
     reply.header('Cache-Control', 'no-store');
     return {
       token: t.token,

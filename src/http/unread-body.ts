@@ -21,6 +21,9 @@ export const LINGER_MS = 5_000;
  */
 export function discardUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
   const req = request.raw;
+  // HTTP/2: the answer ends the stream and the rest of the body is refused by the protocol
+  // itself (RST_STREAM), never the connection; nothing to linger for.
+  if (req.httpVersionMajor === 2) return;
   const socket = req.socket;
   if (req.readableEnded || req.destroyed || !(socket instanceof Socket) || socket.destroyed) return;
   let received = 0;

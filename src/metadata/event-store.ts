@@ -141,6 +141,10 @@ export interface AttemptResult {
 }
 
 /** Pull figures of one repository over a time range (successful manifest GETs). */
+/**
+ * Pull figures: `pulls` count manifest GETs (`pull` events); `bytes` add up what those and the
+ * blob downloads (`download` events) served, per row.
+ */
 export interface PullStats {
   pulls: number;
   bytes: number;
@@ -150,9 +154,9 @@ export interface PullStats {
   perDay: { day: number; pulls: number; bytes: number; uniqueClients: number }[];
   perTag: { image: string; tag: string; pulls: number }[];
   /** Per API key or entitlement token (`name`/`kind` from the credential when it still exists). */
-  perCredential: { credentialId: number; kind: string | null; name: string | null; actor: string; pulls: number; lastPullAt: number }[];
-  perActor: { actorKind: ActorKind; actor: string; pulls: number }[];
-  perClient: { clientIp: string; pulls: number; lastPullAt: number }[];
+  perCredential: { credentialId: number; kind: string | null; name: string | null; actor: string; pulls: number; bytes: number; lastPullAt: number }[];
+  perActor: { actorKind: ActorKind; actor: string; pulls: number; bytes: number }[];
+  perClient: { clientIp: string; pulls: number; bytes: number; lastPullAt: number }[];
   topImages: { image: string; pulls: number; bytes: number }[];
 }
 

@@ -80,4 +80,20 @@ export interface GcStore {
   pruneTombstones(before: number): Promise<number>;
   /** Blobs per state with their bytes. */
   blobTotals(): Promise<{ state: BlobState; count: number; bytes: number }[]>;
+  /**
+   * Blobs marked `deleting` before `before` (a sweep whose bytes may not be deleted yet: the
+   * process that decided died, or its batch failed), oldest first.
+   */
+  listDeleting(before: number, limit: number): Promise<{ digest: string; generation: number; size: number }[]>;
+  /** Every blob row of one storage shard: digests `<alg>:<shard>…` (the reconciler's walk). */
+  listBlobRows(alg: string, shard: string): Promise<{ digest: string; state: BlobState; generation: number; size: number }[]>;
+  /**
+   * Before the reconciler deletes stored bytes that no row describes: makes sure no upload can
+   * commit into that generation any more, in one transaction. No row: a tombstone of
+   * `generation` is written (a re-upload then takes the next generation). A tombstone below it
+   * is raised to it. True when the object may be deleted (also when a row already says another
+   * generation is the digest's, an older one); false when the row holds this very generation
+   * live or deleting, or a newer one is being written (a live row below it).
+   */
+  claimOrphan(digest: string, generation: number, now: number): Promise<boolean>;
 }

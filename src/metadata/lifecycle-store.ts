@@ -27,6 +27,33 @@ export interface LifecycleStore {
    * delete or garbage collection.
    */
   usage(scope: UsageScope): Promise<number>;
-  /** Repositories that have retention rules. */
+  /** Retention rules (JSON) an owner's repositories inherit, or null. */
+  findOwnerRetention(ownerId: number): Promise<string | null>;
+  saveOwnerRetention(ownerId: number, retention: string | null): Promise<void>;
+  /** Repositories that have retention rules, their own or their owner's. */
   listRetentionRepositories(): Promise<number[]>;
+  /**
+   * Records pulls (a manifest GET that served the bytes): the latest time per image and
+   * manifest, and per entitlement-token pull. Times only move forward; unknown images are
+   * skipped. Batched by the caller (core/lifecycle/pulls.ts), never on the request path.
+   */
+  recordPulls(pulls: ManifestPull[]): Promise<void>;
+  /** When each manifest of an image was last pulled (manifests never pulled are absent). */
+  listManifestPulls(imageId: number): Promise<Map<string, { lastPulledAt: number; lastEntitledAt: number | null }>>;
+  /** A page of a repository's manifests with their bytes, by id (for `quota recompute`). */
+  listManifestPayloads(repositoryId: number, page: { afterId: number; limit: number }): Promise<{ id: number; image: string; digest: string; mediaType: string; payload: Buffer }[]>;
+  /** Size and state of each of these blobs that has a row. */
+  findBlobSizes(digests: string[]): Promise<Map<string, { size: number; state: string }>>;
+  /** Usage of each repository of an owner (as `usage`), by repository name. */
+  usageByRepository(ownerId: number): Promise<{ repository: string; usageBytes: number }[]>;
+}
+
+export interface ManifestPull {
+  /** `OWNER/REPOSITORY/IMAGE`. */
+  image: string;
+  digest: string;
+  /** Latest pull (ms). */
+  at: number;
+  /** Latest pull with an entitlement token (ms), if any. */
+  entitledAt: number | null;
 }

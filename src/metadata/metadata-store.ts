@@ -200,8 +200,12 @@ export interface MetadataStore {
    */
   removeImage(imageId: number): Promise<boolean>;
   listTags(imageId: number, page: Page): Promise<string[]>;
-  /** Tags with their manifest digest, by name; `contains` keeps names holding that substring (literal, case-sensitive). */
-  listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]>;
+  /**
+   * Tags with their manifest digest, by name; `contains` keeps names holding that substring
+   * (literal, case-sensitive). `newestFirst` orders by last update (newest first, then name)
+   * instead, and then takes no `after`.
+   */
+  listTagEntries(imageId: number, page: Page & { contains?: string; newestFirst?: boolean }): Promise<TagEntry[]>;
   /** How many tags an image has. */
   countTags(imageId: number): Promise<number>;
   listReferrers(imageId: number, subjectDigest: string, artifactType?: string): Promise<ReferrerRecord[]>;

@@ -64,6 +64,8 @@ export interface VulnExceptionRow {
 export interface VulnStore {
   /** Inserts or replaces records (and their index rows); one with the same `modified` is left alone. */
   saveRecords(records: StoredVulnRecord[]): Promise<{ changed: number; unchanged: number }>;
+  /** Deletes records (withdrawn ones) with their index rows; returns how many there were. */
+  removeRecords(ids: string[]): Promise<number>;
   /** The records indexed under any of `keys`, each with the key it was found under. */
   findRecords(keys: { ecosystem: string; name: string }[]): Promise<{ ecosystem: string; name: string; data: string }[]>;
   /** Records per ecosystem (`vulndb status`). */
@@ -77,8 +79,11 @@ export interface VulnStore {
   findReport(digest: string): Promise<VulnReportRow | undefined>;
   /** Summaries (no findings) of the reports of `digests`. */
   findReportSummaries(digests: string[]): Promise<Omit<VulnReportRow, 'data'>[]>;
-  /** Stores a report, and bumps the policy generation of every repository holding the digest. */
-  saveReport(row: VulnReportRow): Promise<void>;
+  /**
+   * Stores a report; with `changed` (its findings differ from the previous report's) also bumps
+   * the policy generation of every repository holding the digest, in the same transaction.
+   */
+  saveReport(row: VulnReportRow, changed: boolean): Promise<void>;
   /** Images (`OWNER/REPOSITORY/IMAGE`) holding a manifest digest. */
   listImagesWithManifest(digest: string, limit: number): Promise<string[]>;
 

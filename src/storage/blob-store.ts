@@ -30,6 +30,26 @@ export interface BlobStore {
   read(digest: string, range?: ByteRange, generation?: number): Promise<Readable>;
   /** Removes a blob (of that generation only); resolves also when it was absent. */
   delete(digest: string, generation?: number): Promise<void>;
+  /**
+   * Removes many blob generations, in as few requests as the backend allows (S3: DeleteObjects,
+   * 1000 keys a call); absent ones are fine. Rejects when any could not be removed.
+   */
+  deleteBlobs(items: BlobRef[]): Promise<void>;
+  /**
+   * Every blob object stored, every generation, in ascending order of shard — `<alg>/<xx>`,
+   * the algorithm and the first two hex characters — so the storage reconciler can compare one
+   * shard at a time with the metadata and keep its memory bounded. Streamed (S3: one listing of
+   * 1000 keys a request).
+   */
+  listBlobs(): AsyncIterable<StoredBlob>;
+  /**
+   * Multipart uploads the backend still holds for upload sessions (S3: their parts are invisible
+   * to listings and cost storage until aborted), with the session id they belong to. For the
+   * reconciler; drivers without such state (fs) leave it out.
+   */
+  listPendingMultiparts?(): AsyncIterable<PendingMultipart>;
+  /** Aborts one (idempotent). */
+  abortPendingMultipart?(m: PendingMultipart): Promise<void>;
 
   /** Creates empty temporary data for a new upload session. */
   createUpload(id: string): Promise<void>;
@@ -55,6 +75,43 @@ export interface BlobStore {
   listUploads(): Promise<string[]>;
   /** A time-limited URL a client may fetch the blob from directly, when the driver offers one. */
   presignedUrl?(digest: string, expiresInSeconds: number, generation?: number): Promise<string>;
+}
+
+/** One stored generation of a blob. */
+export interface BlobRef {
+  digest: string;
+  generation: number;
+}
+
+export interface StoredBlob extends BlobRef {
+  size: number;
+  /** Last modification (ms): when the object was written. */
+  modifiedAt: number;
+}
+
+/** A multipart upload in progress at the backend. */
+export interface PendingMultipart {
+  /** The upload session it belongs to. */
+  uploadId: string;
+  key: string;
+  multipartId: string;
+  startedAt: number;
+}
+
+/** The shards of a walk over the store: `00` … `ff`. */
+export const BLOB_SHARDS: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Parses an object name under `<alg>/<xx>/` (`<hex>` or `<hex>.<n>`); undefined for anything else. */
+export function parseBlobObjectName(alg: string, shard: string, name: string): BlobRef | undefined {
+  const m = /^([a-f0-9]{2,})(?:\.([1-9][0-9]{0,8}))?$/.exec(name);
+  if (!/^[a-z0-9]+$/.test(alg) || !m || !m[1]!.startsWith(shard)) return undefined;
+  return { digest: `${alg}:${m[1]}`, generation: m[2] ? Number(m[2]) : 0 };
+}
+
+/** The shard of a digest: `<alg>/<xx>`. */
+export function shardOf(digest: string): string {
+  const i = digest.indexOf(':');
+  return `${digest.slice(0, i)}/${digest.slice(i + 1, i + 3)}`;
 }
 
 export class BlobNotFoundError extends Error {

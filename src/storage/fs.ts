@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BlobNotFoundError, type BlobStore, type ByteRange, blobObjectName } from './blob-store.ts';
+import { BlobNotFoundError, type BlobRef, type BlobStore, type ByteRange, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
 
 const HIGH_WATER_MARK = 1024 * 1024;
 /**
@@ -70,6 +70,24 @@ export class FsBlobStore implements BlobStore {
 
   async delete(digest: string, generation?: number): Promise<void> {
     await fsp.rm(this.blobPath(digest, generation), { force: true });
+  }
+
+  async deleteBlobs(items: BlobRef[]): Promise<void> {
+    for (const b of items) await this.delete(b.digest, b.generation);
+  }
+
+  async *listBlobs(): AsyncIterable<StoredBlob> {
+    for (const alg of await readdirSorted(this.blobsDir)) {
+      for (const shard of await readdirSorted(path.join(this.blobsDir, alg))) {
+        const dir = path.join(this.blobsDir, alg, shard);
+        for (const name of await readdirSorted(dir)) {
+          const ref = parseBlobObjectName(alg, shard, name);
+          if (!ref) continue;
+          const st = await fsp.stat(path.join(dir, name)).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
+          if (st?.isFile()) yield { ...ref, size: st.size, modifiedAt: st.mtimeMs };
+        }
+      }
+    }
   }
 
   async createUpload(id: string): Promise<void> {
@@ -170,6 +188,16 @@ async function fsyncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** A folder's entries in code-point order (as S3 lists keys); none when it does not exist. */
+async function readdirSorted(dir: string): Promise<string[]> {
+  try {
+    return (await fsp.readdir(dir)).sort();
+  } catch (e) {
+    if (isNotFound(e) || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
   }
 }
 

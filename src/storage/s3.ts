@@ -11,7 +11,9 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
+  ListMultipartUploadsCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -20,7 +22,10 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { BlobNotFoundError, type BlobStore, type ByteRange, blobObjectName } from './blob-store.ts';
+import { BlobNotFoundError, type BlobRef, type BlobStore, type ByteRange, type PendingMultipart, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
+
+/** DeleteObjects takes at most 1000 keys a call. */
+const DELETE_BATCH = 1000;
 
 const MIN_PART = 5 * 1024 * 1024;
 /** CopyObject copies at most 5 GiB; larger blobs are copied part by part. */
@@ -150,6 +155,52 @@ export class S3BlobStore implements BlobStore {
 
   async delete(digest: string, generation?: number): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest, generation) }));
+  }
+
+  async deleteBlobs(items: BlobRef[]): Promise<void> {
+    const keys = [...new Set(items.map((b) => this.blobKey(b.digest, b.generation)))];
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      const r = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      const failed = (r.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length) throw new Error(`S3 refused to delete ${failed.length} of ${batch.length} objects (first: ${failed[0]!.Key}: ${failed[0]!.Code ?? 'unknown'})`);
+    }
+  }
+
+  async *listBlobs(): AsyncIterable<StoredBlob> {
+    const prefix = `${this.prefix}blobs/`;
+    let token: string | undefined;
+    do {
+      const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of r.Contents ?? []) {
+        const [alg = '', shard = '', name = '', ...rest] = o.Key!.slice(prefix.length).split('/');
+        const ref = rest.length ? undefined : parseBlobObjectName(alg, shard, name);
+        if (ref) yield { ...ref, size: o.Size ?? 0, modifiedAt: o.LastModified?.getTime() ?? 0 };
+      }
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async *listPendingMultiparts(): AsyncIterable<PendingMultipart> {
+    const prefix = `${this.prefix}uploads/`;
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (;;) {
+      const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+      for (const u of r.Uploads ?? []) {
+        const [uploadId = '', name, ...rest] = u.Key!.slice(prefix.length).split('/');
+        if (name !== 'data' || rest.length || !u.UploadId) continue;
+        yield { uploadId, key: u.Key!, multipartId: u.UploadId, startedAt: u.Initiated?.getTime() ?? 0 };
+      }
+      if (!r.IsTruncated) return;
+      keyMarker = r.NextKeyMarker;
+      idMarker = r.NextUploadIdMarker;
+    }
+  }
+
+  async abortPendingMultipart(m: PendingMultipart): Promise<void> {
+    if (!m.key.startsWith(`${this.prefix}uploads/`)) throw new Error(`not an upload key: ${m.key}`);
+    await this.abortMultipart(m.key, m.multipartId);
   }
 
   async presignedUrl(digest: string, expiresInSeconds: number, generation?: number): Promise<string> {

@@ -169,14 +169,22 @@ describe('[cli] lifecycle verbs against a running server', () => {
     await push(srv.url, admin, 'acme/prod/app', '1.1');
     await push(srv.url, admin, 'acme/prod/tools/lint', 'v1');
 
-    const images = JSON.parse((await cli(['--json', 'image', 'list', 'acme/prod'])).stdout) as { name: string; tagCount: number }[];
-    assert.deepEqual(images.map((i) => [i.name, i.tagCount]), [['acme/prod/app', 2], ['acme/prod/tools/lint', 1]]);
+    const images = JSON.parse((await cli(['--json', 'image', 'list', 'acme/prod'])).stdout) as { name: string; tagCount: number; latestTag: string }[];
+    assert.deepEqual(images.map((i) => [i.name, i.tagCount, i.latestTag]), [['acme/prod/app', 2, '1.1'], ['acme/prod/tools/lint', 1, 'v1']]);
+    const imageTable = await cli(['image', 'list', 'acme/prod']);
+    assert.match(imageTable.stdout, /^NAME\s+TAGCOUNT\s+KIND\s+SIZE\s+LASTPUSHEDAT\s+LATESTTAG$/m);
+    assert.match(imageTable.stdout, /^acme\/prod\/app\s+2\s+Container image\s+\d+ B\s+20\d\d-\S+\s+1\.1$/m);
     const tags = await cli(['tag', 'list', 'acme/prod/app']);
     ok(tags, 'tag list');
-    assert.match(tags.stdout, /^NAME\s+DIGEST\s+UPDATED/m);
-    assert.match(tags.stdout, new RegExp(`^1\\.0\\s+${d1}`, 'm'));
+    assert.match(tags.stdout, /^NAME\s+DIGEST\s+PUSHEDAT/m);
+    assert.match(tags.stdout, new RegExp(`^1\\.0\\s+${d1}\\s+20\\d\\d-`, 'm'));
     const filtered = JSON.parse((await cli(['--json', 'tag', 'list', 'acme/prod/app', '-q', '1.1'])).stdout) as { name: string }[];
     assert.deepEqual(filtered.map((t) => t.name), ['1.1']);
+    const newest = JSON.parse((await cli(['--json', 'tag', 'list', 'acme/prod/app', '--sort', 'time'])).stdout) as { name: string }[];
+    assert.deepEqual(newest.map((t) => t.name), ['1.1', '1.0']);
+    const bySemver = JSON.parse((await cli(['--json', 'tag', 'list', 'acme/prod/app', '--sort', 'semver'])).stdout) as { name: string }[];
+    assert.deepEqual(bySemver.map((t) => t.name), ['1.1', '1.0']);
+    fails(await cli(['tag', 'list', 'acme/prod/app', '--sort', 'size']), /Allowed choices are name, semver, time/, 'bad sort');
 
     ok(await cli(['tag', 'rm', 'acme/prod/app:1.0']), 'tag rm');
     const left = JSON.parse((await cli(['--json', 'tag', 'list', 'acme/prod/app'])).stdout) as { name: string }[];

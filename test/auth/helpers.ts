@@ -216,11 +216,11 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
 }
 
 /**
- * Starts `node bin/berth.js serve --listen 127.0.0.1:PORT --data DIR` in its own process group
- * and waits for /healthz. `adminPassword: null` starts it without BERTH_ADMIN_PASSWORD.
+ * Starts `node bin/berth.js serve --listen 127.0.0.1:PORT --data DIR` (or `listenHost`:PORT) in
+ * its own process group and waits for /healthz on 127.0.0.1. `adminPassword: null` starts it without BERTH_ADMIN_PASSWORD.
  */
 export async function spawnBerth(
-  opts: { adminPassword?: string | null; env?: Record<string, string>; dataDir?: string; keepData?: boolean; tlsCa?: Buffer } = {},
+  opts: { adminPassword?: string | null; env?: Record<string, string>; dataDir?: string; keepData?: boolean; tlsCa?: Buffer; listenHost?: string } = {},
 ): Promise<ServerProcess> {
   if (!hookInstalled) {
     hookInstalled = true;
@@ -241,7 +241,7 @@ export async function spawnBerth(
   const env = cleanEnv({ BERTH_LOG_LEVEL: 'warn', BERTH_WORKERS: '1', ...(opts.env ?? {}) });
   const pw = opts.adminPassword === undefined ? ADMIN_PASSWORD : opts.adminPassword;
   if (pw !== null) env.BERTH_ADMIN_PASSWORD = pw;
-  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'bin', 'berth.js'), 'serve', '--listen', address, '--data', dataDir], {
+  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'bin', 'berth.js'), 'serve', '--listen', opts.listenHost ? `${opts.listenHost}:${port}` : address, '--data', dataDir], {
     cwd: ROOT,
     env,
     detached: true,

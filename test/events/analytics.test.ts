@@ -3,7 +3,7 @@
  * test, it never skips): an image pushed once, pulled with three different credentials — the
  * administrator's password once, a user's API key twice, an entitlement token three times —
  * then GET /api/v1/repos/:owner/:repo/analytics answers the right counts per token, actor, tag,
- * day and client; and who may ask.
+ * day and client, with the bytes of manifests and blobs; and who may ask.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -61,7 +61,19 @@ describe('download analytics (skopeo)', () => {
     const a = await apiOk(b.app, 'GET', '/api/v1/repos/acme/prod/analytics', t.bob, undefined, 200);
     assert.equal(a.repository, 'acme/prod');
     assert.equal(a.pulls, 6 * perCopy);
-    assert.equal(a.bytes, 6 * perCopy * image.manifest.size, 'bytes served: the manifest, each time');
+    // bytes: the manifest of each pull, and the blobs each copy downloaded (`download` events)
+    const downloads = (await apiOk(b.app, 'GET', '/api/v1/events?repository=acme/prod&action=download&limit=1000', ADMIN, undefined, 200)).events;
+    const blobBytes = downloads.reduce((sum: number, e: { bytes: number }) => sum + e.bytes, 0);
+    const layer = image.layers[0]!.descriptor;
+    assert.ok(downloads.some((e: { digest: string; bytes: number; status: number }) => e.digest === layer.digest && e.bytes === layer.size && e.status === 200), 'the layer download, with its size');
+    assert.ok(blobBytes >= 6 * (layer.size + image.config.size), `every copy downloads the layer and the config: ${blobBytes}`);
+    assert.equal(a.bytes, 6 * perCopy * image.manifest.size + blobBytes, 'bytes served: manifests and blobs');
+    const tokenRow = a.perToken.find((x: any) => x.credentialId === t.tokenId);
+    assert.ok(tokenRow.bytes >= 3 * (perCopy * image.manifest.size + layer.size + image.config.size), 'per token: its manifests and blobs');
+    assert.ok(a.perClient[0].bytes === a.bytes && a.perActor.reduce((s: number, x: any) => s + x.bytes, 0) === a.bytes);
+    // the audit log leaves blob downloads out unless asked for
+    const all = (await apiOk(b.app, 'GET', '/api/v1/events?repository=acme/prod&limit=1000', ADMIN, undefined, 200)).events;
+    assert.ok(all.length > 0 && all.every((e: { action: string }) => e.action !== 'download'));
     assert.equal(a.uniqueClients, 1, 'all from 127.0.0.1');
     assert.equal(a.uniqueActors, 3);
 

@@ -50,6 +50,8 @@ export interface BerthOptions {
   egress?: Partial<Config['egress']>;
   /** Name resolution for outbound requests (a test's table). */
   resolve?: Resolve;
+  /** The vulnerability database's settings (mirror URLs). */
+  vulns?: Partial<Config['vulns']>;
   listen?: boolean;
   /** An existing data folder (kept on close), e.g. to restart on it. */
   dir?: string;
@@ -111,6 +113,7 @@ export async function openBerth(opts: BerthOptions = {}): Promise<EventsBerth> {
       ...(opts.webhooks ? { webhooks: opts.webhooks as Config['webhooks'] } : {}),
       ...(opts.metrics ? { metrics: opts.metrics as Config['metrics'] } : {}),
       ...(opts.egress ? { egress: opts.egress as Config['egress'] } : {}),
+      ...(opts.vulns ? { vulns: opts.vulns as Config['vulns'] } : {}),
     },
   });
   const berth = await createBerth(config, false, opts.resolve ? { resolve: opts.resolve } : {});

@@ -24,6 +24,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Written to skopeo's stdin (e.g. for --password-stdin). */
   input?: string;
+  /** More environment (e.g. GODEBUG=http2debug=1). */
+  env?: Record<string, string>;
 }
 
 export class SkopeoError extends Error {
@@ -71,7 +73,7 @@ export async function skopeoVersion(): Promise<string> {
 function exec(cmd: string, args: string[], env: Record<string, string>, opts: RunOptions): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: { ...env, ...opts.env }, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     if (opts.input !== undefined) child.stdin!.end(opts.input);
     const out: Buffer[] = [];
     let err = '';

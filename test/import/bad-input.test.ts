@@ -116,7 +116,7 @@ describe('berth push refuses bad input and tags nothing', () => {
     await fsp.rm(path.join(d, 'manifest.json'));
     const file = path.join(work, 'no-manifest.tar');
     await tarDir(d, file);
-    await refused(file, /no-manifest\.tar has neither index\.json .* nor manifest\.json \(docker save\): it is not an image archive/);
+    await refused(file, /no-manifest\.tar has neither index\.json .* nor manifest\.json \(docker save\): it is not a docker save or OCI archive/);
 
     const d2 = await copy();
     await fsp.rm(path.join(d2, layerFiles[2]!));
@@ -158,7 +158,7 @@ describe('berth push refuses bad input and tags nothing', () => {
   it('not an archive at all; a file that does not exist', async () => {
     const file = path.join(work, 'notes.txt');
     await fsp.writeFile(file, 'just some text\n'.repeat(100));
-    await refused(file, /notes\.txt is not a tar archive/);
+    await refused(file, /notes\.txt is not a docker save or OCI archive: it does not start with a tar header/);
     await refused(path.join(work, 'nope.tar'), /nope\.tar: no such file or folder/);
   });
 

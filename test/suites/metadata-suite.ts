@@ -196,6 +196,18 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.deepEqual(await meta.listTagEntries(img.id, { limit: 10, contains: 'V1' }), [], 'case-sensitive');
     });
 
+    withMeta('listTagEntries newestFirst orders by last update, then name', async (meta) => {
+      const img = await image(meta, 'o/r/a');
+      for (const t of ['b', 'a', 'c']) {
+        await meta.saveManifest(manifestInput(img.id, 'one', { tag: t }));
+        await new Promise((r) => setTimeout(r, 5)); // distinct updated_at (milliseconds)
+      }
+      await meta.saveManifest(manifestInput(img.id, 'two', { tag: 'b' })); // moved: newest
+      assert.deepEqual((await meta.listTagEntries(img.id, { limit: 10, newestFirst: true })).map((t) => t.name), ['b', 'c', 'a']);
+      assert.deepEqual((await meta.listTagEntries(img.id, { limit: 1, newestFirst: true })).map((t) => [t.name, t.digest]), [['b', d('two')]]);
+      await assert.rejects(meta.listTagEntries(img.id, { limit: 1, newestFirst: true, after: 'a' }));
+    });
+
     withMeta('removeManifest removes the manifest and every tag on it', async (meta) => {
       const img = await image(meta, 'o/r/a');
       await meta.saveManifest(manifestInput(img.id, 'one', { tag: 'x' }));
@@ -582,7 +594,7 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.deepEqual(await events.claimDeliveries(99_999, 999_999, 10, []), []);
     });
 
-    withEvents('pull statistics: per day, tag, credential, actor, client, image; only successful pulls in range', async (events, access) => {
+    withEvents('pull statistics: per day, tag, credential, actor, client, image; only successful pulls in range; blob downloads add bytes', async (events, access) => {
       const acme = (await access.findOwner('acme'))!;
       const repo = await access.createRepository(acme.id, 'prod', 'private', '');
       const u = await access.createUser({ username: 'cust', passwordHash: null, siteAdmin: false, email: null });
@@ -595,6 +607,11 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
         ev(t0 + day + 5, { reference: 'v2', bytes: 20, actorKind: 'entitlement', actor: `token:${tok.id}`, credentialId: tok.id, clientIp: '10.0.0.3' }),
         ev(t0 + day + 6, { reference: d('m'), bytes: 20, image: 'acme/prod/other', actorKind: 'entitlement', actor: `token:${tok.id}`, credentialId: tok.id, clientIp: '10.0.0.3' }),
         ev(t0 + day + 7, { reference: 'v2', status: 304, bytes: 0, actorKind: 'api_key', actor: 'alice', credentialId: 99_999 }),
+        // blob downloads: bytes, no pulls (a client that only downloaded is in the totals, not the lists)
+        ev(t0 + 6, { action: 'download', reference: null, digest: d('layer'), bytes: 1000 }),
+        ev(t0 + day + 8, { action: 'download', reference: null, digest: d('layer'), bytes: 500, actorKind: 'entitlement', actor: `token:${tok.id}`, credentialId: tok.id, clientIp: '10.0.0.3' }),
+        ev(t0 + day + 9, { action: 'download', reference: null, digest: d('layer'), bytes: 7, clientIp: '10.0.0.9' }),
+        ev(t0 + day + 10, { action: 'download', reference: null, digest: d('layer'), bytes: 99, status: 404 }),
         // not counted: a failure, a push, another repository, out of range
         ev(t0 + 3, { status: 404 }),
         ev(t0 + 4, { action: 'push' }),
@@ -604,32 +621,32 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       await events.recordEvents(rows.map((event) => ({ event })));
       const s = await events.pullStats('acme/prod', t0, t0 + 2 * day, 100);
       assert.equal(s.pulls, 5);
-      assert.equal(s.bytes, 60);
+      assert.equal(s.bytes, 60 + 1000 + 500 + 7);
       assert.equal(s.uniqueClients, 3);
       assert.equal(s.uniqueActors, 2, 'alice (password and API key) and the token');
       assert.deepEqual(s.perDay, [
-        { day: t0, pulls: 2, bytes: 20, uniqueClients: 2 },
-        { day: t0 + day, pulls: 3, bytes: 40, uniqueClients: 2 },
+        { day: t0, pulls: 2, bytes: 1020, uniqueClients: 2 },
+        { day: t0 + day, pulls: 3, bytes: 547, uniqueClients: 2 },
       ]);
       assert.deepEqual(s.perTag, [
         { image: 'acme/prod/app', tag: 'v1', pulls: 2 },
         { image: 'acme/prod/app', tag: 'v2', pulls: 2 },
       ]);
       assert.deepEqual(
-        s.perCredential.map((c) => [c.credentialId, c.kind, c.name, c.actor, c.pulls]),
+        s.perCredential.map((c) => [c.credentialId, c.kind, c.name, c.actor, c.pulls, c.bytes]),
         [
-          [tok.id, 'entitlement', 'customer-a', `token:${tok.id}`, 2],
-          [99_999, null, null, 'alice', 1],
+          [tok.id, 'entitlement', 'customer-a', `token:${tok.id}`, 2, 540],
+          [99_999, null, null, 'alice', 1, 0],
         ],
       );
       assert.deepEqual(s.perActor, [
-        { actorKind: 'user', actor: 'alice', pulls: 2 },
-        { actorKind: 'entitlement', actor: `token:${tok.id}`, pulls: 2 },
-        { actorKind: 'api_key', actor: 'alice', pulls: 1 },
+        { actorKind: 'user', actor: 'alice', pulls: 2, bytes: 1027 },
+        { actorKind: 'entitlement', actor: `token:${tok.id}`, pulls: 2, bytes: 540 },
+        { actorKind: 'api_key', actor: 'alice', pulls: 1, bytes: 0 },
       ]);
-      assert.deepEqual(s.perClient.map((c) => [c.clientIp, c.pulls]), [['10.0.0.1', 2], ['10.0.0.3', 2], ['10.0.0.2', 1]]);
+      assert.deepEqual(s.perClient.map((c) => [c.clientIp, c.pulls, c.bytes]), [['10.0.0.1', 2, 1010], ['10.0.0.3', 2, 540], ['10.0.0.2', 1, 10]]);
       assert.deepEqual(s.topImages, [
-        { image: 'acme/prod/app', pulls: 4, bytes: 40 },
+        { image: 'acme/prod/app', pulls: 4, bytes: 1547 },
         { image: 'acme/prod/other', pulls: 1, bytes: 20 },
       ]);
       const top1 = await events.pullStats('acme/prod', t0, t0 + 2 * day, 1);

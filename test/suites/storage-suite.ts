@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BlobNotFoundError, type BlobStore } from '../../src/storage/blob-store.ts';
+import { BlobNotFoundError, type BlobStore, type StoredBlob, shardOf } from '../../src/storage/blob-store.ts';
 
 export interface StorageFixture {
   store: BlobStore;
@@ -177,6 +177,36 @@ export function runStorageSuite(driver: string, open: () => Promise<StorageFixtu
       await store.delete(digest, 1);
       await store.delete(digest, 1); // idempotent
       assert.equal(await store.stat(digest, 1), undefined);
+    });
+
+    withStore('listBlobs lists every generation in shard order, with size and time; deleteBlobs removes many at once', async (store) => {
+      const started = Date.now() - 60_000; // object stores keep whole seconds, clocks differ a little
+      const blobs = Array.from({ length: 5 }, (_, i) => randomBytes(100 + i));
+      const refs: { digest: string; generation: number }[] = [];
+      for (const [i, data] of blobs.entries()) {
+        const digest = sha256(data);
+        const generation = i === 4 ? 3 : 0;
+        await store.createUpload(`l${i}`);
+        await store.appendUpload(`l${i}`, 0, chunksOf(data));
+        await store.commitUpload(`l${i}`, digest, generation);
+        refs.push({ digest, generation });
+      }
+      const listAll = async () => {
+        const out: StoredBlob[] = [];
+        for await (const b of store.listBlobs()) out.push(b);
+        return out;
+      };
+      const listed = await listAll();
+      assert.deepEqual(
+        listed.map((b) => `${b.digest}/${b.generation}/${b.size}`).sort(),
+        refs.map((r, i) => `${r.digest}/${r.generation}/${100 + i}`).sort(),
+      );
+      const shards = listed.map((b) => shardOf(b.digest));
+      assert.deepEqual(shards, [...shards].sort(), 'in shard order');
+      assert.ok(listed.every((b) => b.modifiedAt >= started && b.modifiedAt <= Date.now() + 60_000), 'modification times');
+      await store.deleteBlobs([...refs, { digest: sha256(randomBytes(8)), generation: 0 }]); // an absent one is fine
+      assert.deepEqual(await listAll(), []);
+      await store.deleteBlobs([]);
     });
   });
 }

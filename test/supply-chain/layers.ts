@@ -14,6 +14,8 @@ export interface Member {
   data?: string | Buffer;
   type?: 'file' | 'directory' | 'symlink';
   linkname?: string;
+  /** Permission bits (default 0644 for files). */
+  mode?: number;
 }
 
 /** A tar of `members`; `eoa: false` drops the two zero blocks that end an archive. */
@@ -26,7 +28,7 @@ export async function tarOf(members: Member[], opts: { eoa?: boolean } = {}): Pr
   for (const m of members) {
     const type = m.type ?? (m.data === undefined ? 'directory' : 'file');
     await new Promise<void>((resolve, reject) => {
-      const header = { name: m.name, type, mtime: new Date(1_700_000_000_000), ...(m.linkname ? { linkname: m.linkname } : {}) };
+      const header = { name: m.name, type, mtime: new Date(1_700_000_000_000), ...(m.linkname ? { linkname: m.linkname } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) };
       if (type === 'file') pack.entry(header, Buffer.from(m.data ?? ''), (e) => (e ? reject(e) : resolve()));
       else pack.entry(header, (e) => (e ? reject(e) : resolve()));
     });
@@ -91,4 +93,28 @@ export function pythonTree(): Member[] {
     { name: 'usr/lib/python3.11/site-packages/Flask_Cors-4.0.0.dist-info/METADATA', data: pyMetadata('Flask_Cors', '4.0.0') },
     { name: 'usr/lib/python3.11/site-packages/six-1.16.0.egg-info/PKG-INFO', data: pyMetadata('six', '1.16.0') },
   ];
+}
+
+function uvarint(n: number): Buffer {
+  const out: number[] = [];
+  for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n & 0x7f) | 0x80);
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/**
+ * An ELF-looking file holding Go 1.18+ build information as `go build` writes it (the header,
+ * then the Go version and the module information between their 16-byte sentinels), after
+ * `before` bytes of padding.
+ */
+export function goBinary(goVersion: string, modinfo: string, before = 100_000): Buffer {
+  const header = Buffer.alloc(32);
+  header.write('\xff Go buildinf:', 0, 'latin1');
+  header[14] = 8;
+  header[15] = 2;
+  const sentinel = Buffer.alloc(16, 0xaa);
+  const mod = Buffer.concat([sentinel, Buffer.from(modinfo), sentinel]);
+  const elf = Buffer.alloc(before, 0);
+  elf.set([0x7f, 0x45, 0x4c, 0x46], 0);
+  return Buffer.concat([elf, header, uvarint(goVersion.length), Buffer.from(goVersion), uvarint(mod.length), mod, Buffer.alloc(5000)]);
 }

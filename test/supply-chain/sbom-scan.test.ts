@@ -10,7 +10,9 @@ import { scanLayer, DEFAULT_LAYER_LIMITS, interest } from '../../src/core/supply
 import { combineLayers } from '../../src/core/supply-chain/sbom/combine.ts';
 import { parseDpkgStatus, parseOsRelease } from '../../src/core/supply-chain/sbom/parsers.ts';
 import { cycloneDx } from '../../src/core/supply-chain/sbom/cyclonedx.ts';
-import { alpineBase, gzip, npmTree, pyMetadata, pythonTree, tarOf, zstd } from './layers.ts';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { alpineBase, goBinary, gzip, npmTree, pyMetadata, pythonTree, tarOf, zstd } from './layers.ts';
 
 async function* chunked(b: Buffer, size = 777): AsyncGenerator<Buffer> {
   for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
@@ -70,7 +72,7 @@ describe('SBOM layer scan', () => {
     assert.equal(combineLayers(D, [base, npm, gone], 1).packages.filter((p) => p.type === 'npm').length, 0);
   });
 
-  test('bounds: an oversized database is noted, not read; file and package counts are capped; past the byte bound the scan keeps what it read; a member cut short is an error', async () => {
+  test('bounds: an oversized database is noted, not read; file and package counts are capped; past the byte bound the scan keeps what it read; bytes that are no tar end it; a failing read fails it', async () => {
     const big = await scanLayer(chunked(await tarOf(alpineBase())), { ...DEFAULT_LAYER_LIMITS, maxDatabaseBytes: 100 });
     assert.match(big.files.find((f) => f.path === 'lib/apk/db/installed')?.note ?? '', /larger than 100 bytes/);
     const few = await scanLayer(chunked(await tarOf(npmTree())), { ...DEFAULT_LAYER_LIMITS, maxFiles: 2 });
@@ -81,8 +83,60 @@ describe('SBOM layer scan', () => {
     const tooMuch = await scanLayer(chunked(await tarOf(npmTree())), { ...DEFAULT_LAYER_LIMITS, maxBytes: 4096 });
     assert.match(tooMuch.truncated ?? '', /larger than 4096 bytes uncompressed/);
     assert.ok(tooMuch.files.length >= 1 && tooMuch.files.length < 6, 'what came before the bound is kept');
+    // Bombs (256 MiB of zeros in 9 KiB of zstd, 256 KiB of gzip) stop at the bound, decompressed a slice at a time.
+    const bomb = execFileSync('sh', ['-c', 'head -c 268435456 /dev/zero | zstd -q -1 -c'], { maxBuffer: 16 * 1024 * 1024 });
+    assert.ok(bomb.length < 1024 * 1024, `${bomb.length} bytes`);
+    const rss = process.memoryUsage().rss;
+    const bombed = await scanLayer(chunked(bomb, 1024 * 1024), { ...DEFAULT_LAYER_LIMITS, maxBytes: 32 * 1024 * 1024 });
+    assert.match(bombed.truncated ?? '', /larger than 33554432 bytes/);
+    assert.ok(process.memoryUsage().rss - rss < 256 * 1024 * 1024, 'memory stays bounded');
+    const gzBomb = execFileSync('sh', ['-c', 'head -c 268435456 /dev/zero | gzip -1 -c'], { maxBuffer: 16 * 1024 * 1024 });
+    const gzBombed = await scanLayer(chunked(gzBomb, 1024 * 1024), { ...DEFAULT_LAYER_LIMITS, maxBytes: 32 * 1024 * 1024 });
+    assert.match(gzBombed.truncated ?? '', /larger than 33554432 bytes/);
+    assert.ok(process.memoryUsage().rss - rss < 256 * 1024 * 1024, 'memory stays bounded (gzip)');
     const whole = await tarOf(npmTree());
-    await assert.rejects(scanLayer(chunked(whole.subarray(0, 512 + 100))), /Unexpected end of data/);
+    const cut = await scanLayer(chunked(whole.subarray(0, 2048 + 100)));
+    assert.match(cut.unreadable ?? '', /Unexpected end of data/);
+    assert.ok(cut.files.some((f) => f.path === 'app/node_modules/express/package.json'), 'what came before is kept');
+    assert.match((await scanLayer(chunked(Buffer.alloc(4096, 7)))).unreadable ?? '', /./, 'random bytes are no tar');
+    assert.match((await scanLayer(chunked(Buffer.from([0x1f, 0x8b, 1, 2, 3, 4])))).unreadable ?? '', /./, 'a broken gzip stream');
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield whole.subarray(0, 1024);
+      throw new Error('storage went away');
+    }
+    await assert.rejects(scanLayer(failing()), /storage went away/, 'a read failure fails the scan (the job is retried)');
+  });
+
+  test('Go binaries: build information of Go 1.18+ executables (a real one from this machine, and one with modules), not of other files', async () => {
+    const modinfo = [
+      'path\texample.com/app/cmd/app',
+      'mod\texample.com/app\tv1.4.0\th1:abc=',
+      'dep\tgithub.com/gorilla/mux\tv1.8.0\th1:def=',
+      'dep\tgolang.org/x/net\tv0.7.0',
+      '=>\tgolang.org/x/net\tv0.17.0\th1:ghi=',
+      'build\tGOOS=linux',
+      '',
+    ].join('\n');
+    const app = goBinary('go1.21.5', modinfo);
+    const layer = await tarOf([
+      { name: 'usr/bin/skopeo', data: readFileSync('/usr/bin/skopeo'), mode: 0o755 },
+      { name: 'app/app', data: app, mode: 0o755 },
+      { name: 'app/not-executable', data: app, mode: 0o644 },
+      { name: 'bin/true', data: readFileSync('/bin/true'), mode: 0o755 },
+    ]);
+    const inv = await scanLayer(chunked(layer, 64 * 1024 + 7));
+    assert.deepEqual(inv.files.map((f) => f.path), ['usr/bin/skopeo', 'app/app']);
+    const skopeo = inv.files[0]!.packages!;
+    assert.equal(skopeo[0]!.name, 'stdlib');
+    assert.match(skopeo[0]!.version, /^v1\.\d+\.\d+$/, 'the toolchain that built skopeo');
+    assert.deepEqual(inv.files[1]!.packages, [
+      { type: 'golang', name: 'stdlib', version: 'v1.21.5' },
+      { type: 'golang', name: 'example.com/app', version: 'v1.4.0' },
+      { type: 'golang', name: 'github.com/gorilla/mux', version: 'v1.8.0' },
+      { type: 'golang', name: 'golang.org/x/net', version: 'v0.17.0' },
+    ]);
+    const purls = combineLayers(D, [inv], 1).packages.filter((p) => p.location === 'app/app').map((p) => p.purl);
+    assert.deepEqual(purls, ['pkg:golang/example.com/app@v1.4.0', 'pkg:golang/github.com/gorilla/mux@v1.8.0', 'pkg:golang/golang.org/x/net@v0.17.0', 'pkg:golang/stdlib@v1.21.5']);
   });
 
   test('interesting paths', () => {

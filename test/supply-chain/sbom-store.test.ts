@@ -14,6 +14,7 @@ import { openPostgres } from '../../src/metadata/sql/postgres.ts';
 import { StoredInventories } from '../../src/core/supply-chain/sbom/inventories.ts';
 import type { ImageInventory } from '../../src/core/supply-chain/inventory.ts';
 import { createSchema, dropSchema, POSTGRES_URL } from '../events/helpers.ts';
+import { parseImageName } from '../../src/core/content/names.ts';
 
 type Opened = Awaited<ReturnType<typeof openSqlite>>;
 
@@ -40,7 +41,7 @@ const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 
 for (const [name, open] of dialects) {
   describe(`SBOM store (${name})`, () => {
-    test('layer and image inventories round-trip; listing pages by digest; the switch is on by default and goes with its repository', async () => {
+    test('layer and image inventories round-trip; listing pages by digest; the switch is on by default and goes with its repository; the jobs of a manifest come with it', async () => {
       const { s, done } = await open();
       try {
         const { sbom } = s;
@@ -76,6 +77,16 @@ for (const [name, open] of dialects) {
         await sbom.saveSbomEnabled(repo.id, false);
         await s.access.removeRepository(repo.id);
         assert.equal(await sbom.findSbomEnabled(repo.id), true);
+
+        // A manifest's jobs are enqueued in its transaction, and only when it is written.
+        const img = (await s.meta.ensureImage(parseImageName('acme/other/app')))!;
+        const job = { kind: 'sbom.generate', subject: `acme/other/app@${d(20)}`, runAfter: 0 };
+        const base = { imageId: img.id, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: null, subjectDigest: null, configDigest: null, annotations: null, refs: [], requireManifests: [], tag: null, jobs: [job] };
+        const refused = await s.meta.saveManifest({ ...base, digest: d(21), payload: Buffer.from('{}'), requireBlobs: [{ digest: d(22), size: 1 }] });
+        assert.equal(refused.ok, false);
+        assert.equal(await s.jobs.findJob('sbom.generate', job.subject), undefined);
+        assert.equal((await s.meta.saveManifest({ ...base, digest: d(20), payload: Buffer.from('{ }'), requireBlobs: [] })).ok, true);
+        assert.equal((await s.jobs.findJob('sbom.generate', job.subject))?.state, 'queued');
       } finally {
         await done();
       }

@@ -116,9 +116,9 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
         // Again: the same SBOM, nothing stacked; the layers come from the cache.
         const read = registry.sbom.stats.layersRead;
-        const generated = registry.sbom.stats.generated;
+        const generated = registry.sbom.stats.inventoried;
         await registry.jobs.enqueue([{ kind: SBOM_GENERATE, subject: `acme/prod/a@${a}`, runAfter: Date.now() }]);
-        await eventually(async () => (registry.sbom.stats.generated > generated ? true : undefined));
+        await eventually(async () => (registry.sbom.stats.inventoried > generated ? true : undefined));
         assert.deepEqual((await referrers(app, 'acme/prod/a', a)).manifests.map((r) => r.digest), [ref.digest]);
         assert.equal(registry.sbom.stats.layersRead, read);
 

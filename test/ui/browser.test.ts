@@ -107,8 +107,11 @@ test('web UI in chromium: sign in, browse to a skopeo-pushed tag, token, upload,
   await page.goto(`${srv.url}/#/`);
   await page.getByRole('link', { name: 'acme' }).click();
   await page.getByRole('heading', { name: 'acme' }).waitFor();
+  await page.getByTestId('owner-storage').filter({ hasText: /Storage used by acme: [\d.]+ (B|KiB|MiB) \(no quota\)/ }).waitFor();
+  await page.getByRole('columnheader', { name: 'Storage' }).waitFor();
   await page.getByRole('link', { name: 'prod', exact: true }).click();
   await page.getByRole('heading', { name: 'acme/prod' }).waitFor();
+  await page.getByTestId('storage').getByText('Used by this repository').waitFor();
   await page.getByRole('link', { name: 'app', exact: true }).click();
   await page.getByRole('heading', { name: 'acme/prod/app' }).waitFor();
   await page.getByRole('table', { name: 'Tags' }).getByRole('link', { name: 'v1', exact: true }).waitFor();
@@ -129,6 +132,8 @@ test('web UI in chromium: sign in, browse to a skopeo-pushed tag, token, upload,
   const layerText = await layerRows.allInnerTexts();
   assert.ok(layerText[1]!.includes(image.layers[1]!.descriptor.digest.slice(7, 19)), 'layer digest shown');
   assert.match(layerText[1]!, /\d+(\.\d+)? KB/, 'layer size shown');
+  // Berth's own SBOM line: the random layers hold no package, so none is attached.
+  await page.getByTestId('sbom').filter({ hasText: /no packages found|being generated/ }).waitFor();
   const referrers = page.getByTestId('referrers');
   await referrers.getByText('SBOM').waitFor();
   await referrers.getByText(sbomDigest.slice(7, 19)).waitFor();

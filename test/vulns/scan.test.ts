@@ -1,16 +1,17 @@
 /**
  * The vulnerability database end to end inside one Berth, on SQLite and PostgreSQL: an OSV
- * all.zip imported through the management API, inventories stored as the SBOM job stores them,
- * matching run by the job queue, reports and tag summaries, a refresh that re-evaluates every
- * stored inventory without reading a blob (the blobs are deleted first), the `vulnerability`
- * event, and the pull policy: refusal with a readable message, the fixed image let through,
- * owners exempt, exceptions that expire, block until scanned.
+ * all.zip imported through the management API (a withdrawn record later removed), inventories
+ * stored as the SBOM job stores them, matching run by the job queue, reports and tag summaries,
+ * a refresh that re-evaluates every stored inventory without reading a blob (the blobs are
+ * deleted first), the `vulnerability` event (audit log and a webhook), and the pull policy:
+ * refusal with a readable message, the fixed image let through, owners exempt, exceptions that
+ * expire, block until scanned.
  */
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN, allEvents, api, apiOk, type EventsBerth, openBerth, pull, pushImage, setupTenancy, type Tenancy } from '../events/helpers.ts';
+import { ADMIN, allEvents, api, apiOk, type EventsBerth, openBerth, pull, pushImage, type Receiver, setupTenancy, startReceiver, type Tenancy } from '../events/helpers.ts';
 import { VULNS_RESCAN, VULNS_SCAN } from '../../src/core/supply-chain/vulns/vulns.ts';
 import { alpineInventory, debianInventory, osvZip, ubuntuInventory } from './helpers.ts';
 import type { ImageInventory } from '../../src/core/supply-chain/inventory.ts';
@@ -19,6 +20,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`vulnerabilities (${dialect})`, () => {
     let b: EventsBerth;
     let t: Tenancy;
+    let hooks: Receiver;
     const digests: Record<string, string> = {};
 
     /** Stores an inventory as the SBOM job does, then lets the queue match it. */
@@ -32,12 +34,18 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const policy = (body: unknown) => apiOk(b.app, 'PUT', '/api/v1/repos/acme/prod/vulnerability-policy', t.bob, body, 200);
 
     before(async () => {
-      b = await openBerth(dialect === 'postgres' ? { postgres: true } : {});
+      // Webhook deliveries go to a receiver on loopback, which the egress policy must open.
+      b = await openBerth({ egress: { allow: ['127.0.0.1'] }, ...(dialect === 'postgres' ? { postgres: true } : {}) });
       await b.berth.registry.jobs.stop(); // the tests run the jobs they mean to
       t = await setupTenancy(b.app);
+      hooks = await startReceiver();
+      await apiOk(b.app, 'POST', '/api/v1/repos/acme/prod/webhooks', t.bob, { url: hooks.url, events: ['vulnerability'] }, 201);
       for (const tag of ['vuln', 'fixed', 'alpine', 'ubuntu']) digests[tag] = (await pushImage(b.app, 'acme/prod/app', tag)).digest;
     });
-    after(async () => b?.close());
+    after(async () => {
+      await b?.close();
+      await hooks?.close();
+    });
 
     test('an OSV all.zip imports through the API (site administrators only); a second import changes nothing', async () => {
       const upload = (auth: string) =>
@@ -138,15 +146,19 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         method: 'POST',
         url: '/api/v1/vulndb/import?source=bash.ndjson',
         headers: { authorization: ADMIN, 'content-type': 'application/x-ndjson' },
-        payload: `\n${JSON.stringify(bash)}\n`,
+        // A record withdrawn since the first import goes (and its findings with it).
+        payload: `\n${JSON.stringify(bash)}\n${JSON.stringify({ id: 'GHSA-xvch-5gv4-984h', modified: '2024-06-02T00:00:00Z', withdrawn: '2024-06-02T00:00:00Z', affected: [] })}\n`,
       });
       assert.equal(res.statusCode, 200, res.body);
-      assert.equal(res.json().changed, 1);
+      assert.deepEqual([res.json().records, res.json().skipped, res.json().changed], [1, 1, 2]);
       const r = b.berth.registry;
       for (let i = 0; i < 5 && (await r.jobs.runDue([VULNS_RESCAN, VULNS_SCAN])).completed > 0; i++);
       const f = await report('app', 'fixed');
       assert.deepEqual(f.report.findings.map((x: any) => [x.id, x.package.name, x.installed, x.fixed]), [['DSA-9005-1', 'bash', '5.2.15-2+b2', '5.2.15-3']]);
       assert.equal(f.report.databaseAsOf, '2024-06-01T00:00:00.000Z');
+      const v = await report('app', 'vuln');
+      assert.ok(!v.report.findings.some((x: any) => x.id === 'GHSA-xvch-5gv4-984h'), 'withdrawn');
+      assert.ok(v.report.findings.some((x: any) => x.id === 'DSA-9005-1'));
       // The policy (critical, fixable only) now refuses the once-clean image too: the report changed its verdict.
       const denied = await pull(b.app, 'acme/prod/app', 'fixed', t.carol);
       assert.equal(denied.statusCode, 403);
@@ -158,6 +170,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(forFixed[0].detail.new, ['DSA-9005-1']);
       assert.equal(forFixed[0].repository, 'acme/prod');
       assert.equal(events.filter((e) => e.digest === digests.vuln && e.detail.new.includes('DSA-9005-1')).length, 1);
+      // The webhook of acme/prod subscribed to `vulnerability` gets every one of them.
+      const delivered = (await hooks.waitFor(events.length)).map((h) => JSON.parse(h.body));
+      assert.ok(delivered.every((d) => d.event === 'vulnerability' && d.repository === 'acme/prod'));
+      assert.ok(delivered.some((d) => d.digest === digests.fixed && d.detail.new[0] === 'DSA-9005-1'), JSON.stringify(delivered));
     });
 
     test('block until scanned: a new push waits for its report', async () => {

@@ -8,10 +8,31 @@ export interface Repo {
   canManage?: boolean;
 }
 
+/** GET /api/v1/repos/{owner}/{repo}/lifecycle */
+export interface Lifecycle {
+  repository: string;
+  immutableTags: string;
+  quotaBytes: number | null;
+  usageBytes: number;
+  owner: { name: string; quotaBytes: number | null; usageBytes: number };
+}
+
+/** GET /api/v1/owners/{owner}/usage */
+export interface OwnerUsage {
+  owner: string;
+  quotaBytes: number | null;
+  usageBytes: number | null;
+  repositories: { repository: string; usageBytes: number }[];
+}
+
 export interface ImageSummary {
   name: string;
   image: string;
   tagCount: number;
+  kind: KindInfo | null;
+  size: number | null;
+  lastPushedAt: string | null;
+  latestTag: string | null;
 }
 
 export interface Analytics {
@@ -22,8 +43,8 @@ export interface Analytics {
   uniqueClients: number;
   perDay: { day: string; pulls: number; bytes: number; uniqueClients: number }[];
   perTag: { image: string; tag: string; pulls: number }[];
-  perToken: { credentialId: number; kind: string; name: string; actor: string; pulls: number; lastPullAt: string | null }[];
-  perActor: { actorKind: string; actor: string; pulls: number }[];
+  perToken: { credentialId: number; kind: string | null; name: string | null; actor: string; pulls: number; bytes: number; lastPullAt: string | null }[];
+  perActor: { actorKind: string; actor: string; pulls: number; bytes: number }[];
 }
 
 export interface TagEntry {
@@ -150,6 +171,15 @@ export interface SearchResult {
   tags: { owner: string; repository: string; image: string; tag: string; digest: string }[];
 }
 
+/** GET /api/v1/repos/:owner/:repo/sbom/status (docs/supply-chain.md). */
+export interface SbomStatus {
+  digest: string;
+  state: 'generated' | 'empty' | 'pending' | 'off' | 'not-an-image';
+  generatedAt?: string;
+  packageCount?: number;
+  sbom?: string;
+}
+
 /** GET /api/v1/repos/:owner/:repo/signing (docs/signing.md). */
 export interface SigningSettings {
   repository: string;
@@ -178,4 +208,16 @@ export interface RateLimit {
   bytesPerDay: number | null;
   setBySiteAdmin: boolean;
   updatedAt: string;
+}
+
+/** A custom domain (GET /api/v1/domains; docs/domains.md). */
+export interface Domain {
+  host: string;
+  owner: string;
+  repository: string | null;
+  target: string;
+  mirror: boolean;
+  certificate: boolean;
+  certificateExpiresAt: string | null;
+  createdAt: string;
 }

@@ -67,3 +67,36 @@ export async function apiBlob(url: string): Promise<Blob> {
   if (!res.ok) throw new HttpError(res.status, `${res.status} ${res.statusText}`);
   return res.blob();
 }
+
+/**
+ * POSTs a file as the raw body with the session's key, reporting the bytes sent (fetch cannot
+ * report upload progress; XMLHttpRequest can). Answers and errors like `api()`.
+ */
+export function apiUpload<T>(url: string, file: Blob, onProgress: (sent: number, total: number) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', url);
+    const s = session();
+    if (s) xhr.setRequestHeader('Authorization', `Bearer ${s.secret}`);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onerror = () => reject(new HttpError(0, 'the upload failed: the connection was lost'));
+    xhr.onload = () => {
+      let doc: any;
+      try {
+        doc = xhr.responseText ? JSON.parse(xhr.responseText) : undefined;
+      } catch {
+        /* not JSON */
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(doc as T);
+      else {
+        if (xhr.status === 401 && s) {
+          sessionStorage.removeItem(SESSION_KEY);
+          onSignedOut();
+        }
+        reject(new HttpError(xhr.status, doc?.errors?.[0]?.message ?? `${xhr.status} ${xhr.statusText}`));
+      }
+    };
+    xhr.send(file);
+  });
+}

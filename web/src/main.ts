@@ -9,7 +9,9 @@ import './style.css';
 import { renderAccount } from './account';
 import { whenSignedOut } from './api';
 import { startRouter } from './router';
+import { loadHost } from './host';
 
 whenSignedOut(renderAccount);
 renderAccount();
-startRouter();
+// Commands name images as clients of this host (a custom domain drops a prefix) write them.
+void loadHost().then(startRouter);

@@ -1,7 +1,7 @@
 /** The hash router: one small table from URL to page. */
-import { $ } from './dom';
+import { $, h } from './dom';
 import { HttpError } from './api';
-import { errorView } from './components';
+import { crumbs, errorView, link, page } from './components';
 import { loginPage } from './pages/login';
 import { ownersPage } from './pages/owners';
 import { ownerPage } from './pages/owner';
@@ -29,7 +29,9 @@ export async function route(): Promise<void> {
   const main = $('main');
   main.setAttribute('aria-busy', 'true');
   try {
-    if (parts.length === 0) await ownersPage();
+    // served for a path that is not the app's (`/nope`): the server answered 404 with this shell
+    if (!AT_ROOT) notAppPage();
+    else if (parts.length === 0) await ownersPage();
     else if (parts[0] === 'login') await loginPage();
     else if (parts[0] === 'keys' && parts.length === 1) await keysPage();
     else if (parts[0] === 'account' && parts.length === 1) await accountPage();
@@ -58,7 +60,20 @@ export async function route(): Promise<void> {
   if (gen === generation && parts[0] !== 'login') main.focus({ preventScroll: true });
 }
 
+/** The 404 page of a path that is not the app's: no "it may be private" (no page is there at all). */
+function notAppPage(): void {
+  crumbs([['Home', link.home()], ['Not found']]);
+  page('Not found', h('p', { class: 'error', role: 'alert' }, `There is no page at ${location.pathname}.`), h('p', {}, 'Berth lives at ', h('a', { href: '/#/' }, '/'), '.'));
+}
+
+/** The app lives at `/`; anywhere else it only shows the 404 page. */
+const AT_ROOT = location.pathname === '/' || location.pathname === '/index.html';
+
 export function startRouter(): void {
-  window.addEventListener('hashchange', () => void route());
+  window.addEventListener('hashchange', () => {
+    // a link (`#/…`) followed from the 404 page of another path: go to the app itself
+    if (!AT_ROOT) location.assign(`/${location.hash}`);
+    else void route();
+  });
   void route();
 }

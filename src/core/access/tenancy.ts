@@ -279,6 +279,21 @@ export class Tenancy {
     return o;
   }
 
+  /**
+   * An owner whose settings the actor may manage (owner-wide retention rules): a site
+   * administrator, the user of a user namespace, an owner or admin of the organisation.
+   */
+  async manageableOwner(actor: Identity, owner: string): Promise<OwnerRecord> {
+    const user = this.requireUser(actor);
+    const o = await this.store.findOwner(owner);
+    if (!o) throw notFound(`owner ${owner}`);
+    if (user.siteAdmin || (o.kind === 'user' && o.name === user.username)) return o;
+    const roles = await this.store.findRoles(user.userId, o.id, null);
+    if (!roles.length) throw notFound(`owner ${owner}`);
+    if (!roles.some((r) => r === 'owner' || r === 'admin')) throw forbidden(`you may not manage ${owner}`);
+    return o;
+  }
+
   async listOrgMembers(actor: Identity, org: string): Promise<MembershipRecord[]> {
     const o = await this.manageableOrg(actor, org);
     return this.store.listMemberships({ ownerId: o.id });

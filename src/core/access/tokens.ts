@@ -50,6 +50,8 @@ export interface VerifiedToken {
   grants: Map<string, Set<Action>>;
   catalog: boolean;
   expiresAt: number;
+  /** The service (or custom domain) the token was issued for. */
+  audience: string;
 }
 
 interface BerthClaim {
@@ -97,7 +99,11 @@ export class TokenService {
     );
   }
 
-  async issue(identity: Identity, access: AccessGrant[]): Promise<{ token: string; expiresIn: number; issuedAt: Date }> {
+  /**
+   * `audience`: the service the token is for — this registry's `service`, or a custom domain's
+   * host name (docs/domains.md); verify() refuses it anywhere else.
+   */
+  async issue(identity: Identity, access: AccessGrant[], audience: string = this.service): Promise<{ token: string; expiresIn: number; issuedAt: Date }> {
     const now = Math.floor(Date.now() / 1000);
     const claim: BerthClaim =
       identity.kind === 'user'
@@ -108,7 +114,7 @@ export class TokenService {
     const token = await new SignJWT({ access, berth: claim })
       .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: this.kid })
       .setIssuer(this.service)
-      .setAudience(this.service)
+      .setAudience(audience)
       .setSubject(identity.kind === 'user' ? identity.username : identity.kind === 'entitlement' ? `token:${identity.credentialId}` : '')
       .setIssuedAt(now)
       .setNotBefore(now - 5)
@@ -118,19 +124,22 @@ export class TokenService {
     return { token, expiresIn: this.ttlSeconds, issuedAt: new Date(now * 1000) };
   }
 
-  /** Verifies signature, issuer, audience (this service) and lifetime; undefined if invalid. */
-  async verify(token: string): Promise<VerifiedToken | undefined> {
+  /**
+   * Verifies signature, issuer, audience (this service, or the custom domain the request came
+   * in on) and lifetime; undefined if invalid.
+   */
+  async verify(token: string, audience: string = this.service): Promise<VerifiedToken | undefined> {
     const cached = this.cache.get(token);
     if (cached) {
-      if (cached.expiresAt > Date.now()) return cached;
-      this.cache.delete(token);
+      if (cached.expiresAt <= Date.now()) this.cache.delete(token);
+      else return cached.audience === audience ? cached : undefined;
     }
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.publicKey, {
         algorithms: ['ES256'],
         issuer: this.service,
-        audience: this.service,
+        audience,
         clockTolerance: 5,
       }));
     } catch {
@@ -154,7 +163,7 @@ export class TokenService {
       if (g.type === 'repository') grants.set(g.name, new Set(scopeActions(g.actions)));
       if (g.type === 'registry' && g.name === 'catalog' && g.actions.includes('*')) catalog = true;
     }
-    const verified: VerifiedToken = { identity, grants, catalog, expiresAt: payload.exp * 1000 };
+    const verified: VerifiedToken = { identity, grants, catalog, expiresAt: payload.exp * 1000, audience };
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(token, verified);
     return verified;

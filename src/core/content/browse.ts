@@ -8,6 +8,8 @@ import type { Identity } from '../access/access.ts';
 import type { TagEntry } from '../../metadata/metadata-store.ts';
 import { classifyManifest, type KindInfo } from './artifact-kind.ts';
 import type { Registry } from '../registry.ts';
+import { ApiError } from '../access/tenancy.ts';
+import { type TagSort, bySemver } from './tag-order.ts';
 
 export interface ImageSummary {
   /** Full name, OWNER/REPOSITORY/IMAGE. */
@@ -15,6 +17,14 @@ export interface ImageSummary {
   /** The IMAGE part. */
   image: string;
   tagCount: number;
+  /** Of the most recently pushed tag's manifest; null for an image without tags. */
+  kind: KindInfo | null;
+  /** That manifest's bytes with its config and layers (an index: with its children's). */
+  size: number | null;
+  /** When a tag of the image last moved (ISO 8601). */
+  lastPushedAt: string | null;
+  /** The most recently pushed tag. */
+  latestTag: string | null;
 }
 
 interface Descriptor {
@@ -61,6 +71,10 @@ export interface ManifestDetail {
 }
 
 const MAX_CONFIG = 256 * 1024;
+/** Tags read to sort by semver or time (in memory; sorting by name pages through the index). */
+export const MAX_SORTED_TAGS = 20_000;
+/** Children of an index whose sizes count into an image list's size. */
+const MAX_INDEX_CHILDREN = 64;
 
 async function readAll(s: Readable, max: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
@@ -123,7 +137,7 @@ export class Browse {
     return { owners: owners.filter((o) => o.name.includes(q)).slice(0, SEARCH_LIMIT).map((o) => ({ name: o.name, kind: o.kind })), repositories, images, tags };
   }
 
-  /** Images of OWNER/REPOSITORY (up to `limit`), with tag counts. */
+  /** Images of OWNER/REPOSITORY (up to `limit`), with tag counts and their latest push. */
   async images(owner: string, repo: string, repositoryId: number, limit = 1000): Promise<ImageSummary[]> {
     const prefix = `${owner}/${repo}/`;
     const names = await this.r.meta.listImageNames({ limit, repositoryIds: [repositoryId] });
@@ -131,16 +145,64 @@ export class Browse {
     for (const name of names) {
       if (!name.startsWith(prefix)) continue;
       const img = await this.r.images.find(name);
-      out.push({ name, image: name.slice(prefix.length), tagCount: await this.r.meta.countTags(img.id) });
+      const [latest] = await this.r.meta.listTagEntries(img.id, { limit: 1, newestFirst: true });
+      const summary = latest ? await this.summarize(name, latest.digest) : undefined;
+      out.push({
+        name,
+        image: name.slice(prefix.length),
+        tagCount: await this.r.meta.countTags(img.id),
+        kind: summary?.kind ?? null,
+        size: summary?.size ?? null,
+        lastPushedAt: latest ? new Date(latest.updatedAt).toISOString() : null,
+        latestTag: latest?.name ?? null,
+      });
     }
     return out;
   }
 
-  /** A page of tags, by name; `q` keeps names containing it. */
-  async tags(name: string, opts: { limit: number; after?: string; q?: string }): Promise<{ tags: TagEntry[]; next?: string; total: number }> {
+  /** A manifest's kind and total size; undefined when it cannot be read. */
+  private async summarize(name: string, digest: string): Promise<{ kind: KindInfo; size: number } | undefined> {
+    try {
+      const m = await this.r.manifests.get(name, digest);
+      const doc = JSON.parse(m.payload.toString('utf8')) as { config?: Descriptor; layers?: Descriptor[]; manifests?: Descriptor[] };
+      let size = m.size + Number(doc.config?.size ?? 0) + (doc.layers ?? []).reduce((a, l) => a + Number(l.size ?? 0), 0);
+      for (const c of (doc.manifests ?? []).slice(0, MAX_INDEX_CHILDREN)) {
+        if (typeof c.digest !== 'string') continue;
+        const child = await this.summarize(name, c.digest).catch(() => undefined);
+        size += child?.size ?? Number(c.size ?? 0);
+      }
+      return { kind: classifyManifest(m.mediaType, doc), size };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * A page of tags. By name (default): keyset pagination over the index, `after` the last
+   * name seen. By `semver` (highest first) or `time` (newest first): up to MAX_SORTED_TAGS
+   * tags are read and sorted in memory, `after` still the last name seen. `q` keeps names
+   * containing it.
+   */
+  async tags(name: string, opts: { limit: number; after?: string; q?: string; sort?: TagSort }): Promise<{ tags: TagEntry[]; next?: string; total: number }> {
     const img = await this.r.images.find(name);
-    const rows = await this.r.meta.listTagEntries(img.id, { limit: opts.limit + 1, after: opts.after, contains: opts.q || undefined });
     const total = await this.r.meta.countTags(img.id);
+    const contains = opts.q || undefined;
+    if (opts.sort === 'semver' || opts.sort === 'time') {
+      const all = await this.r.meta.listTagEntries(img.id, { limit: MAX_SORTED_TAGS + 1, contains, newestFirst: opts.sort === 'time' });
+      if (all.length > MAX_SORTED_TAGS) {
+        throw new ApiError(400, 'INVALID', `${name} has more than ${MAX_SORTED_TAGS} tags${contains ? ' matching' : ''}: narrow them with q=, or sort by name`);
+      }
+      const sorted = opts.sort === 'semver' ? bySemver(all) : all; // newestFirst came sorted by time
+      let start = 0;
+      if (opts.after !== undefined) {
+        const at = sorted.findIndex((t) => t.name === opts.after);
+        if (at < 0) throw new ApiError(400, 'INVALID', `"after" names no tag of ${name}${contains ? ' matching q' : ''}`);
+        start = at + 1;
+      }
+      const tags = sorted.slice(start, start + opts.limit);
+      return start + opts.limit < sorted.length ? { tags, next: tags[tags.length - 1]!.name, total } : { tags, total };
+    }
+    const rows = await this.r.meta.listTagEntries(img.id, { limit: opts.limit + 1, after: opts.after, contains });
     if (rows.length > opts.limit) {
       const tags = rows.slice(0, opts.limit);
       return { tags, next: tags[tags.length - 1]!.name, total };

@@ -1,5 +1,5 @@
 import type { Access, Identity } from '../access/access.ts';
-import { EVENT_ACTIONS } from './bus.ts';
+import { EVENT_ACTIONS, QUIET_ACTIONS } from './bus.ts';
 import { ApiError } from '../access/tenancy.ts';
 import type { AccessStore } from '../../metadata/access-store.ts';
 import type { EventCursor, EventFilter, EventRecord, EventStore, PullStats } from '../../metadata/event-store.ts';
@@ -138,7 +138,7 @@ export class AuditLog {
         if (!(EVENT_ACTIONS as readonly string[]).includes(a)) throw new ApiError(400, 'INVALID', `unknown action "${a.slice(0, 40)}": use ${EVENT_ACTIONS.join(', ')}`);
       }
       filter.actions = actions;
-    }
+    } else filter.actions = EVENT_ACTIONS.filter((a) => !QUIET_ACTIONS.has(a));
     if (q.since) filter.since = parseTime(q.since, 'since');
     if (q.until) filter.until = parseTime(q.until, 'until');
     return filter;

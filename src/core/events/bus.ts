@@ -14,7 +14,12 @@ import { isCleanText, sanitiseText } from '../content/text.ts';
  * - `vulnerability` a scan found critical vulnerabilities an image's previous report did not
  *   have (`detail.new`: their ids; actor `scanner`; docs/vulnerabilities.md).
  */
-export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin', 'gc', 'vulnerability'] as const;
+export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin', 'gc', 'vulnerability', 'download'] as const;
+/**
+ * A blob GET served (200/206) with its bytes: feeds the download analytics' bytes; too many
+ * to read, so the audit log leaves them out unless asked for by name (`action=download`).
+ */
+export const QUIET_ACTIONS: ReadonlySet<string> = new Set(['download']);
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
 export interface Actor {

@@ -22,6 +22,6 @@ export async function readArchive(src: ImportSource): Promise<ArchiveContent> {
   if (hasManifest) return readDockerArchive(src);
   throw new ImportError(
     'MISSING_FILE',
-    `${src.label} has neither index.json (an OCI layout or oci-archive, or Docker 25+ docker save) nor manifest.json (docker save): it is not an image archive`,
+    `${src.label} has neither index.json (an OCI layout or oci-archive, or Docker 25+ docker save) nor manifest.json (docker save): it is not a docker save or OCI archive`,
   );
 }

@@ -11,6 +11,8 @@ export interface PlannedBlob {
   member?: string;
   /** Or the bytes themselves (configs built or read whole). */
   data?: Buffer;
+  /** Or a temporary file holding them (a layer compressed for the push, compress.ts). */
+  file?: string;
   /** Says what it is in messages, e.g. `layer 2 of docker.io/library/alpine:3.19 (3f1c….tar)`. */
   label: string;
   /** What claims the digest, for a mismatch message (default: "its descriptor"). */

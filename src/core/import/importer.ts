@@ -11,10 +11,12 @@
  *
  * A failure at any point stops the import before step 3: nothing is tagged.
  */
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { newHash, parseDigest } from '../content/digest.ts';
 import { RegistryError } from '../errors.ts';
 import { readArchive } from './archive.ts';
+import { type Compression, compressLayers } from './compress.ts';
 import type { ArchiveContent, ArchiveFormat, PlannedBlob, PlannedManifest } from './content.ts';
 import { ImportError } from './errors.ts';
 import { type Destination, type PushTarget, resolveTargets } from './names.ts';
@@ -42,6 +44,7 @@ export type BlobState = 'exists' | 'mounted' | 'start' | 'done';
 export type ImportEvent =
   | { type: 'read'; source: string; format: ArchiveFormat }
   | { type: 'warning'; message: string }
+  | { type: 'compressed'; label: string; compression: Compression; from: string; to: string; size: number; compressedSize: number }
   | { type: 'plan'; format: ArchiveFormat; images: PushTarget[]; blobs: number; bytes: number }
   | { type: 'blob'; state: BlobState; name: string; digest: string; size: number; mediaType: string; label: string }
   | { type: 'progress'; name: string; digest: string; bytes: number; size: number }
@@ -57,6 +60,8 @@ export interface ImportOptions {
   signal?: AbortSignal;
   /** Where a gzip'd archive is decompressed. */
   tempDir?: string;
+  /** Names the input in messages (default: its file name). */
+  label?: string;
   /** Bounds on decompressing a gzip'd archive (OpenSourceOptions). */
   maxUnpackedBytes?: number;
   maxExpansionRatio?: number;
@@ -64,6 +69,11 @@ export interface ImportOptions {
   attempts?: number;
   /** Milliseconds between progress events of one blob (default 250). */
   progressIntervalMs?: number;
+  /**
+   * Compress the archive's uncompressed layers before pushing (compress.ts): the layer and
+   * manifest digests then differ from the archive's. Default: push the layers as they are.
+   */
+  compress?: Compression;
 }
 
 export interface ImportResult {
@@ -80,17 +90,34 @@ export async function importArchive(input: string, dest: Destination, target: Ta
   if (opts.signal?.aborted) throw new ImportError('ABORTED', 'import aborted');
   const sourceOpts: OpenSourceOptions = {
     ...(opts.tempDir ? { tempDir: opts.tempDir } : {}),
+    ...(opts.label ? { label: opts.label } : {}),
     ...(opts.maxUnpackedBytes !== undefined ? { maxUnpackedBytes: opts.maxUnpackedBytes } : {}),
     ...(opts.maxExpansionRatio !== undefined ? { maxExpansionRatio: opts.maxExpansionRatio } : {}),
-    onDecompress: () => emit({ type: 'warning', message: `${input} is gzip'd: decompressing it to a temporary file first` }),
+    onDecompress: () => emit({ type: 'warning', message: `${opts.label ?? input} is gzip'd: decompressing it to a temporary file first` }),
   };
   const src = await openSource(input, sourceOpts);
   try {
-    const content = await readArchive(src);
+    let content = await readArchive(src);
     emit({ type: 'read', source: src.label, format: content.format });
     for (const w of content.warnings) emit({ type: 'warning', message: w });
-    const targets = resolveTargets(content, dest);
-    return await pushContent(src, content, targets, target, opts);
+    let cleanup = async () => {};
+    try {
+      if (opts.compress) {
+        const c = await compressLayers(src, content, opts.compress, {
+          ...(opts.tempDir ? { tempDir: opts.tempDir } : {}),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          onLayer: (e) => emit({ type: 'compressed', ...e, compression: opts.compress! }),
+        });
+        cleanup = c.cleanup;
+        if (c.layers === 0) emit({ type: 'warning', message: `nothing to compress: every layer is compressed already; digests kept` });
+        else emit({ type: 'warning', message: c.content.warnings[c.content.warnings.length - 1]! });
+        content = c.content;
+      }
+      const targets = resolveTargets(content, dest);
+      return await pushContent(src, content, targets, target, opts);
+    } finally {
+      await cleanup();
+    }
   } finally {
     await src.close();
   }
@@ -258,7 +285,8 @@ export async function pushContent(
         let last = 0;
         const open = async () => {
           sent = 0;
-          const raw: AsyncIterable<Buffer> = blob.data !== undefined ? once(blob.data) : ((await src.open(blob.member!)) as Readable);
+          const raw: AsyncIterable<Buffer> =
+            blob.data !== undefined ? once(blob.data) : blob.file !== undefined ? createReadStream(blob.file, { highWaterMark: 1024 * 1024 }) : ((await src.open(blob.member!)) as Readable);
           return verified(
             raw,
             blob,

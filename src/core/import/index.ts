@@ -7,5 +7,6 @@ export { importArchive, pushContent, verified, type ImportEvent, type ImportOpti
 export { parseDestination, resolveTargets, type Destination, type PushTarget } from './names.ts';
 export { RegistryClient, parseChallenge, type RegistryClientOptions, type SourceRegistry } from './client.ts';
 export { LocalTarget } from './local.ts';
+export { COMPRESSIONS, compressLayers, type Compression } from './compress.ts';
 export { ImportJobs, type ImportJobView, type ImportJobsOptions } from './jobs.ts';
 export { exportImage, EXPORT_FORMATS, type ExportEvent, type ExportFormat } from './export.ts';

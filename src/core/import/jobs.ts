@@ -18,6 +18,7 @@ import type { Registry } from '../registry.ts';
 import type { ArchiveFormat } from './content.ts';
 import { ImportError } from './errors.ts';
 import { type ImportEvent, importArchive } from './importer.ts';
+import type { Compression } from './compress.ts';
 import { LocalTarget } from './local.ts';
 import type { Destination } from './names.ts';
 
@@ -32,6 +33,8 @@ export interface ImportJobView {
   tag: string | null;
   /** Bytes of the uploaded archive. */
   archiveBytes: number;
+  /** Uncompressed layers are compressed with this before they are stored (`?compress=`). */
+  compress: Compression | null;
   format: ArchiveFormat | null;
   createdAt: string;
   finishedAt: string | null;
@@ -174,7 +177,7 @@ export class ImportJobs {
   }
 
   /** Starts importing a spooled file; the file is removed when the job ends. */
-  start(owner: string, dest: Destination, spooled: { file: string; size: number }, slot?: { release: () => void }): ImportJobView {
+  start(owner: string, dest: Destination, spooled: { file: string; size: number }, slot?: { release: () => void }, compress?: Compression): ImportJobView {
     this.prune();
     const id = randomUUID();
     const view: ImportJobView = {
@@ -184,6 +187,7 @@ export class ImportJobs {
       image: dest.image ?? null,
       tag: dest.tag ?? null,
       archiveBytes: spooled.size,
+      compress: compress ?? null,
       format: null,
       createdAt: new Date().toISOString(),
       finishedAt: null,
@@ -194,11 +198,11 @@ export class ImportJobs {
     };
     const job: Job = { view, owner, finished: null, inFlight: new Map(), abort: new AbortController() };
     this.jobs.set(id, job);
-    void this.run(job, dest, spooled.file).finally(() => slot?.release());
+    void this.run(job, dest, spooled.file, compress).finally(() => slot?.release());
     return this.snapshot(job);
   }
 
-  private async run(job: Job, dest: Destination, file: string): Promise<void> {
+  private async run(job: Job, dest: Destination, file: string, compress: Compression | undefined): Promise<void> {
     const v = job.view;
     if (this.running >= (this.opts.maxRunning ?? 2)) await new Promise<void>((r) => this.waiting.push(r));
     this.running++;
@@ -245,9 +249,11 @@ export class ImportJobs {
         onEvent,
         signal: job.abort.signal,
         tempDir: this.spoolDir,
+        label: 'the uploaded archive', // never the spool file's name
         ...(this.opts.maxUnpackedBytes !== undefined ? { maxUnpackedBytes: this.opts.maxUnpackedBytes } : {}),
         ...(this.opts.maxExpansionRatio !== undefined ? { maxExpansionRatio: this.opts.maxExpansionRatio } : {}),
         concurrency: this.opts.concurrency ?? 3,
+        ...(compress ? { compress } : {}),
       });
       v.state = 'done';
     } catch (e) {

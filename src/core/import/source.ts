@@ -38,6 +38,8 @@ export interface ImportSource {
 }
 
 export interface OpenSourceOptions {
+  /** Names the input in messages (default: its file name; the server says "the uploaded archive"). */
+  label?: string;
   /** Where a gzip'd archive is decompressed (default: the OS temp folder). */
   tempDir?: string;
   /** Told when a gzip'd input is being decompressed. */
@@ -178,7 +180,22 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ImportError('MISSING_FILE', `${input}: no such file or folder`);
     throw e;
   }
-  const label = path.basename(input) || input;
+  const label = opts.label ?? (path.basename(input) || input);
+  /** Indexes a tar; errors name `label`, and a file that is no tar at all says what was expected. */
+  const index = (file: string, as: string) =>
+    TarIndex.open(file).catch((e: unknown) => {
+      if (!(e instanceof ImportError)) throw e;
+      const message = e.message.split(path.basename(file)).join(as);
+      const why = /is empty: not a tar archive/.test(e.message)
+        ? 'it is empty'
+        : /ends inside a tar header at byte 0 /.test(e.message)
+          ? 'it is too short to be a tar file'
+          : /is not a tar archive/.test(e.message)
+            ? 'it does not start with a tar header'
+            : undefined;
+      if (why) throw new ImportError('BAD_ARCHIVE', `${as} is not a docker save or OCI archive: ${why}`);
+      throw new ImportError(e.code, message);
+    });
   if (st.isDirectory()) return new DirSource(label, input);
   if (!st.isFile()) throw new ImportError('BAD_ARCHIVE', `${input} is neither a file nor a folder`);
   const head = await magic(input);
@@ -199,10 +216,7 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
       throw new ImportError('TRUNCATED', `${label}: cannot decompress the gzip'd archive: ${(e as Error).message}`);
     }
     try {
-      return new TarSource(label, await TarIndex.open(tmp).catch((e: unknown) => {
-        if (e instanceof ImportError) throw new ImportError(e.code, e.message.replace(path.basename(tmp), `${label} (decompressed)`));
-        throw e;
-      }), remove, unpack);
+      return new TarSource(label, await index(tmp, `${label} (decompressed)`), remove, unpack);
     } catch (e) {
       await remove();
       throw e;
@@ -211,6 +225,5 @@ export async function openSource(input: string, opts: OpenSourceOptions = {}): P
   if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
     throw new ImportError('UNSUPPORTED', `${label} is zstd-compressed: decompress it first (zstd -d)`);
   }
-  const index = await TarIndex.open(input);
-  return new TarSource(label, index, async () => {}, { left: unpackLimit(st.size, opts) });
+  return new TarSource(label, await index(input, label), async () => {}, { left: unpackLimit(st.size, opts) });
 }

@@ -6,6 +6,7 @@ import { createDecipheriv, createHash } from 'node:crypto';
 import type { AccessStore } from '../../metadata/access-store.ts';
 import type { EventStore } from '../../metadata/event-store.ts';
 import type { SigningStore } from '../../metadata/signing-store.ts';
+import type { DomainStore } from '../../metadata/domain-store.ts';
 import { Keyring } from './keyring.ts';
 
 /** Purposes: bound into each sealed value, so one cannot stand in for another. */
@@ -14,6 +15,7 @@ export const PURPOSE = {
   upstreamPassword: 'upstream-password',
   webhookSecret: 'webhook-secret',
   repositorySigningKey: 'repository-signing-key',
+  domainKey: 'domain-tls-key',
 } as const;
 
 /** Setting holding the token-signing private key (a JWK), sealed. */
@@ -51,7 +53,7 @@ function legacyUpstreamDecrypt(key: Buffer | undefined, enc: string): string {
 }
 
 /** The sealed secrets of a Berth database. `legacyProxyKey`: the old `proxy.secretKey` config, if one was set. */
-export async function sealedSites(access: AccessStore, events: EventStore | undefined, legacyProxyKey?: string, signing?: SigningStore): Promise<SealedSite[]> {
+export async function sealedSites(access: AccessStore, events: EventStore | undefined, legacyProxyKey?: string, signing?: SigningStore, domains?: DomainStore): Promise<SealedSite[]> {
   const oldUpstreamKey = legacyUpstreamKey(legacyProxyKey, await access.getSetting(LEGACY_UPSTREAM_SETTING));
   const sites: SealedSite[] = [
     {
@@ -86,6 +88,14 @@ export async function sealedSites(access: AccessStore, events: EventStore | unde
       purpose: PURPOSE.repositorySigningKey,
       list: () => signing.listSealedKeys(),
       replace: (id, from, to) => signing.replaceSealedKey(Number(id), from, to),
+    });
+  }
+  if (domains) {
+    sites.push({
+      name: 'domain certificate keys',
+      purpose: PURPOSE.domainKey,
+      list: () => domains.listDomainKeys(),
+      replace: (id, from, to) => domains.replaceDomainKey(String(id), from, to),
     });
   }
   return sites;

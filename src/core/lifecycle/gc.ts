@@ -74,6 +74,10 @@ export class GarbageCollector {
   readonly stats: GcStats = { blobsDeleted: 0, bytesReclaimed: 0, manifestsDeleted: 0 };
   /** Outcomes recorded while `run` drives the queue in this process. */
   private recording: GcOutcome[] | undefined;
+  /** Blobs marked `deleting` whose bytes go in the next batch. */
+  private sweeps: { digest: string; generation: number; size: number }[] = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> = Promise.resolve(0);
 
   constructor(
     private readonly gc: GcStore,
@@ -82,6 +86,8 @@ export class GarbageCollector {
     private readonly store: BlobStore,
     private readonly events: EventBus,
     readonly opts: GcOptions = DEFAULT_GC_OPTIONS,
+    /** A batch of byte deletions failed: its rows stay `deleting` and `resweep` retries them. */
+    private readonly onSweepError: (e: unknown, blobs: number) => void = () => undefined,
   ) {
     jobs.register(GC_BLOB, (job) => this.reviewBlob(job));
     jobs.register(GC_MANIFEST, (job) => this.reviewManifest(job));
@@ -94,16 +100,61 @@ export class GarbageCollector {
   private async reviewBlob(job: JobRecord): Promise<void> {
     const d = await this.gc.decideBlob(job.subject, this.timing(job));
     if (d.action === 'postpone') throw new RetryLater(d.until, d.reason);
-    if (d.action === 'sweep') {
-      // The row says `deleting`: no manifest can name it now. Delete exactly that generation,
-      // then leave a tombstone (unless a re-upload took the digest over meanwhile).
-      await this.store.delete(job.subject, d.generation);
-      await this.gc.finishBlob(job.subject, d.generation);
-      this.stats.blobsDeleted++;
-      this.stats.bytesReclaimed += d.size;
-      this.audit(job.subject, null, d.size, { target: 'blob', generation: d.generation });
-    }
+    // The row says `deleting`: no manifest can name it now. Its bytes go in the next batch.
+    if (d.action === 'sweep') this.queueSweep({ digest: job.subject, generation: d.generation, size: d.size });
     this.record({ kind: 'blob', digest: job.subject, ...blobOutcome(d, false) });
+  }
+
+  /**
+   * Byte deletions are batched (S3: one DeleteObjects call for up to 1000 blobs): a review
+   * marks the row `deleting` and returns; the batch goes when full or 100 ms after its first
+   * blob. A batch that fails, or a process that dies first, leaves rows `deleting`, which
+   * `resweep` (every `gc.intervalSeconds`) deletes again — exactly the generation decided on.
+   */
+  private queueSweep(b: { digest: string; generation: number; size: number }): void {
+    this.sweeps.push(b);
+    if (this.sweeps.length >= 1000) void this.flushSweeps();
+    else if (!this.sweepTimer) {
+      this.sweepTimer = setTimeout(() => void this.flushSweeps(), 100);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** Deletes the bytes of every blob swept so far; resolves with how many failed (they stay `deleting`). */
+  flushSweeps(): Promise<number> {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    const batch = this.sweeps.splice(0);
+    this.sweeping = this.sweeping.then(async () => {
+      let failed = 0;
+      for (let i = 0; i < batch.length; i += 1000) {
+        const part = batch.slice(i, i + 1000);
+        try {
+          await this.store.deleteBlobs(part);
+        } catch (e) {
+          failed += part.length;
+          this.onSweepError(e, part.length);
+          continue;
+        }
+        for (const b of part) {
+          // A tombstone now, unless a re-upload took the digest over meanwhile.
+          await this.gc.finishBlob(b.digest, b.generation).catch(() => undefined);
+          this.stats.blobsDeleted++;
+          this.stats.bytesReclaimed += b.size;
+          this.audit(b.digest, null, b.size, { target: 'blob', generation: b.generation });
+        }
+      }
+      return failed;
+    });
+    return this.sweeping;
+  }
+
+  /** Sweeps again blobs left `deleting` for `ageMs` (periodic); returns how many were queued. */
+  async resweep(ageMs = 10 * 60_000): Promise<number> {
+    const rows = await this.gc.listDeleting(Date.now() - ageMs, 10_000);
+    for (const r of rows) this.queueSweep(r);
+    await this.flushSweeps();
+    return rows.length;
   }
 
   private async reviewManifest(job: JobRecord): Promise<void> {
@@ -153,12 +204,14 @@ export class GarbageCollector {
     const outcomes: GcOutcome[] = [];
     this.recording = outcomes;
     let result: RunResult;
+    let unswept: number;
     try {
       result = await this.jobs.runDue([GC_BLOB, GC_MANIFEST]);
     } finally {
       this.recording = undefined;
+      unswept = await this.flushSweeps(); // the report tells what is freed, not what is about to be
     }
-    return summarize(false, outcomes, result.failed);
+    return summarize(false, outcomes, result.failed + unswept);
   }
 
   private async dryRun(): Promise<GcRunReport> {

@@ -3,6 +3,7 @@ import { ApiError, type Tenancy } from '../access/tenancy.ts';
 import type { Identity } from '../access/access.ts';
 import type { AccessStore } from '../../metadata/access-store.ts';
 import type { LifecycleStore } from '../../metadata/lifecycle-store.ts';
+import { recomputeUsage, type UsageRecomputeReport } from './usage-recompute.ts';
 
 /** Parsed immutable-tag patterns: a tag is immutable when it matches an `allow` glob and no `except` glob. */
 export interface TagPatterns {
@@ -63,6 +64,16 @@ export interface LifecycleView {
   owner: { name: string; quotaBytes: number | null; usageBytes: number };
 }
 
+export interface OwnerUsageView {
+  owner: string;
+  /** Null unless the caller manages the owner. */
+  quotaBytes: number | null;
+  /** All repositories together, each blob once; null unless the caller manages the owner. */
+  usageBytes: number | null;
+  /** Per repository the caller may read, each blob once within its repository. */
+  repositories: { repository: string; usageBytes: number }[];
+}
+
 /**
  * Per-repository immutable tags and per-repository / per-owner storage quotas
  * (docs/lifecycle.md). Repository managers set tag patterns; quotas are set by site
@@ -83,11 +94,13 @@ export class RepositoryPolicies {
     const patterns = parseTagPatterns(s.immutableTags);
     const quotas: ManifestPolicy['quotas'] = [];
     if (s.quotaBytes !== null && repo) quotas.push({ scope: { repositoryId }, limit: s.quotaBytes, label: `${repo.owner}/${repo.name}` });
+    let retention = s.retention !== null;
     if (repo) {
       const ownerQuota = await this.store.findOwnerQuota(repo.ownerId);
       if (ownerQuota !== null) quotas.push({ scope: { ownerId: repo.ownerId }, limit: ownerQuota, label: repo.owner });
+      retention ||= (await this.store.findOwnerRetention(repo.ownerId)) !== null; // inherited rules
     }
-    return { immutable: (tag) => isImmutable(patterns, tag), quotas, retention: s.retention !== null };
+    return { immutable: (tag) => isImmutable(patterns, tag), quotas, retention };
   }
 
   /** Set by the composition: queues a retention run of a repository after a tag push. */
@@ -124,6 +137,32 @@ export class RepositoryPolicies {
     }
     await this.store.saveRepositoryLifecycle(repository.id, next);
     return this.get(actor, owner, name);
+  }
+
+  /**
+   * Storage usage of an owner's repositories the actor may read; the owner's total and quota
+   * only for those who manage the owner (a total would reveal the size of private repositories).
+   */
+  async ownerUsage(actor: Identity, owner: string): Promise<OwnerUsageView> {
+    const visible = new Set((await this.tenancy.listRepositories(actor, owner)).map((r) => r.name));
+    const o = (await this.accessStore.findOwner(owner))!;
+    const repositories = (await this.store.usageByRepository(o.id)).filter((r) => visible.has(r.repository));
+    const manages = await this.tenancy.manageableOwner(actor, owner).then(
+      () => true,
+      () => false,
+    );
+    return {
+      owner,
+      quotaBytes: manages ? await this.store.findOwnerQuota(o.id) : null,
+      usageBytes: manages ? await this.store.usage({ ownerId: o.id }) : null,
+      repositories,
+    };
+  }
+
+  /** Recomputes usage from the manifests' bytes and reports drift (site administrators; usage-recompute.ts). */
+  async recomputeUsage(actor: Identity, target: string | undefined): Promise<UsageRecomputeReport> {
+    this.tenancy.requireSiteAdmin(actor);
+    return recomputeUsage(this.store, this.accessStore, target);
   }
 
   async setOwnerQuota(actor: Identity, owner: string, quota: string): Promise<{ owner: string; quotaBytes: number | null; usageBytes: number }> {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Browse } from '../../core/content/browse.ts';
+import { TAG_SORTS, type TagSort } from '../../core/content/tag-order.ts';
 import type { Registry } from '../../core/registry.ts';
 import { ApiError } from '../../core/access/tenancy.ts';
 import type { HttpAuth } from '../auth.ts';
@@ -8,8 +9,8 @@ import type { HttpAuth } from '../auth.ts';
  * Read-only browsing routes for the web UI (docs/ui.md). Same authorization as /v2: a
  * repository the caller may not pull from is 404, whether or not it exists.
  *   GET /api/v1/search?q=                                          owners, repositories, images, tags the caller may see
- *   GET /api/v1/repos/:owner/:repo/images                          images with tag counts
- *   GET /api/v1/repos/:owner/:repo/tags?image=&q=&after=&limit=    a page of tags (+ next)
+ *   GET /api/v1/repos/:owner/:repo/images                          images with tag counts, kind, size, last push
+ *   GET /api/v1/repos/:owner/:repo/tags?image=&q=&after=&limit=&sort=name|semver|time   a page of tags (+ next)
  *   GET /api/v1/repos/:owner/:repo/manifest?image=&ref=            manifest detail by tag or digest
  */
 export function browseRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth): void {
@@ -48,7 +49,9 @@ export function browseRoutes(app: FastifyInstance, registry: Registry, auth: Htt
     const { owner, repo } = await readable(req);
     const q = req.query as Record<string, unknown>;
     const limit = Math.min(Math.max(Number(str(q.limit) ?? 50) || 50, 1), 1000);
-    return send(reply, await browse.tags(imageName(owner, repo, q), { limit, after: str(q.after), q: str(q.q) }));
+    const sort = str(q.sort) ?? 'name';
+    if (!(TAG_SORTS as readonly string[]).includes(sort)) throw new ApiError(400, 'INVALID', `query parameter "sort" must be one of ${TAG_SORTS.join(', ')}`);
+    return send(reply, await browse.tags(imageName(owner, repo, q), { limit, after: str(q.after), q: str(q.q), sort: sort as TagSort }));
   });
 
   app.get('/api/v1/repos/:owner/:repo/manifest', async (req, reply) => {

@@ -7,9 +7,8 @@ import { WEBHOOK_EVENTS } from '../../core/events/webhooks.ts';
 import type { DeliveryRecord, EventRecord } from '../../core/types.ts';
 import type { ApiRoute } from './index.ts';
 import { RawResponse } from './raw.ts';
-import { Text } from './fields.ts';
+import { Text, iso } from './fields.ts';
 
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 const schemas = {
   createWebhook: z
@@ -46,7 +45,7 @@ export const presentEvent = (e: EventRecord) => ({
   detail: e.detail,
 });
 
-const presentDelivery = (d: DeliveryRecord) => ({
+export const presentDelivery = (d: DeliveryRecord) => ({
   id: d.id,
   event: d.event,
   eventId: d.eventId,
@@ -60,7 +59,7 @@ const presentDelivery = (d: DeliveryRecord) => ({
   createdAt: iso(d.createdAt),
 });
 
-const presentAnalytics = (a: Analytics) => ({
+export const presentAnalytics = (a: Analytics) => ({
   repository: a.repository,
   since: iso(a.since),
   until: iso(a.until),
@@ -234,6 +233,6 @@ export function eventApiRoutes(registry: Registry): ApiRoute[] {
   ];
 }
 
-function presentHook(h: { id: number; repository: string; url: string; events: string[]; active: boolean; createdBy: string; createdAt: number }) {
+export function presentHook(h: { id: number; repository: string; url: string; events: string[]; active: boolean; createdBy: string; createdAt: number }) {
   return { id: h.id, repository: h.repository, url: h.url, events: h.events, active: h.active, createdBy: h.createdBy, createdAt: iso(h.createdAt) };
 }

@@ -9,3 +9,10 @@ export const Text = z.string().refine((s) => isCleanText(s), CONTROL_CHARACTERS_
 
 /** A text that may span lines (a description): tab, LF and CR allowed, other controls not. */
 export const MultilineText = z.string().refine((s) => isCleanText(s, { multiline: true }), CONTROL_CHARACTERS_MESSAGE);
+
+/** Milliseconds since the epoch as ISO 8601 in answers; null stays null (typed so, for the UI's types). */
+export function iso(t: number): string;
+export function iso(t: number | null): string | null;
+export function iso(t: number | null): string | null {
+  return t === null ? null : new Date(t).toISOString();
+}

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Identity } from '../../core/access/access.ts';
-import { ImportError, ImportJobs, type ImportJobsOptions, parseDestination } from '../../core/import/index.ts';
+import { COMPRESSIONS, type Compression, ImportError, ImportJobs, type ImportJobsOptions, parseDestination } from '../../core/import/index.ts';
 
 /** Bounds on imports (config `imports.*`). */
 export type ImportLimits = Pick<ImportJobsOptions, 'maxBytes' | 'maxUnpackedBytes' | 'maxExpansionRatio' | 'maxPerUser' | 'quota'>;
@@ -22,8 +22,9 @@ function send(reply: FastifyReply, status: number, body: unknown): FastifyReply 
 
 /**
  * The server side of `berth push` (docs/import.md):
- * - `POST /api/v1/repos/:owner/:repo/import?image=&tag=` — the body is the archive (docker
- *   save, Docker 25+ save, oci-archive; gzip'd or not), streamed to a spool file; needs `push`
+ * - `POST /api/v1/repos/:owner/:repo/import?image=&tag=&compress=gzip|zstd` — the body is the
+ *   archive (docker save, Docker 25+ save, oci-archive; gzip'd or not), streamed to a spool
+ *   file; `compress` compresses its uncompressed layers (compress.ts); needs `push`
  *   on the repository; answers 202 with the job (`id`, `Location: /api/v1/imports/<id>`);
  * - `GET /api/v1/imports/:id` — the job's state, progress and errors (its starter or a site admin);
  * - `GET /api/v1/imports` — the caller's jobs.
@@ -43,6 +44,10 @@ export function importRoutes(app: FastifyInstance, registry: Registry, auth: Htt
     const image = stringParam(q.image) || undefined;
     const tag = stringParam(q.tag) || undefined;
     if (tag !== undefined && image === undefined) throw new ApiError(400, 'NAME_INVALID', 'a tag needs an image: give ?image=&tag=');
+    const compress = stringParam(q.compress) || undefined;
+    if (compress !== undefined && !(COMPRESSIONS as readonly string[]).includes(compress)) {
+      throw new ApiError(400, 'INVALID', `query parameter "compress" must be one of ${COMPRESSIONS.join(', ')} (or absent: layers as they are)`);
+    }
     let dest;
     try {
       dest = parseDestination(`${owner}/${repo}${image !== undefined ? `/${image}` : ''}${tag !== undefined ? `:${tag}` : ''}`);
@@ -70,7 +75,7 @@ export function importRoutes(app: FastifyInstance, registry: Registry, auth: Htt
       }
       throw e;
     }
-    const job = jobs.start(caller.key, dest, spooled, slot);
+    const job = jobs.start(caller.key, dest, spooled, slot, compress as Compression | undefined);
     reply.header('Location', `/api/v1/imports/${job.id}`);
     return send(reply, 202, job);
   });

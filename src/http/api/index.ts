@@ -8,6 +8,7 @@ import type { HttpAuth } from '../auth.ts';
 import { readSmallBody } from '../distribution/util.ts';
 import { eventApiRoutes } from './events.ts';
 import { upstreamApiRoutes } from './upstreams.ts';
+import { domainApiRoutes } from './domains.ts';
 import { jobApiRoutes } from './jobs.ts';
 import { lifecycleApiRoutes } from './lifecycle.ts';
 import { sbomApiRoutes } from './sbom.ts';
@@ -16,7 +17,7 @@ import { accountApiRoutes } from './account.ts';
 import { signingApiRoutes } from './signing.ts';
 import { vulnApiRoutes } from './vulns.ts';
 import { RawResponse } from './raw.ts';
-import { MultilineText, Text } from './fields.ts';
+import { MultilineText, Text, iso } from './fields.ts';
 
 const Role = z.enum(['read', 'write', 'admin', 'owner']);
 const Visibility = z.enum(['public', 'private']);
@@ -51,7 +52,6 @@ export function parseDuration(s: string): number {
   return Number(m[1]) * unit * 1000;
 }
 
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 export const present = {
   user: (u: UserRecord) => ({ username: u.username, siteAdmin: u.siteAdmin, email: u.email, createdAt: iso(u.createdAt) }),
@@ -285,6 +285,7 @@ export function apiRoutes(app: FastifyInstance, registry: Registry, auth: HttpAu
     },
     ...eventApiRoutes(registry),
     ...upstreamApiRoutes(registry),
+    ...domainApiRoutes(registry),
     ...jobApiRoutes(registry),
     ...lifecycleApiRoutes(registry),
     ...sbomApiRoutes(registry),

@@ -1,11 +1,10 @@
 import { z } from 'zod';
-import { Text } from './fields.ts';
+import { Text, iso } from './fields.ts';
 import type { Registry } from '../../core/registry.ts';
 import { ApiError } from '../../core/access/tenancy.ts';
 import type { JobCount, JobRecord } from '../../core/jobs/queue.ts';
 import type { ApiRoute } from './index.ts';
 
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 export const presentJob = (j: JobRecord) => ({
   id: j.id,

@@ -5,6 +5,8 @@ import type { ApiRoute } from './index.ts';
 
 const schemas = {
   run: z.object({ dryRun: z.boolean().default(false) }).strict(),
+  reconcile: z.object({ apply: z.boolean().default(false) }).strict(),
+  recompute: z.object({ target: Text.max(300).optional() }).strict(),
   repoLifecycle: z
     .object({
       /** Comma-separated tag globs, `!` for exceptions; empty string: none. */
@@ -65,6 +67,32 @@ export function lifecycleApiRoutes(registry: Registry): ApiRoute[] {
       handler: async ({ identity, params }) => registry.retention.run(identity, params.owner!, params.repo!),
     },
     {
+      method: 'GET',
+      url: '/api/v1/owners/:owner/retention',
+      summary: "The retention rules an owner's repositories inherit when they have none of their own (null: none)",
+      handler: async ({ identity, params }) => ({ retention: await registry.retention.getOwner(identity, params.owner!) }),
+    },
+    {
+      method: 'PUT',
+      url: '/api/v1/owners/:owner/retention',
+      summary: "Set (or with null clear) an owner's inherited retention rules; runs are queued (owner managers)",
+      body: schemas.retention,
+      handler: async ({ identity, params, body }) => ({ retention: await registry.retention.setOwner(identity, params.owner!, body) }),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/owners/:owner/usage',
+      summary: "Storage used by each of an owner's repositories the caller may read; the owner's total and quota for owner managers",
+      handler: async ({ identity, params }) => policies.ownerUsage(identity, params.owner!),
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/quota/recompute',
+      summary: 'Recompute storage usage from the manifests themselves for every repository and owner, or one (target OWNER or OWNER/REPO), and report drift (site administrators)',
+      body: schemas.recompute,
+      handler: async ({ identity, body }) => policies.recomputeUsage(identity, body.target),
+    },
+    {
       method: 'PUT',
       url: '/api/v1/owners/:owner/quota',
       summary: "Set an owner's storage quota over all its repositories (site administrators)",
@@ -88,6 +116,16 @@ export function lifecycleApiRoutes(registry: Registry): ApiRoute[] {
       handler: async ({ identity, body }) => {
         admin.requireSiteAdmin(identity);
         return registry.gc.run({ dryRun: body.dryRun });
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/gc/reconcile',
+      summary: 'Compare storage with the metadata now: objects without rows and rows without objects; apply deletes orphans older than the safety age (site administrators)',
+      body: schemas.reconcile,
+      handler: async ({ identity, body }) => {
+        admin.requireSiteAdmin(identity);
+        return registry.reconciler.run({ apply: body.apply });
       },
     },
     {

@@ -33,12 +33,13 @@ export function sbomApiRoutes(registry: Registry): ApiRoute[] {
       query: [
         { name: 'image', description: 'the image inside the repository (required)' },
         { name: 'ref', description: 'a tag or digest (required)' },
+        { name: 'packages', description: '`false`: leave the package list out (counts only)' },
       ],
       handler: async ({ identity, params, query }) => {
         const image = str(query.image);
         const ref = str(query.ref);
         if (!image || !ref) throw new ApiError(400, 'INVALID', 'query parameters "image" and "ref" (a tag or a digest) are required');
-        return sbom.status(identity, params.owner!, params.repo!, image, ref);
+        return sbom.status(identity, params.owner!, params.repo!, image, ref, { packages: query.packages !== 'false' });
       },
     },
   ];

@@ -4,9 +4,8 @@ import type { Registry } from '../../core/registry.ts';
 import { ApiError } from '../../core/access/tenancy.ts';
 import type { UpstreamRecord } from '../../core/types.ts';
 import type { ApiRoute } from './index.ts';
-import { Text } from './fields.ts';
+import { Text, iso } from './fields.ts';
 
-const iso = (t: number) => new Date(t).toISOString();
 
 const PrefixSchema = Text
   .max(200)

@@ -10,6 +10,7 @@ import { deleteManifest, getManifest, putManifest } from './manifests.ts';
 import { listCatalog, listReferrers, listTags } from './listings.ts';
 import type { PendingEvent } from '../events.ts';
 import { limitIdentity, limitRepository } from '../rate-limits.ts';
+import type { NameMap } from '../../core/domains/names.ts';
 
 type Handler = (registry: Registry, req: FastifyRequest, reply: FastifyReply, m: string[]) => Promise<void>;
 
@@ -88,7 +89,7 @@ function routes(auth: HttpAuth): Route[] {
     pattern: /^(.+)\/blobs\/([^/]+)$/,
     label: '/v2/{name}/blobs/{digest}',
     methods: {
-      GET: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!, auth)),
+      GET: { ...pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!, auth)), event: (m) => ({ action: 'download', image: m[0], digest: m[1] }) },
       HEAD: pull((r, q, p, m) => getBlob(r, q, p, m[0]!, m[1]!)),
       DELETE: {
         ...del((r, _q, p, m) => deleteBlob(r, p, m[0]!, m[1]!)),
@@ -105,6 +106,25 @@ function mountSource(req: FastifyRequest): string | undefined {
   const q = req.query as Record<string, unknown>;
   const from = stringParam(q.from);
   return stringParam(q.mount) !== undefined && parseMountSource(from) ? from : undefined;
+}
+
+/**
+ * On a custom domain (docs/domains.md): the path's short name becomes the long one, and so does
+ * a mount's `from` (one outside the mapping is dropped: the mount falls back to an upload). A
+ * name outside the mapping is NAME_UNKNOWN; a mirror host takes reads only.
+ */
+function mapIn(req: FastifyRequest, host: NameMap, args: string[], action: Action): void {
+  const long = host.toLong(args[0]!);
+  if (long === undefined) throw new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${args[0]!.slice(0, 255)}`);
+  if (host.target.mirror && action !== 'pull') throw new RegistryError('UNSUPPORTED', `${host.host} is a read-only mirror: push to the registry it mirrors`);
+  args[0] = long;
+  const q = req.query as Record<string, unknown>;
+  const from = stringParam(q.from);
+  if (from !== undefined) {
+    const longFrom = host.toLong(from);
+    if (longFrom === undefined) delete q.from;
+    else q.from = longFrom;
+  }
 }
 
 const METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'] as const;
@@ -143,7 +163,9 @@ export function distributionRoutes(app: FastifyInstance, registry: Registry, aut
           reply.header('Allow', Object.keys(route.methods).join(', '));
           throw new RegistryError('UNSUPPORTED', `${req.method} is not supported on this endpoint`);
         }
-        if (endpoint.event) req.berthEvent = endpoint.event(m.slice(1));
+        const args = m.slice(1);
+        if (req.berthHost && endpoint.action) mapIn(req, req.berthHost, args, endpoint.action);
+        if (endpoint.event) req.berthEvent = endpoint.event(args);
         try {
           // Request limits (docs/limits.md): the identity's once it is known, the repository's
           // once access is settled. With none set this is the one check.
@@ -151,14 +173,14 @@ export function distributionRoutes(app: FastifyInstance, registry: Registry, aut
           if (limits) await limitIdentity(limits, req, reply, (await auth.authenticate(req)).identity);
           if (endpoint.action) {
             const alsoPull = endpoint.alsoPull?.(req);
-            await auth.authorize(req, m[1]!, endpoint.action, alsoPull === undefined ? {} : { alsoPull });
-            if (limits) await limitRepository(limits, req, reply, m[1]!);
+            await auth.authorize(req, args[0]!, endpoint.action, alsoPull === undefined ? {} : { alsoPull });
+            if (limits) await limitRepository(limits, req, reply, args[0]!);
           } else {
             const { identity } = await auth.authenticate(req);
             // The version check answers 401 to anonymous clients so that they log in (docker login).
             if (path === '' && identity.kind === 'anonymous') throw auth.unauthorized(req, 'authentication required');
           }
-          await endpoint.handler(registry, req, reply, m.slice(1));
+          await endpoint.handler(registry, req, reply, args);
         } catch (e) {
           // A HEAD answer has no body to explain a malformed name, and clients print only its
           // status: 404 (no such image can exist) lets them go on to the GET or POST whose

@@ -17,9 +17,23 @@ export async function listTags(registry: Registry, req: FastifyRequest, reply: F
 export async function listCatalog(registry: Registry, req: FastifyRequest, reply: FastifyReply, auth: HttpAuth): Promise<void> {
   const q = req.query as Record<string, unknown>;
   const n = parsePageSize(q.n);
-  const page = await registry.manifests.listCatalog(n, stringParam(q.last), await auth.readableRepositoryIds(req));
-  setNextLink(reply, '/v2/_catalog', n, page.next);
-  reply.type('application/json').send({ repositories: page.items });
+  let readable = await auth.readableRepositoryIds(req);
+  const host = req.berthHost;
+  if (!host) {
+    const page = await registry.manifests.listCatalog(n, stringParam(q.last), readable);
+    setNextLink(reply, '/v2/_catalog', n, page.next);
+    reply.type('application/json').send({ repositories: page.items });
+    return;
+  }
+  // A custom domain lists only what it maps, by its short names (docs/domains.md).
+  const mapped = await registry.domains.repositoryIds(host);
+  const may = readable === undefined ? undefined : new Set(readable);
+  readable = may === undefined ? mapped : mapped.filter((id) => may.has(id));
+  const last = stringParam(q.last);
+  const page = readable.length ? await registry.manifests.listCatalog(n, last === undefined ? undefined : (host.toLong(last) ?? host.prefix), readable) : { items: [] };
+  const short = (name: string) => host.toShort(name) ?? name;
+  setNextLink(reply, '/v2/_catalog', n, page.next === undefined ? undefined : short(page.next));
+  reply.type('application/json').send({ repositories: page.items.map(short) });
 }
 
 /** GET /v2/<name>/referrers/<digest>?artifactType= — merged with upstreams where the repository has some. */

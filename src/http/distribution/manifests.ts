@@ -44,6 +44,8 @@ export async function getManifest(
     return;
   }
   noteEvent(req, { bytes: m.size });
+  // Retention's pulledWithin: a map entry now, written in a batch later.
+  registry.pulls.note(name, m.digest, req.berthAuth?.identity?.kind === 'entitlement');
   reply.send(m.payload);
 }
 

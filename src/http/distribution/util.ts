@@ -33,7 +33,10 @@ export function setNextLink(reply: FastifyReply, path: string, n: number, last: 
 export function requestBody(request: FastifyRequest): AsyncIterable<Buffer> | undefined {
   const h = request.headers;
   const len = h['content-length'];
-  if (h['transfer-encoding'] === undefined && (len === undefined || len === '0')) return undefined;
+  // HTTP/2 has no transfer-encoding: a body of unknown length is a stream that did not end with its headers
+  const h2 = (request.raw as { stream?: { endAfterHeaders?: boolean } }).stream;
+  const streamed = h['transfer-encoding'] !== undefined || (request.raw.httpVersionMajor === 2 && h2?.endAfterHeaders === false && len === undefined);
+  if (!streamed && (len === undefined || len === '0')) return undefined;
   return request.raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
 }
 

@@ -265,31 +265,37 @@ export class SqlEventStore implements EventStore {
   }
 
   async pullStats(repository: string, since: number, until: number, top: number): Promise<PullStats> {
-    const base = () =>
+    // pulls (manifest GETs) count; their bytes and those of blob downloads add up
+    const base = (actions: string[]) =>
       this.db
         .selectFrom('events')
         .where('repository', '=', repository)
         .where('time', '>=', since)
         .where('time', '<', until)
-        .where('action', '=', 'pull')
+        .where('action', 'in', actions)
         .where('status', '>=', 200)
         .where('status', '<', 400);
+    const both = () => base(['pull', 'download']);
     const day = sql<number>`(time / ${sql.lit(DAY_MS)})`;
+    const pulls = sql<number>`sum(case when action = 'pull' then 1 else 0 end)`;
+    const pullClients = sql<number>`count(distinct case when action = 'pull' then client_ip end)`;
+    const lastPull = sql<number>`max(case when action = 'pull' then time end)`;
     const [totals, perDay, perTag, perCredential, perActor, perClient, topImages] = await Promise.all([
-      base()
+      both()
         .select((eb) => [
-          eb.fn.countAll().as('pulls'),
+          pulls.as('pulls'),
           eb.fn.sum<number>('bytes').as('bytes'),
-          eb.fn.count<number>('client_ip').distinct().as('clients'),
-          eb.fn.count<number>('actor').distinct().as('actors'),
+          pullClients.as('clients'),
+          sql<number>`count(distinct case when action = 'pull' then actor end)`.as('actors'),
         ])
         .executeTakeFirstOrThrow(),
-      base()
-        .select((eb) => [day.as('day'), eb.fn.countAll().as('pulls'), eb.fn.sum<number>('bytes').as('bytes'), eb.fn.count<number>('client_ip').distinct().as('clients')])
+      both()
+        .select((eb) => [day.as('day'), pulls.as('pulls'), eb.fn.sum<number>('bytes').as('bytes'), pullClients.as('clients')])
         .groupBy(day)
+        .having(pulls, '>', 0)
         .orderBy(day)
         .execute(),
-      base()
+      base(['pull'])
         .where('reference', 'not like', '%:%')
         .select((eb) => ['image', 'reference', eb.fn.countAll().as('pulls')])
         .groupBy(['image', 'reference'])
@@ -298,34 +304,38 @@ export class SqlEventStore implements EventStore {
         .orderBy('reference')
         .limit(top)
         .execute(),
-      base()
+      both()
         .where('credential_id', 'is not', null)
-        .select((eb) => ['credential_id', eb.fn.max('actor').as('actor'), eb.fn.countAll().as('pulls'), eb.fn.max('time').as('last')])
+        .select((eb) => ['credential_id', eb.fn.max('actor').as('actor'), pulls.as('pulls'), eb.fn.sum<number>('bytes').as('bytes'), lastPull.as('last')])
         .groupBy('credential_id')
-        .orderBy('pulls', 'desc')
+        .having(pulls, '>', 0)
+        .orderBy(pulls, 'desc')
         .orderBy('credential_id')
         .limit(top)
         .execute(),
-      base()
-        .select((eb) => ['actor_kind', 'actor', eb.fn.countAll().as('pulls')])
+      both()
+        .select((eb) => ['actor_kind', 'actor', pulls.as('pulls'), eb.fn.sum<number>('bytes').as('bytes')])
         .groupBy(['actor_kind', 'actor'])
-        .orderBy('pulls', 'desc')
+        .having(pulls, '>', 0)
+        .orderBy(pulls, 'desc')
         .orderBy('actor')
         .limit(top)
         .execute(),
-      base()
+      both()
         .where('client_ip', 'is not', null)
-        .select((eb) => ['client_ip', eb.fn.countAll().as('pulls'), eb.fn.max('time').as('last')])
+        .select((eb) => ['client_ip', pulls.as('pulls'), eb.fn.sum<number>('bytes').as('bytes'), lastPull.as('last')])
         .groupBy('client_ip')
-        .orderBy('pulls', 'desc')
+        .having(pulls, '>', 0)
+        .orderBy(pulls, 'desc')
         .orderBy('client_ip')
         .limit(top)
         .execute(),
-      base()
+      both()
         .where('image', 'is not', null)
-        .select((eb) => ['image', eb.fn.countAll().as('pulls'), eb.fn.sum<number>('bytes').as('bytes')])
+        .select((eb) => ['image', pulls.as('pulls'), eb.fn.sum<number>('bytes').as('bytes')])
         .groupBy('image')
-        .orderBy('pulls', 'desc')
+        .having(pulls, '>', 0)
+        .orderBy(pulls, 'desc')
         .orderBy('image')
         .limit(top)
         .execute(),
@@ -337,7 +347,7 @@ export class SqlEventStore implements EventStore {
       for (const r of rows) creds.set(n(r.id), { kind: r.kind, name: r.name });
     }
     return {
-      pulls: n(totals.pulls),
+      pulls: n(totals.pulls ?? 0),
       bytes: n(totals.bytes ?? 0),
       uniqueClients: n(totals.clients),
       uniqueActors: n(totals.actors),
@@ -346,10 +356,10 @@ export class SqlEventStore implements EventStore {
       perCredential: perCredential.map((r) => {
         const id = n(r.credential_id);
         const c = creds.get(id);
-        return { credentialId: id, kind: c?.kind ?? null, name: c?.name ?? null, actor: String(r.actor), pulls: n(r.pulls), lastPullAt: n(r.last) };
+        return { credentialId: id, kind: c?.kind ?? null, name: c?.name ?? null, actor: String(r.actor), pulls: n(r.pulls), bytes: n(r.bytes ?? 0), lastPullAt: n(r.last) };
       }),
-      perActor: perActor.map((r) => ({ actorKind: r.actor_kind as ActorKind, actor: r.actor, pulls: n(r.pulls) })),
-      perClient: perClient.map((r) => ({ clientIp: r.client_ip ?? '', pulls: n(r.pulls), lastPullAt: n(r.last) })),
+      perActor: perActor.map((r) => ({ actorKind: r.actor_kind as ActorKind, actor: r.actor, pulls: n(r.pulls), bytes: n(r.bytes ?? 0) })),
+      perClient: perClient.map((r) => ({ clientIp: r.client_ip ?? '', pulls: n(r.pulls), bytes: n(r.bytes ?? 0), lastPullAt: n(r.last) })),
       topImages: topImages.map((r) => ({ image: r.image ?? '', pulls: n(r.pulls), bytes: n(r.bytes ?? 0) })),
     };
   }

@@ -191,4 +191,42 @@ export class SqlGcStore implements GcStore {
       .execute();
     return rows.map((r) => ({ state: r.state as BlobState, count: Number(r.n), bytes: Number(r.bytes ?? 0) }));
   }
+
+  async listDeleting(before: number, limit: number): Promise<{ digest: string; generation: number; size: number }[]> {
+    const rows = await this.db
+      .selectFrom('blobs')
+      .select(['digest', 'generation', 'size'])
+      .where('state', '=', 'deleting')
+      .where('last_used_at', '<', before)
+      .orderBy('last_used_at')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ digest: r.digest, generation: Number(r.generation), size: Number(r.size) }));
+  }
+
+  async listBlobRows(alg: string, shard: string): Promise<{ digest: string; state: BlobState; generation: number; size: number }[]> {
+    if (!/^[a-z0-9]+$/.test(alg) || !/^[a-f0-9]{2}$/.test(shard)) throw new Error(`bad blob shard: ${alg}/${shard}`);
+    // LIKE rather than a range: PostgreSQL compares text by the database's collation.
+    const rows = await this.db.selectFrom('blobs').select(['digest', 'state', 'generation', 'size']).where('digest', 'like', `${alg}:${shard}%`).execute();
+    return rows.map((r) => ({ digest: r.digest, state: r.state as BlobState, generation: Number(r.generation), size: Number(r.size) }));
+  }
+
+  claimOrphan(digest: string, generation: number, now: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await this.writeLock(trx);
+      await trx
+        .insertInto('blobs')
+        .values({ digest, size: 0, created_at: now, state: 'gone', generation, last_used_at: now })
+        .onConflict((oc) => oc.column('digest').doNothing())
+        .execute();
+      let q = trx.selectFrom('blobs').select(['state', 'generation']).where('digest', '=', digest);
+      if (this.dialect === 'postgres') q = q.forUpdate(); // an upload's saveBlob waits, then sees the tombstone
+      const row = (await q.executeTakeFirst())!;
+      const live = Number(row.generation);
+      if (live > generation) return true; // an older generation: uploads only go forward
+      if (row.state !== 'gone') return false; // this generation is the digest's, or a newer one is being written
+      if (live < generation) await trx.updateTable('blobs').set({ generation, last_used_at: now }).where('digest', '=', digest).where('state', '=', 'gone').execute();
+      return true;
+    });
+  }
 }

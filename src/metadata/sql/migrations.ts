@@ -429,6 +429,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0011_domains': {
+      async up(db: Kysely<any>) {
+        // Custom domains (docs/domains.md): a host name → an owner or one repository; the
+        // certificate served for it by SNI, its private key sealed with the keyring.
+        await db.schema
+          .createTable('domains')
+          .addColumn('host', 'text', (c) => c.primaryKey())
+          .addColumn('owner_id', 'bigint', (c) => c.notNull().references('owners.id').onDelete('cascade'))
+          .addColumn('repository_id', 'bigint', (c) => c.references('repositories.id').onDelete('cascade'))
+          .addColumn('mirror', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('cert_pem', 'text')
+          .addColumn('key_sealed', 'text')
+          .addColumn('cert_expires_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('domains_owner').on('domains').column('owner_id').execute();
+      },
+    },
     '0012_rate_limits': {
       async up(db: Kysely<any>) {
         // Request and byte limits (docs/limits.md). `scope` names what a row limits: `anonymous`,
@@ -457,6 +475,32 @@ function migrations(dialect: Dialect): Record<string, Migration> {
             .addColumn('expire', 'bigint')
             .execute();
         }
+      },
+    },
+    '0013_lifecycle_more': {
+      async up(db: Kysely<any>) {
+        // Retention rules an owner's repositories inherit (docs/lifecycle.md).
+        await db.schema.alterTable('owner_lifecycle').addColumn('retention', 'text').execute();
+        // When each manifest of an image was last pulled (any pull, and with an entitlement
+        // token): retention's pulledWithin / pulledByEntitlementWithin read this, not the events
+        // table, so a plan costs one indexed read per image whatever the pull volume.
+        await db.schema
+          .createTable('manifest_pulls')
+          .addColumn('image_id', 'bigint', (c) => c.notNull().references('images.id').onDelete('cascade'))
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('last_pulled_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_entitled_at', 'bigint')
+          .addPrimaryKeyConstraint('manifest_pulls_pk', ['image_id', 'digest'])
+          .execute();
+        // Seeded from the pulls the event log still holds, so rules set right after an upgrade
+        // do not take every image for never pulled.
+        await sql`
+          insert into manifest_pulls (image_id, digest, last_pulled_at, last_entitled_at)
+          select images.id, events.digest, max(events.time),
+                 max(case when events.actor_kind = 'entitlement' then events.time end)
+          from events inner join images on images.name = events.image
+          where events.action = 'pull' and events.status < 400 and events.digest is not null
+          group by images.id, events.digest`.execute(db);
       },
     },
   };

@@ -116,7 +116,8 @@ export interface Database {
     created_at: number;
   };
   repository_lifecycle: { repository_id: number; immutable_tags: string; quota_bytes: number | null; retention: string | null; updated_at: number };
-  owner_lifecycle: { owner_id: number; quota_bytes: number | null; updated_at: number };
+  owner_lifecycle: { owner_id: number; quota_bytes: number | null; retention: Generated<string | null>; updated_at: number };
+  manifest_pulls: { image_id: number; digest: string; last_pulled_at: number; last_entitled_at: number | null };
   layer_inventories: { digest: string; data: string; created_at: number };
   image_inventories: { manifest_digest: string; data: string; package_count: number; generated_at: number };
   repository_sbom: { repository_id: number; enabled: number; updated_at: number };
@@ -134,6 +135,16 @@ export interface Database {
     updated_at: number;
   };
   vuln_exceptions: { repository_id: number; vuln_id: string; expires_at: number; reason: string; created_by: string; created_at: number };
+  domains: {
+    host: string;
+    owner_id: number;
+    repository_id: number | null;
+    mirror: number;
+    cert_pem: string | null;
+    key_sealed: string | null;
+    cert_expires_at: number | null;
+    created_at: number;
+  };
   jobs: {
     id: Generated<number>;
     kind: string;

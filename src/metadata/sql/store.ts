@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, type Transaction } from 'kysely';
+import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
 import type { ImageName } from '../metadata-store.ts';
 import type {
   BlobRecord,
@@ -301,6 +301,13 @@ export class SqlMetadataStore implements MetadataStore {
         return (this.dialect === 'postgres' ? q.forShare() : q).execute();
       });
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
+      if (m.tag !== null && this.dialect === 'postgres') {
+        // Two pushes of one tag at once must not both read the tag before either writes it:
+        // the later would move the tag without knowing it (no review of the manifest it left,
+        // which then stays forever; an immutable tag moved). Serialize them per (image, tag),
+        // also when the tag does not exist yet (a row lock would have nothing to hold).
+        await sql`select pg_advisory_xact_lock(hashtextextended(${`${m.imageId}:${m.tag}`}, 0))`.execute(trx);
+      }
       const previousTagDigest = m.tag !== null ? await tagDigest(trx, m.imageId, m.tag) : undefined;
       const denied = await this.policyRefusal(trx, m, previousTagDigest);
       if (denied) return { ok: false, missing: [], sizeMismatch: [], denied };
@@ -453,14 +460,17 @@ export class SqlMetadataStore implements MetadataStore {
     return (await q.execute()).map((r) => r.name);
   }
 
-  async listTagEntries(imageId: number, page: Page & { contains?: string }): Promise<TagEntry[]> {
+  async listTagEntries(imageId: number, page: Page & { contains?: string; newestFirst?: boolean }): Promise<TagEntry[]> {
     let q = this.db
       .selectFrom('tags')
       .innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
       .select(['tags.name', 'manifests.digest', 'tags.updated_at'])
       .where('tags.image_id', '=', imageId)
-      .orderBy('tags.name')
       .limit(page.limit);
+    if (page.newestFirst) {
+      if (page.after !== undefined) throw new Error('listTagEntries: newestFirst takes no "after"');
+      q = q.orderBy('tags.updated_at', 'desc').orderBy('tags.name');
+    } else q = q.orderBy('tags.name');
     if (page.after !== undefined) q = q.where('tags.name', '>', page.after);
     if (page.contains) {
       // instr/strpos: a literal, case-sensitive substring test on both dialects (no LIKE escaping).

@@ -91,6 +91,18 @@ export class SqlVulnStore implements VulnStore {
     return { changed, unchanged };
   }
 
+  async removeRecords(ids: string[]): Promise<number> {
+    let n = 0;
+    for (const part of chunks([...new Set(ids)])) {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('vuln_packages').where('record_id', 'in', part).execute();
+        const r = await trx.deleteFrom('vuln_records').where('id', 'in', part).executeTakeFirst();
+        n += Number(r.numDeletedRows);
+      });
+    }
+    return n;
+  }
+
   async findRecords(keys: { ecosystem: string; name: string }[]): Promise<{ ecosystem: string; name: string; data: string }[]> {
     const out: { ecosystem: string; name: string; data: string }[] = [];
     const byEcosystem = new Map<string, string[]>();
@@ -180,7 +192,7 @@ export class SqlVulnStore implements VulnStore {
     return out;
   }
 
-  async saveReport(row: VulnReportRow): Promise<void> {
+  async saveReport(row: VulnReportRow, changed: boolean): Promise<void> {
     const values = { scanned_at: row.scannedAt, db_version: row.dbVersion, db_as_of: row.dbAsOf, summary: row.summary, data: row.data };
     await this.db.transaction().execute(async (trx) => {
       await trx
@@ -188,6 +200,7 @@ export class SqlVulnStore implements VulnStore {
         .values({ manifest_digest: row.digest, ...values })
         .onConflict((oc) => oc.column('manifest_digest').doUpdateSet(values))
         .execute();
+      if (!changed) return;
       await trx
         .updateTable('vuln_policies')
         .set((eb) => ({ generation: eb('generation', '+', 1) }))

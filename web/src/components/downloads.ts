@@ -14,7 +14,7 @@ export function downloadsPanel(owner: string, repo: string): HTMLElement {
     .then((a) => {
       panel.replaceChildren(
         h('h2', { id: 'dl-h' }, 'Downloads'),
-        h('p', { class: 'muted' }, `${a.pulls} pull${a.pulls === 1 ? '' : 's'} (${bytes(a.bytes)} of manifests) from ${a.uniqueClients} client address${a.uniqueClients === 1 ? '' : 'es'} in the last ${DAYS} days.`),
+        h('p', { class: 'muted' }, `${a.pulls} pull${a.pulls === 1 ? '' : 's'} (${bytes(a.bytes)} downloaded, layers included) from ${a.uniqueClients} client address${a.uniqueClients === 1 ? '' : 'es'} in the last ${DAYS} days.`),
         pullsChart(a, first),
         h(
           'div',
@@ -43,8 +43,8 @@ export function downloadsPanel(owner: string, repo: string): HTMLElement {
                   'table',
                   { 'aria-label': 'Pulls per token' },
                   h('caption', { class: 'muted', style: 'text-align:left' }, 'Per token and API key'),
-                  h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Credential'), h('th', { scope: 'col', class: 'num' }, 'Pulls'), h('th', { scope: 'col', class: 'hide-sm' }, 'Last pull'))),
-                  h('tbody', {}, a.perToken.slice(0, 10).map((t) => h('tr', {}, h('td', {}, t.name, ' ', h('span', { class: 'badge' }, t.kind === 'entitlement' ? 'token' : t.kind === 'api_key' ? `API key · ${t.actor}` : t.kind)), h('td', { class: 'num' }, t.pulls), h('td', { class: 'hide-sm' }, when(t.lastPullAt))))),
+                  h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Credential'), h('th', { scope: 'col', class: 'num' }, 'Pulls'), h('th', { scope: 'col', class: 'num hide-sm' }, 'Bytes'), h('th', { scope: 'col', class: 'hide-sm' }, 'Last pull'))),
+                  h('tbody', {}, a.perToken.slice(0, 10).map((t) => h('tr', {}, h('td', {}, t.name ?? `#${t.credentialId}`, ' ', h('span', { class: 'badge' }, t.kind === 'entitlement' ? 'token' : t.kind === 'api_key' ? `API key · ${t.actor}` : (t.kind ?? 'deleted'))), h('td', { class: 'num' }, t.pulls), h('td', { class: 'num hide-sm' }, bytes(t.bytes)), h('td', { class: 'hide-sm' }, when(t.lastPullAt))))),
                 )
               : h('p', { class: 'muted' }, 'No pulls with tokens or API keys.'),
           ),

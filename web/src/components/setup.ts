@@ -5,10 +5,12 @@
  */
 import { h } from '../dom';
 import { copyButton } from '../components';
+import { imageRef } from '../host';
 
 export function setupSnippets(owner: string, repo: string, username: string | undefined): HTMLElement {
   const host = location.host;
-  const ns = `${host}/${owner}/${repo}`;
+  // `images.acme.com` for a domain mapped to this very repository: IMAGE sits at its root.
+  const ns = imageRef(`${owner}/${repo}/x`).replace(/\/x$/, '');
   const user = username ?? `${owner}/${repo}`;
   const groups: [string, string[]][] = [
     ['Docker', [`echo "$BERTH_TOKEN" | docker login ${host} -u ${user} --password-stdin`, `docker tag myapp:1.0 ${ns}/myapp:1.0`, `docker push ${ns}/myapp:1.0`, `docker pull ${ns}/myapp:1.0`]],

@@ -18,7 +18,7 @@ export async function auditPage(params: URLSearchParams): Promise<void> {
     { class: 'inline', 'aria-label': 'Filter the audit log' },
     h('label', {}, 'Repository', h('input', { name: 'repository', placeholder: 'OWNER/REPOSITORY', value: params.get('repository') ?? '' })),
     h('label', {}, 'Actor', h('input', { name: 'actor', placeholder: 'username', value: params.get('actor') ?? '' })),
-    h('label', {}, 'Action', h('select', { name: 'action' }, ['', 'push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin'].map((a) => h('option', { value: a, selected: a === (params.get('action') ?? '') }, a || 'any')))),
+    h('label', {}, 'Action', h('select', { name: 'action' }, ['', 'push', 'pull', 'delete', 'tag_move', 'login', 'token_use', 'admin', 'download'].map((a) => h('option', { value: a, selected: a === (params.get('action') ?? '') }, a || 'any')))),
     h('label', {}, 'Since', h('input', { name: 'since', placeholder: '7d or 2026-01-31', size: 12, value: params.get('since') ?? '' })),
     h('button', { type: 'submit' }, 'Filter'),
   ) as HTMLFormElement;

@@ -2,11 +2,18 @@
 import { h, enc, announce } from '../dom';
 import { session, api } from '../api';
 import { link, crumbs, page } from '../components';
-import type { Repo } from '../api-types';
+import type { OwnerUsage, Repo } from '../api-types';
+import { iecBytes } from '../format';
+import { usageText } from '../components/storage';
+import { domainsSection } from '../components/domains';
 
 export async function ownerPage(owner: string): Promise<void> {
   crumbs([['Home', link.home()], [owner]]);
-  const repos = await api<Repo[]>('GET', `/api/v1/owners/${enc(owner)}/repos`);
+  const [repos, usage] = await Promise.all([
+    api<Repo[]>('GET', `/api/v1/owners/${enc(owner)}/repos`),
+    api<OwnerUsage>('GET', `/api/v1/owners/${enc(owner)}/usage`).catch(() => undefined),
+  ]);
+  const used = new Map((usage?.repositories ?? []).map((r) => [r.repository, r.usageBytes]));
   const list = repos.length
     ? h(
         'div',
@@ -15,8 +22,8 @@ export async function ownerPage(owner: string): Promise<void> {
           'table',
           {},
           h('caption', { class: 'muted', style: 'text-align:left' }, `${repos.length} repositor${repos.length === 1 ? 'y' : 'ies'}`),
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Repository'), h('th', { scope: 'col' }, 'Visibility'), h('th', { scope: 'col', class: 'hide-sm' }, 'Description'))),
-          h('tbody', {}, repos.map((r) => h('tr', {}, h('td', {}, h('a', { href: link.repo(owner, r.repository) }, r.repository)), h('td', {}, h('span', { class: `badge ${r.visibility}` }, r.visibility)), h('td', { class: 'hide-sm' }, r.description)))),
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Repository'), h('th', { scope: 'col' }, 'Visibility'), h('th', { scope: 'col', class: 'hide-sm' }, 'Description'), h('th', { scope: 'col', class: 'num' }, 'Storage'))),
+          h('tbody', {}, repos.map((r) => h('tr', {}, h('td', {}, h('a', { href: link.repo(owner, r.repository) }, r.repository)), h('td', {}, h('span', { class: `badge ${r.visibility}` }, r.visibility)), h('td', { class: 'hide-sm' }, r.description), h('td', { class: 'num' }, used.has(r.repository) ? iecBytes(used.get(r.repository)!) : '—')))),
         ),
       )
     : h('p', {}, 'No repositories you can see.');
@@ -47,5 +54,7 @@ export async function ownerPage(owner: string): Promise<void> {
   }
   const orgs = session() ? await api<{ name: string }[]>('GET', '/api/v1/orgs').catch(() => []) : [];
   const members = orgs.some((o) => o.name === owner) ? h('p', {}, h('a', { href: link.org(owner) }, 'Organisation members and settings')) : null;
-  page(owner, members, list, create);
+  const total = usage?.usageBytes != null ? h('p', { 'data-testid': 'owner-storage' }, `Storage used by ${owner}: ${usageText(usage.usageBytes, usage.quotaBytes)}`) : null;
+  const domains = session() ? await domainsSection(owner) : null;
+  page(owner, members, total, list, create, domains);
 }

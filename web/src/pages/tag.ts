@@ -3,7 +3,9 @@ import { h, enc, announce } from '../dom';
 import { session, api } from '../api';
 import { bytes, when, short } from '../format';
 import { link, crumbs, page, copyButton } from '../components';
-import type { ReferrerNode, Detail } from '../api-types';
+import { imageRef } from '../host';
+import type { ReferrerNode, Detail, SbomStatus } from '../api-types';
+import { vulnSection } from '../components/vulns';
 
 export function referrerTree(owner: string, repo: string, image: string, nodes: ReferrerNode[]): HTMLElement {
   return h(
@@ -27,7 +29,7 @@ export function referrerTree(owner: string, repo: string, image: string, nodes: 
 export async function tagPage(owner: string, repo: string, image: string, ref: string): Promise<void> {
   crumbs([['Home', link.home()], [owner, link.owner(owner)], [repo, link.repo(owner, repo)], [image, link.image(owner, repo, image)], [ref.startsWith('sha256:') ? short(ref) : ref]]);
   const d = await api<Detail>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/manifest?${new URLSearchParams({ image, ref })}`);
-  const full = `${location.host}/${owner}/${repo}/${image}`;
+  const full = imageRef(`${owner}/${repo}/${image}`);
   const at = ref.startsWith('sha256:') ? `@${ref}` : `:${ref}`;
   const cmds: [string, string][] =
     d.kind.kind === 'helm-chart'
@@ -51,6 +53,7 @@ export async function tagPage(owner: string, repo: string, image: string, ref: s
     cmds.push([`${tool} by digest`, `${tool} ${full}@${d.digest}`]);
   }
   const annotations = Object.entries(d.annotations);
+  const sbom = d.kind.kind === 'container-image' ? h('dd', { 'data-testid': 'sbom' }, '…') : null;
   page(
     `${image}${at}`,
     h(
@@ -75,8 +78,10 @@ export async function tagPage(owner: string, repo: string, image: string, ref: s
         h('dd', {}, d.tags.length ? d.tags.join(', ') : '—'),
         d.kind.platforms?.length ? [h('dt', {}, 'Platforms'), h('dd', {}, d.kind.platforms.join(', '))] : null,
         d.subject ? [h('dt', {}, 'Subject'), h('dd', {}, h('a', { class: 'mono', href: link.tag(owner, repo, image, d.subject.digest) }, d.subject.digest))] : null,
+        sbom ? [h('dt', {}, 'SBOM'), sbom] : null,
       ),
     ),
+    d.kind.kind === 'container-image' || d.kind.kind === 'multi-arch-index' ? vulnSection(owner, repo, image, d.digest) : null,
     h('section', { 'aria-labelledby': 'pull-h' }, h('h2', { id: 'pull-h' }, 'Pull'), cmds.map(([label, text]) => h('div', { class: 'cmd' }, h('code', { 'aria-label': label }, text), copyButton(text, `${label} command`)))),
     d.manifests.length
       ? h(
@@ -109,6 +114,24 @@ export async function tagPage(owner: string, repo: string, image: string, ref: s
     session() ? deleteSection(owner, repo, image, ref, d) : null,
     h('section', { 'aria-labelledby': 'ref-h', 'data-testid': 'referrers' }, h('h2', { id: 'ref-h' }, 'Referrers'), d.referrers.length ? referrerTree(owner, repo, image, d.referrers) : h('p', { class: 'muted' }, 'No signatures, SBOMs or other artifacts refer to this manifest.')),
   );
+  if (sbom) void fillSbom(sbom, owner, repo, image, d.digest);
+}
+
+/** The SBOM line of an image: made by Berth after the push (docs/supply-chain.md). */
+async function fillSbom(dd: HTMLElement, owner: string, repo: string, image: string, digest: string): Promise<void> {
+  try {
+    const s = await api<SbomStatus>('GET', `/api/v1/repos/${enc(owner)}/${enc(repo)}/sbom/status?${new URLSearchParams({ image, ref: digest, packages: 'false' })}`);
+    const text: Record<SbomStatus['state'], string> = {
+      generated: `${s.packageCount ?? 0} packages, generated at ${when(s.generatedAt)}`,
+      empty: `no packages found (inventoried at ${when(s.generatedAt)})`,
+      pending: 'being generated',
+      off: 'not generated: switched off for this repository',
+      'not-an-image': '—',
+    };
+    dd.textContent = text[s.state];
+  } catch {
+    dd.textContent = '—';
+  }
 }
 
 /** Deletes through /v2 with Basic auth: the username and the session's API key. */

@@ -1,6 +1,6 @@
 /** The upload page. */
 import { h, enc } from '../dom';
-import { session, api } from '../api';
+import { session, api, apiUpload } from '../api';
 import { bytes, short } from '../format';
 import { link, crumbs, page } from '../components';
 import type { ImportJob } from '../api-types';
@@ -18,6 +18,19 @@ export async function uploadPage(owner: string, repo: string): Promise<void> {
     { 'aria-label': 'Upload archive', style: 'display:grid;gap:.6rem;max-width:640px' },
     drop,
     h('div', { class: 'inline', style: 'display:flex;gap:.6rem;flex-wrap:wrap' }, h('label', {}, 'Image name (optional)', h('input', { name: 'image', placeholder: 'from the archive' })), h('label', {}, 'Tag (optional)', h('input', { name: 'tag', placeholder: 'from the archive' }))),
+    h(
+      'label',
+      {},
+      'Layers',
+      h(
+        'select',
+        { name: 'compress' },
+        h('option', { value: '' }, 'as they are (digests kept)'),
+        h('option', { value: 'gzip' }, 'compress uncompressed layers with gzip'),
+        h('option', { value: 'zstd' }, 'compress uncompressed layers with zstd'),
+      ),
+    ),
+    h('p', { class: 'muted' }, 'A legacy docker save holds uncompressed layers. Compressing them makes pulls smaller but gives the layers and the manifest new digests; the image ID stays.'),
     h('p', {}, h('button', { type: 'submit' }, 'Upload')),
   ) as HTMLFormElement;
   const input = drop.querySelector('input') as HTMLInputElement;
@@ -34,13 +47,21 @@ export async function uploadPage(owner: string, repo: string): Promise<void> {
     const qs = new URLSearchParams();
     if (f.get('image')) qs.set('image', String(f.get('image')));
     if (f.get('tag')) qs.set('tag', String(f.get('tag')));
+    if (f.get('compress')) qs.set('compress', String(f.get('compress')));
     const button = form.querySelector('button') as HTMLButtonElement;
     button.disabled = true;
+    const sentBar = h('progress', { max: 100, value: 0, 'aria-label': 'Upload progress' }) as HTMLProgressElement;
+    const sentText = h('p', { 'data-testid': 'upload-bytes' }, `Uploading ${file.name} (${bytes(file.size)})…`);
     const bar = h('progress', { max: 100, 'aria-label': 'Import progress' }) as HTMLProgressElement;
-    const text = h('p', {}, `Uploading ${file.name} (${bytes(file.size)})…`);
-    out.replaceChildren(text, bar);
+    const text = h('p', {}, 'Import waits for the upload.');
+    out.replaceChildren(sentText, sentBar, text, bar);
     try {
-      let job = await api<ImportJob>('POST', `/api/v1/repos/${enc(owner)}/${enc(repo)}/import?${qs}`, undefined, { raw: file });
+      let job = await apiUpload<ImportJob>(`/api/v1/repos/${enc(owner)}/${enc(repo)}/import?${qs}`, file, (sent, total) => {
+        sentBar.value = total ? Math.round((100 * sent) / total) : 100;
+        sentText.textContent = `Uploading ${file.name}: ${bytes(sent)} of ${bytes(total)} sent`;
+      });
+      sentBar.value = 100;
+      sentText.textContent = `Uploaded ${file.name} (${bytes(file.size)}).`;
       for (;;) {
         const p = job.progress;
         if (p.bytes.total) bar.value = Math.round((100 * p.bytes.done) / p.bytes.total);

@@ -57,8 +57,11 @@ export function purlOf(p: FoundPackage, os: InventoryOs | undefined): string {
     case 'pypi':
       // PEP 503 normalisation, as the purl spec asks for PyPI names.
       return new PackageURL('pypi', null, p.name.toLowerCase().replace(/[-_.]+/g, '-'), p.version, null, null).toString();
-    case 'golang':
-      return new PackageURL('golang', null, p.name, p.version, null, null).toString();
+    case 'golang': {
+      // The module path's last element is the name, the rest the namespace (purl-spec).
+      const slash = p.name.lastIndexOf('/');
+      return new PackageURL('golang', slash > 0 ? p.name.slice(0, slash) : null, slash > 0 ? p.name.slice(slash + 1) : p.name, p.version, null, null).toString();
+    }
   }
 }
 

@@ -11,6 +11,7 @@ import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import tar from 'tar-stream';
 import type { InventoryOs } from '../inventory.ts';
+import { parseGoBuildInfo, readGoBuildInfo } from './go-buildinfo.ts';
 import { type FoundPackage, parseApkInstalled, parseDpkgStatus, parseOsRelease, parsePackageJson, parsePythonMetadata } from './parsers.ts';
 
 /** Bumped when what a layer scan records changes: cached layer inventories of another version are read again. */
@@ -37,6 +38,8 @@ export interface LayerInventory {
   opaque: string[];
   /** Set when a bound cut the scan short: what was found up to there is kept. */
   truncated?: string;
+  /** Set when the bytes are not a tar (compressed or not) from some point on: what came before is kept. */
+  unreadable?: string;
 }
 
 export interface LayerScanLimits {
@@ -52,6 +55,8 @@ export interface LayerScanLimits {
   maxDatabaseBytes: number;
   /** Any other file of interest (package.json, os-release, the head of METADATA). */
   maxFileBytes: number;
+  /** Executables larger than this are not searched for Go build information. */
+  maxGoBinaryBytes: number;
 }
 
 export const DEFAULT_LAYER_LIMITS: LayerScanLimits = {
@@ -61,6 +66,7 @@ export const DEFAULT_LAYER_LIMITS: LayerScanLimits = {
   maxPackages: 100_000,
   maxDatabaseBytes: 32 * 1024 ** 2,
   maxFileBytes: 1024 ** 2,
+  maxGoBinaryBytes: 512 * 1024 ** 2,
 };
 
 type Kind = 'os' | 'dpkg' | 'apk' | 'npm' | 'pypi';
@@ -79,6 +85,12 @@ export function interest(p: string): Kind | undefined {
   return undefined;
 }
 
+/** A regular file with an execute bit, of a size a Go binary may have: searched for Go build information. */
+function isExecutable(h: tar.Header, limits: LayerScanLimits): boolean {
+  const size = h.size ?? 0;
+  return (h.type === 'file' || h.type === 'contiguous-file') && ((h.mode ?? 0) & 0o111) !== 0 && size >= 4096 && size <= limits.maxGoBinaryBytes;
+}
+
 /** A member name as a relative path without `./`, or undefined for names reaching outside (`..`). */
 export function normalisePath(raw: string): string | undefined {
   const parts: string[] = [];
@@ -92,6 +104,14 @@ export function normalisePath(raw: string): string | undefined {
 
 const GZIP = [0x1f, 0x8b];
 const ZSTD = [0x28, 0xb5, 0x2f, 0xfd];
+const GZIP_SLICE = 16 * 1024;
+
+async function* sliced(chunks: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  for await (const c of chunks) for (let i = 0; i < c.length; i += size) yield c.subarray(i, i + size);
+}
+
+/** Compressed bytes given to the zstd decoder at a time: at most ~16 MiB of output (128 RLE blocks). */
+const ZSTD_SLICE = 512;
 
 function startsWith(b: Buffer, magic: number[]): boolean {
   return b.length >= magic.length && magic.every((m, i) => b[i] === m);
@@ -99,6 +119,27 @@ function startsWith(b: Buffer, magic: number[]): boolean {
 
 /** The layer went past `maxBytes`: the scan keeps what it found up to there. */
 export class LayerTooLarge extends Error {}
+
+/** Reading the blob failed (the store, not the content): the scan fails, to be tried again. */
+class SourceError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+async function* marked(blob: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const it = blob[Symbol.asyncIterator]();
+  for (;;) {
+    let r: IteratorResult<Buffer>;
+    try {
+      r = await it.next();
+    } catch (e) {
+      throw new SourceError(e);
+    }
+    if (r.done) return;
+    yield r.value;
+  }
+}
 
 /** The tar bytes of a layer blob: gunzipped, zstd-decompressed or as is, counted against `maxBytes`. */
 export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): AsyncGenerator<Buffer> {
@@ -121,7 +162,9 @@ export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): 
   };
   if (startsWith(head, GZIP)) {
     const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-    const input = Readable.from(raw());
+    // Sliced so that one write expands to at most ~16 MiB (deflate's ratio is about 1:1032),
+    // each waiting for the one before to be read.
+    const input = Readable.from(sliced(raw(), GZIP_SLICE));
     input.on('error', (e) => gunzip.destroy(e));
     input.pipe(gunzip);
     try {
@@ -134,10 +177,14 @@ export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): 
     let out: Buffer[] = [];
     const z = new Decompress((chunk) => void out.push(Buffer.from(chunk)));
     for await (const b of raw()) {
-      z.push(b);
-      const ready = out;
-      out = [];
-      for (const c of ready) yield counted(c);
+      // Fed in small slices, each yielded before the next: a few bytes of zstd can stand for
+      // 128 KiB each (RLE blocks), so a whole chunk at once could expand to gigabytes in memory.
+      for (let i = 0; i < b.length; i += ZSTD_SLICE) {
+        z.push(b.subarray(i, i + ZSTD_SLICE));
+        const ready = out;
+        out = [];
+        for (const c of ready) yield counted(c);
+      }
     }
     z.push(new Uint8Array(0), true);
     for (const c of out) yield counted(c);
@@ -160,11 +207,14 @@ async function readHead(entry: AsyncIterable<Buffer>, max: number): Promise<Buff
   return Buffer.concat(chunks, n);
 }
 
-/** Scans one layer's blob bytes (compressed or not). Throws only when the stream itself is broken (a bound cuts it short: `truncated`). */
+/**
+ * Scans one layer's blob bytes (compressed or not). Throws only when reading the blob fails; a
+ * bound cuts the scan short (`truncated`), bytes that are no tar end it (`unreadable`).
+ */
 export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLimits = DEFAULT_LAYER_LIMITS): Promise<LayerInventory> {
   const inv: LayerInventory = { v: LAYER_FORMAT, files: [], deleted: [], opaque: [] };
   const extract = tar.extract();
-  const input = Readable.from(tarBytes(blob, limits.maxBytes), { objectMode: false });
+  const input = Readable.from(tarBytes(marked(blob), limits.maxBytes), { objectMode: false });
   input.on('error', (e) => extract.destroy(e));
   input.pipe(extract);
   let entries = 0;
@@ -186,6 +236,15 @@ export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLi
         continue;
       }
       const kind = p ? interest(p) : undefined;
+      if (p && !kind && isExecutable(h, limits) && inv.files.length < limits.maxFiles) {
+        const info = await readGoBuildInfo(entry as AsyncIterable<Buffer>);
+        const found = info ? parseGoBuildInfo(info, Math.max(0, limits.maxPackages - packages)) : [];
+        if (found.length) {
+          packages += found.length;
+          inv.files.push({ path: p, packages: found });
+        }
+        continue;
+      }
       if (!p || !kind || inv.files.length >= limits.maxFiles) {
         if (kind && inv.files.length >= limits.maxFiles) inv.truncated ??= `more than ${limits.maxFiles} package files`;
         entry.resume();
@@ -228,8 +287,10 @@ export async function scanLayer(blob: AsyncIterable<Buffer>, limits: LayerScanLi
       inv.files.push({ path: p, packages: found });
     }
   } catch (e) {
-    if (!(e instanceof LayerTooLarge)) throw e;
-    inv.truncated = e.message;
+    if (e instanceof SourceError) throw e.cause;
+    // Content is content-addressed: bytes that are no tar now never will be. Recorded, not retried.
+    if (e instanceof LayerTooLarge) inv.truncated = e.message;
+    else inv.unreadable = (e instanceof Error ? e.message : String(e)).slice(0, 300);
   } finally {
     input.destroy();
     extract.destroy();

@@ -1,7 +1,7 @@
 import type { JobQueue, JobRecord } from '../../jobs/queue.ts';
 import type { NewJob } from '../../../metadata/job-store.ts';
 import type { ImageRecord, ManifestRecord, MetadataStore } from '../../../metadata/metadata-store.ts';
-import type { SbomStore } from '../../../metadata/sbom-store.ts';
+import type { SbomStore, StoredImageInventory } from '../../../metadata/sbom-store.ts';
 import { RegistryError } from '../../errors.ts';
 import type { Blobs } from '../../content/blobs.ts';
 import { digestOf } from '../../content/digest.ts';
@@ -66,8 +66,12 @@ export interface SbomDeps {
 /** What the management API tells of one image manifest's SBOM. */
 export interface SbomStatus {
   digest: string;
-  /** generated; pending (its job has not run yet); off (the repository does not generate SBOMs); not-an-image (an index, an artifact). */
-  state: 'generated' | 'pending' | 'off' | 'not-an-image';
+  /**
+   * generated (Berth's SBOM is a referrer here); empty (inventoried, nothing found: no SBOM
+   * pushed); pending (its job has not run yet); off (the repository does not generate SBOMs);
+   * not-an-image (an index, an artifact).
+   */
+  state: 'generated' | 'empty' | 'pending' | 'off' | 'not-an-image';
   generatedAt?: string;
   packageCount?: number;
   /** The SBOM referrer Berth pushed. */
@@ -92,8 +96,8 @@ export class SbomService {
   readonly inventories: StoredInventories;
   /** Called after an image's inventory is stored (the vulnerability matcher sets it). */
   onInventory?: (manifestDigest: string, repositoryId: number) => Promise<void>;
-  /** This process's work: layers read from the blob store, layers found already inventoried, SBOMs pushed. */
-  readonly stats = { layersRead: 0, layersCached: 0, generated: 0 };
+  /** This process's work: layers read from the blob store, layers found already inventoried, images inventoried. */
+  readonly stats = { layersRead: 0, layersCached: 0, inventoried: 0 };
   private readonly switches = new Map<number, { enabled: boolean; at: number }>();
   /** Layers being read by this process: a second image sharing one waits for the same read. */
   private readonly reading = new Map<string, Promise<LayerInventory>>();
@@ -133,7 +137,8 @@ export class SbomService {
   }
 
   /** The SBOM state and inventory of an image by tag or digest (an index: of each platform). */
-  async status(actor: Identity, owner: string, repo: string, image: string, ref: string): Promise<SbomStatus> {
+  async status(actor: Identity, owner: string, repo: string, image: string, ref: string, opts: { packages?: boolean } = {}): Promise<SbomStatus> {
+    const withPackages = opts.packages ?? true;
     const { repository } = await this.deps.tenancy.getRepository(actor, owner, repo);
     const name = `${owner}/${repo}/${image}`;
     const m = await this.deps.manifests.get(name, ref);
@@ -144,27 +149,32 @@ export class SbomService {
       const children: SbomStatus[] = [];
       for (const c of parsed.manifests.slice(0, 64)) {
         const child = await this.deps.meta.findManifest(img.id, c.digest);
-        if (child) children.push({ ...(await this.one(name, child, enabled)), ...(c.platform ? { platform: c.platform } : {}) });
+        if (child) children.push({ ...(await this.one(name, child, enabled, withPackages)), ...(c.platform ? { platform: c.platform } : {}) });
       }
       return { digest: m.digest, state: 'not-an-image', children };
     }
-    return this.one(name, m, enabled);
+    return this.one(name, m, enabled, withPackages);
   }
 
-  private async one(name: string, m: ManifestRecord, enabled: boolean): Promise<SbomStatus> {
+  /**
+   * Generated: Berth's SBOM is a referrer of the manifest in this image. The inventory is kept
+   * by digest, so the same manifest in another image may have one already: listed either way.
+   */
+  private async one(name: string, m: ManifestRecord, enabled: boolean, withPackages: boolean): Promise<SbomStatus> {
     const row = await this.store.findImageInventory(m.digest);
-    if (!row) return { digest: m.digest, state: !wantsSbom(parseManifest(m.payload, m.mediaType)) ? 'not-an-image' : enabled ? 'pending' : 'off' };
-    const inv = JSON.parse(row.data) as ImageInventory;
     const referrers = await this.deps.manifests.referrers(name, m.digest, CYCLONEDX_JSON);
     const ours = referrers.manifests.find((r) => r.annotations?.[GENERATOR_ANNOTATION] === 'berth');
+    const state = ours ? 'generated' : !wantsSbom(parseManifest(m.payload, m.mediaType)) ? 'not-an-image' : !enabled ? 'off' : row && isEmpty(row) ? 'empty' : 'pending';
+    if (!row) return { digest: m.digest, state };
+    const inv = JSON.parse(row.data) as ImageInventory;
     return {
       digest: m.digest,
-      state: 'generated',
+      state,
       generatedAt: new Date(row.generatedAt).toISOString(),
       packageCount: row.packageCount,
       ...(ours ? { sbom: ours.digest } : {}),
       ...(inv.os ? { os: inv.os } : {}),
-      packages: inv.packages,
+      ...(withPackages ? { packages: inv.packages } : {}),
     };
   }
 
@@ -203,8 +213,9 @@ export class SbomService {
     const inventory = await this.inventory(manifest);
     if (!inventory) return;
     await this.inventories.save(inventory);
-    await this.push(name, manifest, inventory);
-    this.stats.generated++;
+    // An SBOM that lists nothing (layers of no known OS or package, or no tar at all) is noise.
+    if (inventory.os || inventory.packages.length) await this.push(name, manifest, inventory);
+    this.stats.inventoried++;
     await this.onInventory?.(digest, image.repositoryId);
   }
 
@@ -274,6 +285,10 @@ export class SbomService {
     }
     return sbomDigest;
   }
+}
+
+function isEmpty(row: StoredImageInventory): boolean {
+  return row.packageCount === 0 && !(JSON.parse(row.data) as ImageInventory).os;
 }
 
 async function* once(b: Buffer): AsyncGenerator<Buffer> {

@@ -111,7 +111,7 @@ export function inRange(range: AffectedRange, version: string, compare: Compare)
   return fix ? { affected, fixed: fix.version } : { affected };
 }
 
-/** Whether one affected entry covers `version`; undefined when no range could be read. */
+/** Whether one affected entry covers `version` (listed, or in a range), with the fix of the range it is in. */
 export function affects(entry: Affected, version: string): { affected: boolean; fixed?: string } {
   let fixed: string | undefined;
   let hit = entry.versions.includes(version);
@@ -128,7 +128,6 @@ export function affects(entry: Affected, version: string): { affected: boolean; 
       // A version the ecosystem's order cannot read (ours or the record's): this range says nothing.
     }
   }
-  if (hit && fixed === undefined && !entry.ranges.length) return { affected: true };
   return fixed !== undefined ? { affected: hit, fixed } : { affected: hit };
 }
 

@@ -94,6 +94,12 @@ function severityWord(o: Record<string, unknown> | undefined): unknown {
   return o?.severity;
 }
 
+/** The id of a withdrawn record (to remove it if an earlier import stored it), else undefined. */
+export function withdrawnId(doc: unknown): string | undefined {
+  const d = doc as { id?: unknown; withdrawn?: unknown } | null;
+  return d && typeof d === 'object' && typeof d.id === 'string' && typeof d.withdrawn === 'string' && d.id.length <= 200 ? d.id : undefined;
+}
+
 /**
  * Reads an OSV record: undefined when it is withdrawn or names no ecosystem Berth matches;
  * throws InvalidRecord when it is not an OSV record.

@@ -19,8 +19,8 @@ import type { VulnDatabaseState, VulnExceptionRow, VulnPolicyRow, VulnStore } fr
 import type { InventoryReader } from '../inventory.ts';
 import type { PullPolicy, PullSubject } from '../pull-policy.ts';
 import { wantsSbom } from '../sbom/sbom.ts';
-import { type Finding, lookups, match, type Summary, summarise } from './match.ts';
-import { InvalidRecord, parseRecord, type VulnRecord } from './osv.ts';
+import { type Finding, lookups, match, osEcosystem, type Summary, summarise } from './match.ts';
+import { InvalidRecord, parseRecord, type VulnRecord, withdrawnId } from './osv.ts';
 import { atOrAbove, rank, THRESHOLDS, type Threshold } from './severity.ts';
 import { DEFAULT_SOURCE_LIMITS, readNdjson, readZip, SourceError, type SourceItem, type SourceLimits } from './sources.ts';
 
@@ -155,7 +155,12 @@ export class Vulnerabilities {
     const result = { source, records: 0, changed: 0, unchanged: 0, skipped: 0, invalid: 0, errors: [] as string[] };
     let asOf: number | null = null;
     let batch: VulnRecord[] = [];
+    let withdrawn: string[] = [];
     const flush = async () => {
+      if (withdrawn.length) {
+        result.changed += await this.store.removeRecords(withdrawn);
+        withdrawn = [];
+      }
       if (!batch.length) return;
       const r = await this.store.saveRecords(
         batch.map((rec) => ({
@@ -167,41 +172,56 @@ export class Vulnerabilities {
       );
       result.changed += r.changed;
       result.unchanged += r.unchanged;
+      for (const rec of batch) {
+        const modified = Date.parse(rec.modified);
+        if (Number.isFinite(modified) && (asOf === null || modified > asOf)) asOf = modified;
+      }
       batch = [];
     };
     const invalid = (name: string, why: string) => {
       result.invalid++;
       if (result.errors.length < 10) result.errors.push(`${name.slice(0, 200)}: ${why.slice(0, 300)}`);
     };
-    for await (const item of items) {
-      if ('error' in item) {
-        invalid(item.name, item.error);
-        continue;
-      }
-      let rec: VulnRecord | undefined;
-      try {
-        rec = parseRecord(item.doc);
-      } catch (e) {
-        if (e instanceof InvalidRecord) {
-          invalid(item.name, e.message);
+    // What was stored counts even when the source fails half-way (a damaged zip, a long line):
+    // the version moves and the inventories are matched again before the error is answered.
+    const finish = async () => {
+      const database = await this.store.saveImport({ changed: result.changed > 0, asOf, importedAt: Date.now(), source: source.slice(0, 200) });
+      if (result.changed > 0) await this.enqueueRescan(database.version);
+      return database;
+    };
+    try {
+      for await (const item of items) {
+        if ('error' in item) {
+          invalid(item.name, item.error);
           continue;
         }
-        throw e;
+        let rec: VulnRecord | undefined;
+        try {
+          rec = parseRecord(item.doc);
+        } catch (e) {
+          if (e instanceof InvalidRecord) {
+            invalid(item.name, e.message);
+            continue;
+          }
+          throw e;
+        }
+        if (!rec) {
+          result.skipped++;
+          const gone = withdrawnId(item.doc);
+          if (gone) withdrawn.push(gone);
+          if (withdrawn.length >= SAVE_BATCH) await flush();
+          continue;
+        }
+        result.records++;
+        batch.push(rec);
+        if (batch.length >= SAVE_BATCH) await flush();
       }
-      if (!rec) {
-        result.skipped++;
-        continue;
-      }
-      result.records++;
-      const modified = Date.parse(rec.modified);
-      if (Number.isFinite(modified) && (asOf === null || modified > asOf)) asOf = modified;
-      batch.push(rec);
-      if (batch.length >= SAVE_BATCH) await flush();
+      await flush();
+    } catch (e) {
+      await finish();
+      throw e;
     }
-    await flush();
-    const database = await this.store.saveImport({ changed: result.changed > 0, asOf, importedAt: Date.now(), source: source.slice(0, 200) });
-    if (result.changed > 0) await this.enqueueRescan(database.version);
-    return { ...result, database };
+    return { ...result, database: await finish() };
   }
 
   /**
@@ -272,7 +292,7 @@ export class Vulnerabilities {
     return true;
   }
 
-  /** Downloads every mirror URL through egress and imports it; the outcome is kept in the state row. */
+  /** Downloads every mirror URL through egress and imports it; the outcome (time, errors) is kept in the state row. */
   private async refresh(): Promise<void> {
     const errors: string[] = [];
     await mkdir(this.opts.spoolDir, { recursive: true, mode: 0o700 });
@@ -287,8 +307,9 @@ export class Vulnerabilities {
         await rm(file, { force: true });
       }
     }
+    // Recorded, not thrown: a retry would download the URLs that worked again; the next
+    // scheduled refresh (or `berth vulndb refresh`) tries them all.
     await this.store.saveRefresh(Date.now(), errors.length ? errors.join('; ').slice(0, 2000) : null);
-    if (errors.length) throw new Error(errors.join('; '));
   }
 
   /** GET `url` into `file`: egress-checked connection, no redirects, bounded size and time. */
@@ -377,29 +398,35 @@ export class Vulnerabilities {
       list.push(JSON.parse(row.data) as VulnRecord);
       byKey.set(k, list);
     }
-    const findings = match(items, (ecosystem, name) => [...(byKey.get(`${ecosystem}\0${name}`) ?? []), ...(byKey.get(`${ecosystem.split(':')[0]}\0${name}`) ?? [])]);
+    const findings = match(items, (ecosystem, name) => {
+      const base = ecosystem.split(':')[0]!;
+      return [...(byKey.get(`${ecosystem}\0${name}`) ?? []), ...(base !== ecosystem ? (byKey.get(`${base}\0${name}`) ?? []) : [])];
+    });
+    const os = osEcosystem(inv);
     const report: VulnReport = {
       digest,
       scannedAt: new Date().toISOString(),
       databaseAsOf: iso(db.asOf),
       databaseVersion: db.version,
-      ...(items.find((i) => i.pkg.type === 'deb' || i.pkg.type === 'apk') ? { osEcosystem: items.find((i) => i.pkg.type === 'deb' || i.pkg.type === 'apk')!.ecosystem } : {}),
+      ...(os ? { osEcosystem: os } : {}),
       ...(inv.os ? { os: inv.os.prettyName ?? `${inv.os.id} ${inv.os.versionId ?? ''}`.trim() } : {}),
       packages: inv.packages.length,
       summary: summarise(findings),
       findings,
     };
-    const previous = await this.store.findReport(digest);
-    await this.store.saveReport({
-      digest,
-      scannedAt: Date.parse(report.scannedAt),
-      dbVersion: db.version,
-      dbAsOf: db.asOf,
-      summary: JSON.stringify(report.summary),
-      data: JSON.stringify(report),
-    });
-    this.policyCache.clear(); // verdicts of this node see the new report at once; other nodes after policyCacheMs
-    await this.announce(digest, previous ? (JSON.parse(previous.data) as VulnReport).findings : [], findings);
+    const row = await this.store.findReport(digest);
+    const before = row ? (JSON.parse(row.data) as VulnReport).findings : undefined;
+    // Verdicts depend on the findings only: an unchanged rescan leaves cached verdicts alone.
+    const changed = !before || JSON.stringify(before) !== JSON.stringify(findings);
+    await this.store.saveReport(
+      { digest, scannedAt: Date.parse(report.scannedAt), dbVersion: db.version, dbAsOf: db.asOf, summary: JSON.stringify(report.summary), data: JSON.stringify(report) },
+      changed,
+    );
+    if (changed) {
+      // This node's verdicts see the new report at once; other nodes' within policyCacheMs.
+      for (const image of await this.store.listImagesWithManifest(digest, 1000)) this.policyCache.delete(image.split('/').slice(0, 2).join('/'));
+      await this.announce(digest, before ?? [], findings);
+    }
     return report;
   }
 
