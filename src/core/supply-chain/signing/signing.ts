@@ -15,6 +15,8 @@ import type { NewJob } from '../../../metadata/job-store.ts';
 import type { Uploads } from '../../content/uploads.ts';
 import type { JobQueue, JobRecord } from '../../jobs/queue.ts';
 import type { Keyring } from '../../keys/keyring.ts';
+import type { Domains } from '../../domains/domains.ts';
+import { normalizeHost } from '../../domains/names.ts';
 import { PURPOSE } from '../../keys/sealed.ts';
 import { cosignLayersOnly, hasSubject, type PullPolicy, type PullSubject } from '../pull-policy.ts';
 import type { MetadataStore, ImageRecord } from '../../../metadata/metadata-store.ts';
@@ -31,6 +33,7 @@ import {
   manifestLayers,
   parsePayload,
   parsePublicKey,
+  referenceHostPath,
   referenceNames,
   referrerManifest,
   sha256,
@@ -145,6 +148,8 @@ export class Signing {
     private readonly keyring: Keyring,
     private readonly jobs: JobQueue<unknown>,
     private readonly opts: SigningOptions,
+    /** Custom domains (docs/domains.md): a client's identity may name the image by a mapped host's short name. */
+    private readonly domains?: Pick<Domains, 'resolve'>,
   ) {
     jobs.register(SIGN_JOB, (job) => this.signJob(job));
     jobs.register(BACKFILL_JOB, (job) => this.backfillJob(job));
@@ -274,7 +279,7 @@ export class Signing {
         reason ??= `signed payload names another manifest (${parsed.digest})`;
         continue;
       }
-      if (!referenceNames(parsed.dockerReference, img.name)) {
+      if (!(await this.namesImage(parsed.dockerReference, img.name))) {
         reason ??= `signed payload names another image (${parsed.dockerReference.slice(0, 200)})`;
         continue;
       }
@@ -289,6 +294,19 @@ export class Signing {
     }
     if (found.length) return { state: 'invalid', summary: `signature does not verify (${reason})`, signedBy, reason: reason!, signatures: found.length };
     return { state: 'unsigned', summary: 'unsigned', signedBy, signatures: 0 };
+  }
+
+  /**
+   * Whether a payload's docker-reference names the image: its long name under any host (the
+   * one the client used), or its short name under a custom domain mapped to it
+   * (`registry.acme.com/prod/app` for `acme/prod/app` when that host maps to `acme`).
+   */
+  private async namesImage(ref: string, image: string): Promise<boolean> {
+    if (referenceNames(ref, image)) return true;
+    const hp = referenceHostPath(ref);
+    const host = hp && normalizeHost(hp.host);
+    const map = host && this.domains ? await this.domains.resolve(host) : undefined;
+    return map !== undefined && map.toLong(hp!.path) === image;
   }
 
   // --- the pull policy -----------------------------------------------------------------------
