@@ -93,7 +93,7 @@ export interface SaveManifestInput {
   expectTagDigest?: string | null;
   /** Quotas to check inside the transaction: refused when the new blobs would exceed one. */
   quotas?: { scope: UsageScope; limit: number; label: string }[];
-  /** Work the new manifest causes (SBOM generation), enqueued in the same transaction. */
+  /** Work the new manifest causes (SBOM generation, signing on push), enqueued in the same transaction. */
   jobs?: NewJob[];
 }
 
