@@ -109,10 +109,15 @@ export function hasSubject(payload: Buffer): boolean {
   try {
     const doc = JSON.parse(payload.toString('utf8')) as { subject?: unknown; layers?: { mediaType?: unknown }[] };
     if (doc.subject && typeof doc.subject === 'object') return true;
-    return Array.isArray(doc.layers) && doc.layers.length > 0 && doc.layers.every((l) => typeof l?.mediaType === 'string' && COSIGN_LAYERS.has(l.mediaType));
+    return Array.isArray(doc.layers) && cosignLayersOnly(doc.layers);
   } catch {
     return false;
   }
+}
+
+/** Whether a manifest's layers are all cosign signatures or attestations (an attachment, even without a subject). */
+export function cosignLayersOnly(layers: { mediaType?: unknown }[]): boolean {
+  return layers.length > 0 && layers.every((l) => typeof l?.mediaType === 'string' && COSIGN_LAYERS.has(l.mediaType));
 }
 
 const COSIGN_LAYERS = new Set(['application/vnd.dev.cosign.simplesigning.v1+json', 'application/vnd.dsse.envelope.v1+json']);

@@ -302,13 +302,17 @@ export class SqlMetadataStore implements MetadataStore {
       });
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
       if (m.tag !== null && this.dialect === 'postgres') {
-        // Two pushes of one tag at once must not both read the tag before either writes it:
+        // Two pushes of one tag at once must not both read the tag before either writes it
+        // (nor a compare-and-swap, expectTagDigest, pass on a stale read):
         // the later would move the tag without knowing it (no review of the manifest it left,
         // which then stays forever; an immutable tag moved). Serialize them per (image, tag),
         // also when the tag does not exist yet (a row lock would have nothing to hold).
         await sql`select pg_advisory_xact_lock(hashtextextended(${`${m.imageId}:${m.tag}`}, 0))`.execute(trx);
       }
       const previousTagDigest = m.tag !== null ? await tagDigest(trx, m.imageId, m.tag) : undefined;
+      if (m.expectTagDigest !== undefined && (previousTagDigest ?? null) !== m.expectTagDigest) {
+        return { ok: false, missing: [], sizeMismatch: [], tagMoved: previousTagDigest ?? null };
+      }
       const denied = await this.policyRefusal(trx, m, previousTagDigest);
       if (denied) return { ok: false, missing: [], sizeMismatch: [], denied };
 
