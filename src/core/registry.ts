@@ -193,7 +193,7 @@ export class Registry {
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
     this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>, this, opts.sbomOptions);
     this.inventories = this.sbom.inventories;
-    this.manifests.jobs = { jobsFor: (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest), enqueued: () => this.jobs.kick() };
+    this.manifests.jobs.push({ jobsFor: (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest), enqueued: () => this.jobs.kick() });
     this.vulns = new Vulnerabilities(
       opts.vulns.store,
       this.inventories,
@@ -212,7 +212,7 @@ export class Registry {
     this.pullPolicies.register(this.vulns.pullPolicy());
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options, opts.gc.onSweepError);
     this.reconciler = new StorageReconciler(opts.gc.store, store, this.events, this.jobs as JobQueue<unknown>, async (id) => (await meta.findUpload(id)) !== undefined, opts.gc.reconcile, opts.gc.onReconcile);
-    this.signing = new Signing(opts.signing.store, meta, this.blobs, this.uploads, this.manifests, this.tenancy, this.keyring, this.jobs as JobQueue<unknown>, opts.signing.options);
+    this.signing = new Signing(opts.signing.store, meta, this.blobs, this.uploads, this.manifests, this.tenancy, this.keyring, this.jobs as JobQueue<unknown>, opts.signing.options, this.domains);
     this.pullPolicies.register(this.signing.policy());
     this.accounts = new Accounts(accessStore, meta, this.access, this.tenancy, this.images, this.manifests, this.policies, {
       passwords: () => this.authenticator.forgetPasswords(),

@@ -80,7 +80,8 @@ const NGHTTP2_CANCEL = 0x8;
 export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: number): void {
   const windowMs = seconds * 1000;
   const steps = 4;
-  app.addHook('onRequest', async (req) => {
+  // Callback hooks, not async ones: they run on every request, and most have nothing to do.
+  app.addHook('onRequest', (req, _reply, done) => {
     const raw = req.raw;
     const stream = h2Stream(raw);
     // HTTP/2 bodies need no transfer-encoding or length: a request without one ends with its headers
@@ -90,7 +91,7 @@ export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: nu
     // stalled upload beside busy streams is not cut, a bounded leniency)
     const cut = () => (stream ? stream.destroyed || stream.close(NGHTTP2_CANCEL) : socket.destroy());
     // (app.inject() requests have no real socket)
-    if (!hasBody || raw.readableEnded || typeof socket?.bytesRead !== 'number') return;
+    if (!hasBody || raw.readableEnded || typeof socket?.bytesRead !== 'number') return done();
     // bytesRead at each step of the last window, oldest first
     let samples = [socket.bytesRead];
     const timer = setInterval(() => {
@@ -108,11 +109,14 @@ export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: nu
     raw.once('end', stop);
     raw.once('close', stop);
     socket.once('close', stop);
+    done();
   });
-  app.addHook('onSend', async (req) => {
-    if (h2Stream(req.raw)) return; // the connection carries other streams; HTTP/2 has its own session timeout
+  app.addHook('onSend', (req, _reply, payload, done) => {
+    if (h2Stream(req.raw)) return done(null, payload); // the connection carries other streams; HTTP/2 has its own session timeout
     const socket = req.raw.socket;
-    if (typeof socket?.setTimeout === 'function' && !socket.destroyed) socket.setTimeout(windowMs);
+    // An inactivity timeout: re-arming one already set to the window changes nothing.
+    if (typeof socket?.setTimeout === 'function' && !socket.destroyed && socket.timeout !== windowMs) socket.setTimeout(windowMs);
+    done(null, payload);
   });
 }
 

@@ -85,9 +85,15 @@ export interface SaveManifestInput {
   cached?: boolean;
   /** The tag is immutable: refused (nothing written) when it exists on another manifest. */
   immutableTag?: boolean;
+  /**
+   * Compare-and-swap on `tag`: refused (nothing written, `tagMoved`) unless the tag points at
+   * this digest — or, for null, does not exist — when the transaction reads it (under the
+   * per-(image, tag) lock a push takes), so a read-modify-write of a tag loses no other write.
+   */
+  expectTagDigest?: string | null;
   /** Quotas to check inside the transaction: refused when the new blobs would exceed one. */
   quotas?: { scope: UsageScope; limit: number; label: string }[];
-  /** Work the new manifest causes (SBOM generation), enqueued in the same transaction. */
+  /** Work the new manifest causes (SBOM generation, signing on push), enqueued in the same transaction. */
   jobs?: NewJob[];
 }
 
@@ -110,6 +116,8 @@ export type SaveManifestResult =
       sizeMismatch: { digest: string; expected: number; actual: number }[];
       /** Refused by policy (immutable tag, quota): the message for DENIED. */
       denied?: string;
+      /** `expectTagDigest` did not hold: the tag's digest now (null: no such tag). */
+      tagMoved?: string | null;
     };
 
 export interface TagEntry {

@@ -166,6 +166,19 @@ export function runMetadataSuite(dialect: string, open: () => Promise<MetadataFi
       assert.equal(byDigest?.size, 2);
     });
 
+    withMeta('expectTagDigest: a tag moves only from the digest expected; of two writers expecting the same, one wins', async (meta) => {
+      const img = await image(meta, 'o/r/cas');
+      assert.deepEqual(await meta.saveManifest(manifestInput(img.id, 'one', { tag: 't', expectTagDigest: d('zero') })), { ok: false, missing: [], sizeMismatch: [], tagMoved: null });
+      assert.equal(await meta.findManifest(img.id, d('one')), undefined, 'nothing written when refused');
+      assert.deepEqual(await meta.saveManifest(manifestInput(img.id, 'one', { tag: 't', expectTagDigest: null })), { ok: true });
+      assert.deepEqual(await meta.saveManifest(manifestInput(img.id, 'two', { tag: 't', expectTagDigest: null })), { ok: false, missing: [], sizeMismatch: [], tagMoved: d('one') });
+      const both = await Promise.all(['a', 'b'].map((p) => meta.saveManifest(manifestInput(img.id, p, { tag: 't', expectTagDigest: d('one') }))));
+      assert.equal(both.filter((r) => r.ok).length, 1, JSON.stringify(both));
+      const winner = both[0]!.ok ? 'a' : 'b';
+      assert.deepEqual(both.find((r) => !r.ok), { ok: false, missing: [], sizeMismatch: [], tagMoved: d(winner) });
+      assert.equal((await meta.findTaggedManifest(img.id, 't'))?.digest, d(winner));
+    });
+
     withMeta('tags move last-writer-wins and list in lexical order with paging', async (meta) => {
       const img = await image(meta, 'o/r/a');
       await meta.saveManifest(manifestInput(img.id, 'one', { tag: 'latest' }));

@@ -385,5 +385,105 @@ export function runSigningSuite(dialect: 'sqlite' | 'postgres'): void {
       assert.equal((await api(app, 'DELETE', `${base}/signing-keys/${fresh.keyId}`, t.bob)).status, 404);
       await apiOk(app, 'PUT', `${base}/signing`, t.bob, { requireSignature: false }, 200);
     });
+
+    test('[PUT manifests] the signing job is enqueued in the manifest transaction: a push is never committed without it', async () => {
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { signOnPush: true }, 200);
+      await drained();
+      const r = b.berth.registry;
+      await r.jobs.stop(); // no worker takes the rows we look at
+      const job = (digest: string) => r.jobs.store.findJob('signing.sign', `acme/prod/tx@${digest}`);
+      const pushed: string[] = [];
+      try {
+        const img = await pushImage(app, 'acme/prod/tx', 'v1');
+        assert.ok(await job(img.digest), 'the job row is there when the push answers');
+        pushed.push(img.digest);
+        // A crash right after the commit (a listener failing before signing's would run) loses nothing.
+        const crash = { put: async () => { throw new Error('crashed after the commit'); } };
+        r.manifests.listeners.unshift(crash);
+        const doc = { ...JSON.parse(img.bytes.toString()), annotations: { n: '2' } };
+        const bytes = Buffer.from(JSON.stringify(doc));
+        try {
+          await assert.rejects(r.manifests.put('acme/prod/tx', 'v2', bytes, OCI_MANIFEST), /crashed after the commit/);
+        } finally {
+          r.manifests.listeners.splice(r.manifests.listeners.indexOf(crash), 1);
+        }
+        assert.ok(await job(sha256(bytes)), 'committed manifest, job row with it');
+        pushed.push(sha256(bytes));
+        // A refused push enqueues nothing.
+        const missing = { ...doc, annotations: { n: '3' }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256('nowhere'), size: 7 }] };
+        const res = await app.inject({ method: 'PUT', url: '/v2/acme/prod/tx/manifests/v3', headers: { authorization: ADMIN, 'content-type': OCI_MANIFEST }, payload: JSON.stringify(missing) });
+        assert.equal(JSON.parse(res.body).errors[0].code, 'MANIFEST_BLOB_UNKNOWN', res.body);
+        assert.equal(await job(sha256(JSON.stringify(missing))), undefined);
+        // Signatures are not signed: a .sig push enqueues no job of its own.
+        const sig = await pushSigTag(app, 'acme/prod/tx', img.digest, [clientSign(clientKey().privateKey, payloadFor('x/acme/prod/tx', img.digest, 'cosign'))]);
+        assert.equal(await job(sig), undefined);
+      } finally {
+        r.jobs.start(r);
+      }
+      for (const d of pushed) await signed('acme/prod/tx', d);
+    });
+
+    test('[GET signatures] a client identity naming a custom domain short name verifies; an unmapped host does not', async () => {
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { signOnPush: false }, 200); // only the client signatures count
+      await apiOk(app, 'POST', '/api/v1/domains', ADMIN, { host: 'registry.acme.test', target: 'acme' }, 201);
+      await apiOk(app, 'POST', '/api/v1/domains', ADMIN, { host: 'images.acme.test', target: 'acme/prod' }, 201);
+      const team = clientKey();
+      const added = await apiOk(app, 'POST', `${base}/signing-keys`, t.bob, { publicKey: team.pem, name: 'domains' }, 201);
+      const cases: [string, string][] = [
+        ['owner-host', 'registry.acme.test/prod/dom:owner-host'],
+        ['repo-host', 'images.acme.test:443/dom'],
+        ['unmapped', 'registry.nobody.test/prod/dom'],
+        ['other-repo', 'images.acme.test/prod/dom'],
+      ];
+      for (const [tag, ref] of cases) {
+        const img = await pushImage(app, 'acme/prod/dom', tag);
+        await pushSigTag(app, 'acme/prod/dom', img.digest, [clientSign(team.privateKey, payloadFor(ref, img.digest, 'skopeo'))]);
+      }
+      const v = await verdicts('dom', cases.map(([tag]) => tag));
+      for (const tag of ['owner-host', 'repo-host']) assert.ok(v.get(tag).signedBy.some((s: any) => s.keyId === added.keyId), `${tag}: ${v.get(tag).summary}`);
+      for (const tag of ['unmapped', 'other-repo']) {
+        assert.ok(!v.get(tag).signedBy.some((s: any) => s.keyId === added.keyId), tag);
+        assert.match(v.get(tag).summary, /names another image/, tag);
+      }
+      await drained();
+    });
+
+    test('[sign job] a client .sig pushed while the job rewrites the tag is kept: the rewrite is a compare-and-swap', async () => {
+      await apiOk(app, 'PUT', `${base}/signing`, t.bob, { signOnPush: true }, 200);
+      await drained();
+      const team = clientKey();
+      const added = await apiOk(app, 'POST', `${base}/signing-keys`, t.bob, { publicKey: team.pem, name: 'race' }, 201);
+      const r = b.berth.registry;
+      await r.jobs.stop();
+      const img = await pushImage(app, 'acme/prod/race', 'v1');
+      // Between the job's read of the .sig tag and its write (it stores its payload blob in
+      // between), a client pushes its own .sig, as cosign does: read, append, write.
+      const uploads = r.uploads;
+      const original = uploads.putMonolithic;
+      let raced = false;
+      uploads.putMonolithic = async function (this: typeof uploads, ...args: Parameters<typeof original>) {
+        if (!raced && args[0] === 'acme/prod/race') {
+          raced = true;
+          await pushSigTag(app, 'acme/prod/race', img.digest, [clientSign(team.privateKey, payloadFor('registry.acme.test/prod/race', img.digest, 'cosign'))]);
+        }
+        return original.apply(this, args);
+      } as typeof original;
+      try {
+        r.jobs.start(r);
+        await signed('acme/prod/race', img.digest);
+      } finally {
+        uploads.putMonolithic = original;
+      }
+      assert.ok(raced, 'the client push ran inside the job');
+      const sig = await getJson(app, `/v2/acme/prod/race/manifests/${sigTag(img.digest)}`);
+      assert.equal(sig.layers.length, 2, 'both signatures are in the .sig manifest');
+      const v = (await verdicts('race', ['v1'])).get('v1');
+      const repoKey = (await getJson(app, `${base}/signing-keys`)).find((k: any) => k.kind === 'repository' && k.current);
+      assert.deepEqual(new Set(v.signedBy.map((s: any) => s.keyId)), new Set([added.keyId, repoKey.keyId]));
+      // The job is idempotent over the merged tag: running it again changes nothing.
+      await r.jobs.enqueue([{ kind: 'signing.sign', subject: `acme/prod/race@${img.digest}`, runAfter: Date.now() }]);
+      await signed('acme/prod/race', img.digest);
+      assert.deepEqual(await getJson(app, `/v2/acme/prod/race/manifests/${sigTag(img.digest)}`), sig);
+    });
   });
 }

@@ -86,26 +86,44 @@ export interface ManifestDeleteEvent {
 }
 
 /**
- * Features that follow commits (signing on push, …): called after the transaction, awaited, so
- * a failure fails the request and a client's retry (idempotent) calls them again.
+ * Features that follow commits (a signature's arrival bumping verdict versions, …): called after
+ * the transaction, awaited, so a failure fails the request and a client's retry (idempotent)
+ * calls them again. Work to do later belongs in a ManifestJobs contributor instead: a crash
+ * between the commit and a listener loses what the listener would have done.
  */
 export interface ManifestListener {
   put?(e: ManifestPutEvent): Promise<void>;
   deleted?(e: ManifestDeleteEvent): Promise<void>;
 }
 
-/** Work a stored manifest causes (SBOM generation), enqueued in the manifest's own transaction. */
+/**
+ * Work a pushed manifest causes (SBOM generation, signing on push), enqueued in the manifest's
+ * own transaction (DESIGN §10): the job row exists exactly when the manifest does. Called
+ * before the transaction, so what it reads (a repository's switch) is read then.
+ */
 export interface ManifestJobs {
-  jobsFor(image: ImageRecord, digest: string, manifest: ParsedManifest): Promise<NewJob[]>;
+  /** `tag`: the tag pushed, or null for a push by digest. */
+  jobsFor(image: ImageRecord, digest: string, manifest: ParsedManifest, tag: string | null): Promise<NewJob[]>;
   /** After the commit of a manifest that enqueued jobs: this node looks for due jobs at once. */
   enqueued(): void;
+}
+
+/** A compare-and-swap push (`expectTag`) found the tag elsewhere: re-read it and try again. */
+export class TagMovedError extends Error {
+  constructor(
+    readonly tag: string,
+    /** Where the tag points now (null: nowhere). */
+    readonly current: string | null,
+  ) {
+    super(`tag "${tag}" moved to ${current ?? 'nothing'} since it was read`);
+  }
 }
 
 /** Manifests, tags, referrers and the catalog. */
 export class Manifests {
   readonly listeners: ManifestListener[] = [];
-  /** Set by the registry: jobs for each manifest pushed (not for ones the pull-through cache stores). */
-  jobs?: ManifestJobs;
+  /** Added by the features: jobs for each manifest pushed (not for ones the pull-through cache stores). */
+  readonly jobs: ManifestJobs[] = [];
 
   constructor(
     private readonly meta: MetadataStore,
@@ -132,8 +150,12 @@ export class Manifests {
     ref: string,
     payload: Buffer,
     contentType: string | undefined,
-    /** `cached`: fetched by the pull-through cache, whose blobs arrive later, on demand (docs/proxy.md). */
-    opts: { cached?: boolean } = {},
+    /**
+     * `cached`: fetched by the pull-through cache, whose blobs arrive later, on demand (docs/proxy.md).
+     * `expectTag`: write only if the tag still points at this digest (null: does not exist), else
+     * TagMovedError — for a read-modify-write of a tag (a signing job adding to a `.sig`).
+     */
+    opts: { cached?: boolean; expectTag?: string | null } = {},
   ): Promise<PutManifestResult> {
     const r = parseReference(ref);
     if (payload.length > MAX_MANIFEST_BYTES) {
@@ -159,7 +181,9 @@ export class Manifests {
     for (const c of parsed.manifests) refs.push({ digest: c.digest, kind: 'manifest' });
     if (parsed.subject) refs.push({ digest: parsed.subject.digest, kind: 'subject' });
 
-    const jobs = this.jobs && !opts.cached ? await this.jobs.jobsFor(img, digest, parsed) : [];
+    const tag = r.kind === 'tag' ? r.tag : null;
+    const contributed = opts.cached ? [] : await Promise.all(this.jobs.map(async (j) => ({ j, jobs: await j.jobsFor(img, digest, parsed, tag) })));
+    const jobs = contributed.flatMap((c) => c.jobs);
     const result = await this.meta.saveManifest({
       imageId: img.id,
       digest,
@@ -172,13 +196,15 @@ export class Manifests {
       refs,
       requireBlobs: opts.cached ? [] : parsed.blobs.map((b) => ({ digest: b.digest, size: b.size })),
       requireManifests: opts.cached ? [] : parsed.manifests.map((b) => ({ digest: b.digest, size: b.size })),
-      tag: r.kind === 'tag' ? r.tag : null,
+      tag,
       ...(opts.cached ? { cached: true } : {}),
       ...(policy && r.kind === 'tag' && policy.immutable(r.tag) ? { immutableTag: true } : {}),
       ...(policy && !opts.cached && policy.quotas.length ? { quotas: policy.quotas } : {}),
       ...(jobs.length ? { jobs } : {}),
+      ...(opts.expectTag !== undefined && tag !== null ? { expectTagDigest: opts.expectTag } : {}),
     });
     if (!result.ok) {
+      if (result.tagMoved !== undefined) throw new TagMovedError(tag!, result.tagMoved);
       if (result.denied) throw new RegistryError('DENIED', result.denied);
       if (result.missing.length) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references unknown blobs or manifests: ${result.missing.slice(0, 5).join(', ')}`, {
@@ -190,7 +216,7 @@ export class Manifests {
         detail: { sizeMismatch: result.sizeMismatch },
       });
     }
-    if (jobs.length) this.jobs!.enqueued();
+    for (const c of contributed) if (c.jobs.length) c.j.enqueued();
     if (policy?.retention && r.kind === 'tag') await this.policies!.onTagPush(img.repositoryId);
     for (const l of this.listeners) {
       await l.put?.({
@@ -201,7 +227,7 @@ export class Manifests {
         mediaType: parsed.mediaType,
         size: payload.length,
         payload,
-        tag: r.kind === 'tag' ? r.tag : null,
+        tag,
         subject: parsed.subject?.digest ?? null,
         cached: opts.cached === true,
       });

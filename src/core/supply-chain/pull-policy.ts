@@ -116,7 +116,7 @@ export function hasSubject(payload: Buffer): boolean {
     const doc = JSON.parse(payload.toString('utf8')) as { subject?: unknown; config?: { mediaType?: unknown }; layers?: { mediaType?: unknown }[] };
     if (isRunnableImage(doc)) return false;
     if (doc.subject && typeof doc.subject === 'object') return true;
-    return Array.isArray(doc.layers) && doc.layers.length > 0 && doc.layers.every((l) => typeof l?.mediaType === 'string' && COSIGN_LAYERS.has(l.mediaType));
+    return Array.isArray(doc.layers) && cosignLayersOnly(doc.layers);
   } catch {
     return false;
   }
@@ -138,6 +138,11 @@ function isRunnableImage(doc: { config?: { mediaType?: unknown }; layers?: { med
     Array.isArray(doc.layers) &&
     doc.layers.some((l) => typeof l?.mediaType === 'string' && isTarLayer(l.mediaType))
   );
+}
+
+/** Whether a manifest's layers are all cosign signatures or attestations (an attachment, even without a subject). */
+export function cosignLayersOnly(layers: { mediaType?: unknown }[]): boolean {
+  return layers.length > 0 && layers.every((l) => typeof l?.mediaType === 'string' && COSIGN_LAYERS.has(l.mediaType));
 }
 
 const COSIGN_LAYERS = new Set(['application/vnd.dev.cosign.simplesigning.v1+json', 'application/vnd.dsse.envelope.v1+json']);

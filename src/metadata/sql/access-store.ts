@@ -21,6 +21,7 @@ import { ConflictError } from '../access-store.ts';
 import type { Database } from './schema.ts';
 import { enqueueGcForImages } from './gc-reviews.ts';
 import { Precompiled } from './precompiled.ts';
+import type { ReadCache } from './read-cache.ts';
 
 type CredentialRow = Selectable<Database['credentials']>;
 type UserRow = Selectable<Database['users']>;
@@ -83,11 +84,16 @@ export class SqlAccessStore implements AccessStore {
   /** The reads every authenticated pull makes, compiled once (parameters in SQL order). */
   private readonly hot;
 
-  constructor(private readonly db: Kysely<Database>) {
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** SQLite: the hot reads' results, kept while the database is unchanged. */
+    readCache?: ReadCache,
+  ) {
+    const c = readCache;
     this.hot = {
-      owner: new Precompiled(db.selectFrom('owners').selectAll().where('name', '=', ''), 1),
-      repository: new Precompiled(this.repoQuery().where('owners.name', '=', '').where('repositories.name', '=', ''), 2),
-      user: new Precompiled(db.selectFrom('users').selectAll().where('username', '=', ''), 1),
+      owner: new Precompiled(db.selectFrom('owners').selectAll().where('name', '=', ''), 1, c),
+      repository: new Precompiled(this.repoQuery().where('owners.name', '=', '').where('repositories.name', '=', ''), 2, c),
+      user: new Precompiled(db.selectFrom('users').selectAll().where('username', '=', ''), 1, c),
     };
   }
 

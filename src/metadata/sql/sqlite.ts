@@ -15,6 +15,7 @@ import { SqlSbomStore } from './sbom-store.ts';
 import { SqlVulnStore } from './vuln-store.ts';
 import { SqlRateLimitStore } from './rate-limit-store.ts';
 import { StatementCache } from './statement-cache.ts';
+import { ReadCache } from './read-cache.ts';
 
 /**
  * Kysely's SQLite driver with write transactions that take the database's write lock when they
@@ -43,7 +44,7 @@ class ImmediateSqliteDialect extends SqliteDialect {
  * before its promise resolves, so an acknowledged write survives a process crash and a power
  * loss.
  */
-export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; signing: SqlSigningStore; sbom: SqlSbomStore; vulns: SqlVulnStore; limits: SqlRateLimitStore; db: Kysely<Database> }> {
+export async function openSqlite(file: string): Promise<{ reads?: ReadCache; meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; signing: SqlSigningStore; sbom: SqlSbomStore; vulns: SqlVulnStore; limits: SqlRateLimitStore; db: Kysely<Database> }> {
   if (file !== ':memory:') {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the
@@ -55,12 +56,27 @@ export async function openSqlite(file: string): Promise<{ meta: SqlMetadataStore
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(new StatementCache(sqlite)) });
+  const statements = new StatementCache(sqlite);
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(statements) });
   try {
     await migrateToLatest(db, 'sqlite');
   } catch (e) {
     await db.destroy();
     throw e;
   }
-  return { meta: new SqlMetadataStore(db, 'sqlite'), access: new SqlAccessStore(db), events: new SqlEventStore(db), jobs: new SqlJobStore(db, 'sqlite'), gc: new SqlGcStore(db, 'sqlite'), lifecycle: new SqlLifecycleStore(db), signing: new SqlSigningStore(db), sbom: new SqlSbomStore(db), vulns: new SqlVulnStore(db), limits: new SqlRateLimitStore(db), db };
+  const reads = new ReadCache(sqlite, statements.writes);
+  return {
+    reads,
+    meta: new SqlMetadataStore(db, 'sqlite', reads),
+    access: new SqlAccessStore(db, reads),
+    events: new SqlEventStore(db, true),
+    jobs: new SqlJobStore(db, 'sqlite'),
+    gc: new SqlGcStore(db, 'sqlite'),
+    lifecycle: new SqlLifecycleStore(db),
+    signing: new SqlSigningStore(db),
+    sbom: new SqlSbomStore(db),
+    vulns: new SqlVulnStore(db),
+    limits: new SqlRateLimitStore(db),
+    db,
+  };
 }

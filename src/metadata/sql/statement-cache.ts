@@ -12,6 +12,12 @@ import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
  */
 export class StatementCache {
   private readonly statements = new Map<string, Statement>();
+  /**
+   * Writing statements prepared so far: Kysely prepares every query right before running it,
+   * so this moves with every write this process makes on the connection (ReadCache's signal;
+   * SQLite's `data_version` only moves for other connections' commits).
+   */
+  readonly writes = { count: 0 };
 
   constructor(
     readonly db: SqliteDatabase,
@@ -28,6 +34,7 @@ export class StatementCache {
       if (this.statements.size >= this.max) this.statements.delete(this.statements.keys().next().value!);
     }
     this.statements.set(sql, stmt);
+    if (!stmt.readonly) this.writes.count++;
     return stmt;
   }
 

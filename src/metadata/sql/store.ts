@@ -21,6 +21,7 @@ import { enqueueJobs } from './job-store.ts';
 import { blobReviews, enqueueGcForImages, manifestReviews, removeManifestRows } from './gc-reviews.ts';
 import { addedBytes, usageOf } from './lifecycle-store.ts';
 import { Precompiled } from './precompiled.ts';
+import type { ReadCache } from './read-cache.ts';
 
 type ManifestRow = Selectable<Database['manifests']>;
 
@@ -48,9 +49,12 @@ export class SqlMetadataStore implements MetadataStore {
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
+    /** SQLite: the hot reads' results, kept while the database is unchanged. */
+    readCache?: ReadCache,
   ) {
+    const c = readCache;
     this.hot = {
-      image: new Precompiled(db.selectFrom('images').select(['id', 'name', 'repository_id']).where('name', '=', ''), 1),
+      image: new Precompiled(db.selectFrom('images').select(['id', 'name', 'repository_id']).where('name', '=', ''), 1, c),
       imageBlob: new Precompiled(
         db
           .selectFrom('image_blobs')
@@ -60,8 +64,9 @@ export class SqlMetadataStore implements MetadataStore {
           .where('image_blobs.digest', '=', '')
           .where('blobs.state', '=', 'live'),
         3,
+        c,
       ),
-      manifest: new Precompiled(db.selectFrom('manifests').selectAll().where('image_id', '=', 0).where('digest', '=', ''), 2),
+      manifest: new Precompiled(db.selectFrom('manifests').selectAll().where('image_id', '=', 0).where('digest', '=', ''), 2, c),
       taggedManifest: new Precompiled(
         db
           .selectFrom('tags')
@@ -70,6 +75,7 @@ export class SqlMetadataStore implements MetadataStore {
           .where('tags.image_id', '=', 0)
           .where('tags.name', '=', ''),
         2,
+        c,
       ),
     };
   }
@@ -296,13 +302,17 @@ export class SqlMetadataStore implements MetadataStore {
       });
       if (missing.length || sizeMismatch.length) return { ok: false, missing: [...new Set(missing)], sizeMismatch };
       if (m.tag !== null && this.dialect === 'postgres') {
-        // Two pushes of one tag at once must not both read the tag before either writes it:
+        // Two pushes of one tag at once must not both read the tag before either writes it
+        // (nor a compare-and-swap, expectTagDigest, pass on a stale read):
         // the later would move the tag without knowing it (no review of the manifest it left,
         // which then stays forever; an immutable tag moved). Serialize them per (image, tag),
         // also when the tag does not exist yet (a row lock would have nothing to hold).
         await sql`select pg_advisory_xact_lock(hashtextextended(${`${m.imageId}:${m.tag}`}, 0))`.execute(trx);
       }
       const previousTagDigest = m.tag !== null ? await tagDigest(trx, m.imageId, m.tag) : undefined;
+      if (m.expectTagDigest !== undefined && (previousTagDigest ?? null) !== m.expectTagDigest) {
+        return { ok: false, missing: [], sizeMismatch: [], tagMoved: previousTagDigest ?? null };
+      }
       const denied = await this.policyRefusal(trx, m, previousTagDigest);
       if (denied) return { ok: false, missing: [], sizeMismatch: [], denied };
 

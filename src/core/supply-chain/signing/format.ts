@@ -89,11 +89,27 @@ export function parsePayload(payload: Buffer): ParsedPayload {
  * whatever host (the one the client used: behind a proxy or by another name it differs).
  */
 export function referenceNames(ref: string, image: string): boolean {
-  let r = ref.split('@')[0]!;
+  const r = referenceRepository(ref);
+  return r === image || r.endsWith(`/${image}`);
+}
+
+/** A docker-reference without its `@digest` and `:tag`: `HOST[:PORT]/PATH`. */
+function referenceRepository(ref: string): string {
+  const r = ref.split('@')[0]!;
   const slash = r.lastIndexOf('/');
   const colon = r.lastIndexOf(':');
-  if (colon > slash) r = r.slice(0, colon);
-  return r === image || r.endsWith(`/${image}`);
+  return colon > slash ? r.slice(0, colon) : r;
+}
+
+/**
+ * A docker-reference's first component (its host, port included) and the path after it,
+ * without `:tag` or `@digest` — how a custom domain's short name is found in it. Undefined
+ * for a reference of one component.
+ */
+export function referenceHostPath(ref: string): { host: string; path: string } | undefined {
+  const r = referenceRepository(ref);
+  const slash = r.indexOf('/');
+  return slash > 0 ? { host: r.slice(0, slash), path: r.slice(slash + 1) } : undefined;
 }
 
 /** A short, stable id of a public key: 16 hex characters of the SHA-256 of its SPKI DER. */

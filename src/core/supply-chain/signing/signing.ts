@@ -9,12 +9,17 @@ import { ApiError, type Tenancy } from '../../access/tenancy.ts';
 import { RegistryError } from '../../errors.ts';
 import type { Identity } from '../../access/access.ts';
 import type { Blobs } from '../../content/blobs.ts';
-import type { ManifestDeleteEvent, ManifestPutEvent, Manifests } from '../../content/manifests.ts';
+import { type ManifestDeleteEvent, type ManifestPutEvent, type Manifests, TagMovedError } from '../../content/manifests.ts';
+import type { ParsedManifest } from '../../content/manifest.ts';
+import type { NewJob } from '../../../metadata/job-store.ts';
 import type { Uploads } from '../../content/uploads.ts';
 import type { JobQueue, JobRecord } from '../../jobs/queue.ts';
 import type { Keyring } from '../../keys/keyring.ts';
+import type { Domains } from '../../domains/domains.ts';
+import { normalizeHost } from '../../domains/names.ts';
 import { PURPOSE } from '../../keys/sealed.ts';
-import { hasSubject, type PullPolicy, type PullSubject } from '../pull-policy.ts';
+import { cosignLayersOnly, hasSubject, type PullPolicy, type PullSubject } from '../pull-policy.ts';
+import { wantsSbom } from '../sbom/sbom.ts';
 import type { MetadataStore, ImageRecord } from '../../../metadata/metadata-store.ts';
 import type { SigningKeyRecord, SigningRecord, SigningSettingsRecord, SigningStore } from '../../../metadata/signing-store.ts';
 import {
@@ -29,6 +34,7 @@ import {
   manifestLayers,
   parsePayload,
   parsePublicKey,
+  referenceHostPath,
   referenceNames,
   referrerManifest,
   sha256,
@@ -63,6 +69,8 @@ const MAX_CHECKED = 50_000;
 const PAYLOAD_CACHE = 2000;
 /** Most manifests one backfill queues (tags and their indexes' children). */
 const MAX_BACKFILL = 100_000;
+/** Times a sign job re-reads the `.sig` tag that moved under it before it fails (and is retried later). */
+const MAX_SIG_RACES = 5;
 
 export interface SigningOptions {
   /**
@@ -144,9 +152,13 @@ export class Signing {
     private readonly keyring: Keyring,
     private readonly jobs: JobQueue<unknown>,
     private readonly opts: SigningOptions,
+    /** Custom domains (docs/domains.md): a client's identity may name the image by a mapped host's short name. */
+    private readonly domains?: Pick<Domains, 'resolve'>,
   ) {
     jobs.register(SIGN_JOB, (job) => this.signJob(job));
     jobs.register(BACKFILL_JOB, (job) => this.backfillJob(job));
+    // The sign job is enqueued in the manifest's transaction; verdict versions follow commits.
+    manifests.jobs.push({ jobsFor: (image, digest, m, tag) => this.jobsFor(image, digest, m, tag), enqueued: () => jobs.kick() });
     manifests.listeners.push({ put: (e) => this.afterPut(e), deleted: (e) => this.afterDelete(e) });
   }
 
@@ -271,7 +283,7 @@ export class Signing {
         reason ??= `signed payload names another manifest (${parsed.digest})`;
         continue;
       }
-      if (!referenceNames(parsed.dockerReference, img.name)) {
+      if (!(await this.namesImage(parsed.dockerReference, img.name))) {
         reason ??= `signed payload names another image (${parsed.dockerReference.slice(0, 200)})`;
         continue;
       }
@@ -304,6 +316,19 @@ export class Signing {
       this.checked.set(k, ok);
     }
     return ok;
+  }
+
+  /**
+   * Whether a payload's docker-reference names the image: its long name under any host (the
+   * one the client used), or its short name under a custom domain mapped to it
+   * (`registry.acme.com/prod/app` for `acme/prod/app` when that host maps to `acme`).
+   */
+  private async namesImage(ref: string, image: string): Promise<boolean> {
+    if (referenceNames(ref, image)) return true;
+    const hp = referenceHostPath(ref);
+    const host = hp && normalizeHost(hp.host);
+    const map = host && this.domains ? await this.domains.resolve(host) : undefined;
+    return map !== undefined && map.toLong(hp!.path) === image;
   }
 
   // --- the pull policy -----------------------------------------------------------------------
@@ -349,18 +374,30 @@ export class Signing {
 
   // --- signing on push -----------------------------------------------------------------------
 
+  /**
+   * The sign job of a pushed image manifest or index when the repository signs on push, read
+   * here (before the manifest's transaction, which enqueues it): a crash after the commit
+   * cannot lose it. Signatures and other referrers are not signed.
+   */
+  private async jobsFor(image: ImageRecord, digest: string, m: ParsedManifest, tag: string | null): Promise<NewJob[]> {
+    // An image that names a subject is still an image (docs/security.md): signed like any.
+    if (!SIGNABLE.has(m.mediaType) || (m.subject !== null && !wantsSbom(m)) || (tag !== null && isAttachmentTag(tag)) || cosignLayersOnly(m.layers)) return [];
+    if (!(await this.store.findSettings(image.repositoryId)).signOnPush) return [];
+    return [{ kind: SIGN_JOB, subject: `${image.name}@${digest}`, runAfter: Date.now() }];
+  }
+
+  /**
+   * A signature (or other referrer) changes what verdicts say: a new version. After the commit,
+   * awaited (a failure fails the push, and the client's retry bumps); the version lives in the
+   * signing store, outside the manifest's transaction.
+   */
   private async afterPut(e: ManifestPutEvent): Promise<void> {
     if (e.cached) return;
-    // A referrer, not an image that also names a subject: that one is signed like any image.
+    // A referrer (not an image that also names a subject): verdicts may change, a new version.
     if (hasSubject(e.payload) || (e.tag !== null && isAttachmentTag(e.tag))) {
-      // A signature (or other referrer) changes what verdicts say: a new version.
       await this.store.bumpVersion(e.repositoryId);
       this.cache.clear();
-      return;
     }
-    if (!SIGNABLE.has(e.mediaType)) return;
-    const settings = await this.store.findSettings(e.repositoryId);
-    if (settings.signOnPush) await this.jobs.enqueue([{ kind: SIGN_JOB, subject: `${e.name}@${e.digest}`, runAfter: Date.now() }]);
   }
 
   private async afterDelete(e: ManifestDeleteEvent): Promise<void> {
@@ -371,7 +408,9 @@ export class Signing {
   /**
    * Signs one manifest with the repository's current key (job `signing.sign`, subject
    * `NAME@DIGEST`). Idempotent: a `.sig` layer already verifying with the current key is reused
-   * and the referrer is written once. Other signatures in the `.sig` manifest are kept.
+   * and the referrer is written once. Other signatures in the `.sig` manifest are kept: the
+   * rewrite of the tag is a compare-and-swap, so a client's `.sig` pushed between our read and
+   * our write makes us read again (up to MAX_SIG_RACES times) rather than drop its layers.
    */
   private async signJob(job: JobRecord): Promise<void> {
     const at = job.subject.lastIndexOf('@');
@@ -385,27 +424,37 @@ export class Signing {
     const key = await this.currentKey(img.repositoryId);
     const publicKey = createPublicKey(key.publicKey);
     const tag = signatureTag(digest);
-    const existing = await this.meta.findTaggedManifest(img.id, tag);
-    let layer: Descriptor | undefined;
-    for (const l of existing ? signatureLayers(existing.payload) : []) {
-      const payload = await this.payload(img, l);
-      if (payload && verifyPayload(publicKey, payload, l.annotations![SIGNATURE_ANNOTATION]!) && parsePayload(payload).digest === digest) layer = l;
-    }
     const record = await this.store.findRecord(img.id, digest, key.keyId);
-    if (layer && record && (await this.meta.findManifest(img.id, record.referrerDigest))) return;
     const now = Date.now();
-    let sigDigest = existing?.digest;
-    if (!layer) {
-      const privateKey = createPrivateKey(this.keyring.decrypt(key.privateKey!, PURPOSE.repositorySigningKey).toString('utf8'));
-      const payload = simpleSigningPayload(`${this.opts.identity}/${name}`, digest, now);
-      layer = signatureLayer(payload, signPayload(privateKey, payload));
-      await this.putBlob(name, payload);
+    let mine: Descriptor | undefined; // our new signature layer, made once however often we retry
+    let layer: Descriptor | undefined;
+    let sigDigest: string | undefined;
+    for (let race = 0; !layer; race++) {
+      const existing = await this.meta.findTaggedManifest(img.id, tag);
+      sigDigest = existing?.digest;
+      for (const l of existing ? signatureLayers(existing.payload) : []) {
+        const payload = await this.payload(img, l);
+        if (payload && verifyPayload(publicKey, payload, l.annotations![SIGNATURE_ANNOTATION]!) && parsePayload(payload).digest === digest) layer = l;
+      }
+      if (layer) break;
+      if (!mine) {
+        const privateKey = createPrivateKey(this.keyring.decrypt(key.privateKey!, PURPOSE.repositorySigningKey).toString('utf8'));
+        const payload = simpleSigningPayload(`${this.opts.identity}/${name}`, digest, now);
+        mine = signatureLayer(payload, signPayload(privateKey, payload));
+        await this.putBlob(name, payload);
+      }
       // Keep every signature already there (a user's, an older key's), as cosign does.
-      const layers = [...(existing ? manifestLayers(existing.payload) : []).slice(-(MAX_SIGNATURE_LAYERS - 1)), layer];
+      const layers = [...(existing ? manifestLayers(existing.payload) : []).slice(-(MAX_SIGNATURE_LAYERS - 1)), mine];
       const config = signatureConfig(layers);
       await this.putBlob(name, config);
-      sigDigest = (await this.manifests.put(name, tag, signatureManifest(config, layers), OCI_MANIFEST)).digest;
+      try {
+        sigDigest = (await this.manifests.put(name, tag, signatureManifest(config, layers), OCI_MANIFEST, { expectTag: existing?.digest ?? null })).digest;
+        layer = mine;
+      } catch (e) {
+        if (!(e instanceof TagMovedError) || race + 1 >= MAX_SIG_RACES) throw e;
+      }
     }
+    if (layer !== mine && record && (await this.meta.findManifest(img.id, record.referrerDigest))) return;
     await this.putBlob(name, EMPTY_JSON);
     const referrer = referrerManifest(layer, { mediaType: m.mediaType, digest, size: m.size }, now);
     const referrerDigest = (await this.manifests.put(name, sha256(referrer), referrer, OCI_MANIFEST)).digest;
