@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { startBerth } from '../helpers/server.ts';
-import { ARGS, CHROMIUM, ensureWebBuild } from './helpers.ts';
+import { ensureWebBuild, signedInPage } from './helpers.ts';
 
 test('[ui] custom domains: the owner page manages them; snippets use short names on a domain', { timeout: 180_000 }, async (t) => {
   await ensureWebBuild();
@@ -19,18 +18,7 @@ test('[ui] custom domains: the owner page manages them; snippets use short names
   assert.equal((await call('POST', '/api/v1/domains', { host: 'registry.acme.test', target: 'acme' })).status, 201);
   assert.equal((await call('POST', '/api/v1/domains', { host: 'images.acme.test', target: 'acme/prod' })).status, 201);
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, '--host-resolver-rules=MAP *.acme.test 127.0.0.1'], headless: true });
-  t.after(() => browser.close());
-  const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-
-  // the owner page, signed in as the site administrator
-  await page.goto(`${srv.url}/#/login`);
-  await page.getByLabel('Username').fill(srv.admin.username);
-  await page.getByLabel('Password').fill(srv.admin.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByTestId('whoami').waitFor();
+  const { page, errors } = await signedInPage(t, srv, { args: ['--host-resolver-rules=MAP *.acme.test 127.0.0.1'] });
   await page.goto(`${srv.url}/#/o/acme`);
   const domains = page.getByRole('table', { name: 'Custom domains' });
   await domains.getByRole('row').filter({ hasText: 'images.acme.test' }).filter({ hasText: 'acme/prod' }).waitFor();

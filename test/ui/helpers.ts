@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { chromium, type Page } from 'playwright-core';
 import { ROOT, newestMtime } from '../helpers/server.ts';
 
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -19,3 +20,25 @@ export async function ensureWebBuild(): Promise<void> {
   });
 }
 
+
+/**
+ * Chromium on a new page signed in as the server's site administrator; `errors` collects the
+ * page's uncaught errors (a test asserts it stays empty). Closed when the test ends.
+ */
+export async function signedInPage(
+  t: { after(fn: () => unknown): void },
+  srv: { url: string; admin: { username: string; password: string } },
+  opts: { args?: string[]; height?: number } = {},
+): Promise<{ page: Page; errors: string[] }> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, ...(opts.args ?? [])], headless: true });
+  t.after(() => browser.close());
+  const page = await (await browser.newContext({ viewport: { width: 1100, height: opts.height ?? 800 } })).newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${srv.url}/#/login`);
+  await page.getByLabel('Username').fill(srv.admin.username);
+  await page.getByLabel('Password').fill(srv.admin.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('whoami').waitFor();
+  return { page, errors };
+}

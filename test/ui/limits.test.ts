@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { startBerth } from '../helpers/server.ts';
-import { ARGS, CHROMIUM, ensureWebBuild } from './helpers.ts';
+import { ensureWebBuild, signedInPage } from './helpers.ts';
 
 test('[ui] manage page: rate limits on the repository and its tokens', { timeout: 180_000 }, async (t) => {
   await ensureWebBuild();
@@ -18,16 +17,7 @@ test('[ui] manage page: rate limits on the repository and its tokens', { timeout
   assert.equal((await call('POST', '/api/v1/owners/acme/repos', { name: 'prod', visibility: 'public' })).status, 201);
   const tok = (await (await call('POST', '/api/v1/repos/acme/prod/tokens', { name: 'customer-a' })).json()) as { id: number };
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
-  t.after(() => browser.close());
-  const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(`${srv.url}/#/login`);
-  await page.getByLabel('Username').fill(srv.admin.username);
-  await page.getByLabel('Password').fill(srv.admin.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByTestId('whoami').waitFor();
+  const { page, errors } = await signedInPage(t, srv);
 
   await page.goto(`${srv.url}/#/r/acme/prod/manage`);
   await page.getByRole('heading', { name: 'Rate limits' }).waitFor();

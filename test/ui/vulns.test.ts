@@ -13,10 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { startBerth } from '../helpers/server.ts';
 import { tarOf } from '../supply-chain/layers.ts';
-import { ARGS, CHROMIUM, ensureWebBuild } from './helpers.ts';
+import { ensureWebBuild, signedInPage } from './helpers.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -61,16 +60,7 @@ test('[ui] tag page: vulnerability summary, findings with fixed versions, scanne
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
-  t.after(() => browser.close());
-  const page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(`${srv.url}/#/login`);
-  await page.getByLabel('Username').fill(srv.admin.username);
-  await page.getByLabel('Password').fill(srv.admin.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByTestId('whoami').waitFor();
+  const { page, errors } = await signedInPage(t, srv, { height: 900 });
 
   await page.goto(`${srv.url}/#/r/acme/prod/i/app/t/v1`);
   const section = page.getByTestId('vulnerabilities');
