@@ -131,6 +131,11 @@ async function supervise(config: Config, logger: Logger, n: number): Promise<voi
   const password = prepared.generatedAdminPassword;
   await prepared.close();
 
+  // Workers accept from the shared listening socket themselves (the kernel spreads connections).
+  // With node's default round-robin the supervisor accepts each connection and hands it to a
+  // worker over IPC: one handed to a worker that was just killed hung until the client gave up,
+  // and every connection cost the supervisor an accept and a message.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   // Rate-limit counters of workers on SQLite live here, one set for all (docs/limits.md).
   serveClusterCounters();
   const aggregator = new AggregatorRegistry();
