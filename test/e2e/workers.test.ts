@@ -18,7 +18,7 @@ interface Answer {
   body: Buffer;
 }
 
-/** One request on its own connection (no keep-alive). */
+/** One request on its own connection (no keep-alive), given up after 30 s without a byte. */
 function request(url: string, method: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent: false }, (res) => {
@@ -28,6 +28,8 @@ function request(url: string, method: string, headers: Record<string, string>, b
       res.on('error', reject);
     });
     req.on('error', reject);
+    // A hung connection fails the test in seconds instead of holding the test process open.
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${url}: no answer within 30 s`)));
     req.end(body);
   });
 }
