@@ -9,18 +9,9 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { eventually } from '../events/helpers.ts';
 import { alpineBase, gzip, tarOf } from '../supply-chain/layers.ts';
-import { startDockerRegistry, startProxyBerth } from './helpers.ts';
+import { pushUpstreamImage, startDockerRegistry, startProxyBerth } from './helpers.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-async function pushBlob(url: string, repo: string, blob: Buffer): Promise<void> {
-  const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-  assert.equal(start.status, 202);
-  const loc = new URL(start.headers.get('location')!, url);
-  loc.searchParams.set('digest', sha256(blob));
-  const put = await fetch(loc, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(blob) });
-  assert.equal(put.status, 201, await put.text());
-}
 
 test('a pull-through-cached image gets its inventory and SBOM, its layers fetched by the job', async (t) => {
   const up = await startDockerRegistry();
@@ -29,20 +20,7 @@ test('a pull-through-cached image gets its inventory and SBOM, its layers fetche
   t.after(() => pb.close());
 
   const layer = gzip(await tarOf(alpineBase()));
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  await pushBlob(up.url, 'library/alpine', layer);
-  await pushBlob(up.url, 'library/alpine', config);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(layer), size: layer.length }],
-    }),
-  );
-  const put = await fetch(`${up.url}/v2/library/alpine/manifests/3`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: new Uint8Array(manifest) });
-  assert.equal(put.status, 201, await put.text());
-  const digest = sha256(manifest);
+  const { digest } = await pushUpstreamImage(up.url, 'library/alpine', '3', layer, 'application/vnd.oci.image.layer.v1.tar+gzip');
   await pb.addUpstream('mirror', { url: up.url, prefix: 'hub/' });
 
   // Only the manifest is pulled: the layer is never asked for by a client.

@@ -6,19 +6,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { startDockerRegistry, startProxyBerth } from '../proxy/helpers.ts';
+import { pushUpstreamBlob, pushUpstreamImage, startDockerRegistry, startProxyBerth } from '../proxy/helpers.ts';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-/** Pushes one blob to docker-registry (POST, then PUT with the digest). */
-async function pushBlob(url: string, repo: string, blob: Buffer): Promise<void> {
-  const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-  assert.equal(start.status, 202);
-  const loc = new URL(start.headers.get('location')!, url);
-  loc.searchParams.set('digest', sha256(blob));
-  const put = await fetch(loc, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(blob) });
-  assert.equal(put.status, 201, await put.text());
-}
 
 test('a manifest from the upstream read as a blob meets the pull policies; HEAD stays free', async (t) => {
   const up = await startDockerRegistry();
@@ -27,29 +17,16 @@ test('a manifest from the upstream read as a blob meets the pull policies; HEAD 
   t.after(() => pb.close());
 
   const layer = randomBytes(2000);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }));
-  await pushBlob(up.url, 'library/app', layer);
-  await pushBlob(up.url, 'library/app', config);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-    }),
-  );
-  const put = await fetch(`${up.url}/v2/library/app/manifests/v1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: new Uint8Array(manifest) });
-  assert.equal(put.status, 201, await put.text());
-  const digest = sha256(manifest);
+  const { digest, manifest, config } = await pushUpstreamImage(up.url, 'library/app', 'v1', layer, 'application/vnd.oci.image.layer.v1.tar');
   // Many registries serve a manifest's bytes on /blobs/<digest> too; docker-registry does once
   // they are also pushed as a blob.
-  await pushBlob(up.url, 'library/app', manifest);
+  await pushUpstreamBlob(up.url, 'library/app', manifest);
   await pb.addUpstream('mirror', { url: up.url, prefix: 'hub/' });
 
   // The same bytes only as a blob upstream (its /manifests does not know them), pulled through
   // a caching upstream before the policy existed: now a plain cached blob. And through a
   // non-caching upstream: streamed from the upstream on each GET.
-  await pushBlob(up.url, 'library/plain', manifest);
+  await pushUpstreamBlob(up.url, 'library/plain', manifest);
   await pb.addUpstream('early', { url: up.url, prefix: 'hub/' });
   await pb.addUpstream('live', { url: up.url, prefix: 'hub/', cache: false });
   const early = await fetch(`${pb.url}/v2/acme/early/hub/library/plain/blobs/${digest}`, { headers: { authorization: pb.auth } });
