@@ -195,11 +195,12 @@ export interface ProxyBerth {
 /**
  * An in-process Berth on loopback with organisation `acme`, the pull-through cache configured by
  * `proxy`. The upstream fixtures listen on 127.0.0.1, which the egress policy refuses by
- * default: `egressAllow` (default `127.0.0.1`) opens them explicitly.
+ * default: `egressAllow` (default `127.0.0.1`) opens them explicitly. `sbom`: SBOM generation
+ * (off by default here).
  */
 export async function startProxyBerth(
   proxy: Record<string, unknown> = {},
-  opts: { egressAllow?: string[]; resolve?: Resolve } = {},
+  opts: { egressAllow?: string[]; resolve?: Resolve; sbom?: boolean } = {},
 ): Promise<ProxyBerth> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'berth-proxy-'));
   const port = await freePort();
@@ -211,6 +212,9 @@ export async function startProxyBerth(
         listen: `127.0.0.1:${port}`,
         proxy: { backoffMs: 50, retries: 1, timeoutMs: 10_000, ...proxy } as never,
         egress: { allow: opts.egressAllow ?? ['127.0.0.1'] },
+        // Off unless asked for: a cached image's SBOM job fetches its layers in the background,
+        // which would race the tests that count upstream requests or stall a layer's body.
+        sbom: { enabled: opts.sbom === true } as never,
       },
     }),
     false,

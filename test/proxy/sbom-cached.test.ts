@@ -16,7 +16,7 @@ const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('h
 test('a pull-through-cached image gets its inventory and SBOM, its layers fetched by the job', async (t) => {
   const up = await startDockerRegistry();
   t.after(() => up.stop());
-  const pb = await startProxyBerth();
+  const pb = await startProxyBerth({}, { sbom: true });
   t.after(() => pb.close());
 
   const layer = gzip(await tarOf(alpineBase()));

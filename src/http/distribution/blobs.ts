@@ -3,6 +3,7 @@ import type { Registry } from '../../core/registry.ts';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../../core/errors.ts';
 import { MAX_MANIFEST_BYTES, parseManifest } from '../../core/content/manifest.ts';
+import { parseImageName } from '../../core/content/names.ts';
 import type { ByteRange } from '../../core/types.ts';
 import type { HttpAuth } from '../auth.ts';
 import { admitPull } from '../rate-limits.ts';
@@ -36,12 +37,12 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
   const blob = await registry.blobs.stat(name, digest).catch(async (e: unknown) => {
     // A local miss: the repository's upstreams, if any (docs/proxy.md).
     if (!(e instanceof RegistryError && (e.code === 'BLOB_UNKNOWN' || e.code === 'NAME_UNKNOWN'))) throw e;
-    if (registry.pullPolicies.size && (await upstreamManifest(registry, req, reply, name, digest, auth))) return undefined;
+    if ((await policiesInForce(registry, name)) && (await upstreamManifest(registry, req, reply, name, digest, auth))) return undefined;
     const proxied = await registry.proxy.blob(name, digest, req.method === 'GET');
     if (!proxied) throw e;
     if (proxied.kind === 'stored') return registry.blobs.stat(name, digest);
     let body = proxied.kind === 'stream' ? proxied.stream : undefined;
-    if (body && registry.pullPolicies.size && (proxied.size === undefined || proxied.size <= MAX_MANIFEST_BYTES)) {
+    if (body && (proxied.size === undefined || proxied.size <= MAX_MANIFEST_BYTES) && (await policiesInForce(registry, name))) {
       body = await guardStream(registry, req, name, digest, body);
     }
     if (req.method === 'GET' && req.berthLimits) await admitPull(registry.rateLimits, req, reply, proxied.size);
@@ -75,7 +76,7 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
   }
   // A manifest read as a blob is still a manifest pull: the same policies decide.
   if (blob.manifest) await enforcePullPolicies(registry, req, name, { digest, ...blob.manifest });
-  else if (req.method === 'GET' && registry.pullPolicies.size && blob.size <= MAX_MANIFEST_BYTES && !notManifests.has(digest)) {
+  else if (req.method === 'GET' && blob.size <= MAX_MANIFEST_BYTES && !notManifests.has(digest) && (await policiesInForce(registry, name))) {
     // Stored as a plain blob (cached from an upstream, or before a policy was registered) but
     // a manifest all the same: a client that runs it pulled a manifest.
     const chunks: Buffer[] = [];
@@ -104,6 +105,13 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     return;
   }
   reply.send(await registry.blobs.open(digest, range, blob.generation));
+}
+
+/** Whether a pull policy is in force for the image's repository (the checks below cost only then). */
+async function policiesInForce(registry: Registry, name: string): Promise<boolean> {
+  if (!registry.pullPolicies.size) return false;
+  const { owner, repository } = parseImageName(name);
+  return registry.pullPolicies.inForce(owner, repository);
 }
 
 /** Digests of small blobs seen not to be manifests (content-addressed: true for good); bounded. */
@@ -167,7 +175,7 @@ async function guardStream(registry: Registry, req: FastifyRequest, name: string
  * as the local /blobs/<manifest digest> path does (a HEAD, free, must not cache them as a plain
  * blob either). Only "no such manifest" falls through to the blob fetch; any other failure (an
  * unreachable upstream, an answer that is no manifest) fails closed. The price: one more
- * upstream request for each layer miss, only while a policy is registered.
+ * upstream request for each layer miss, only where a policy is in force.
  */
 async function upstreamManifest(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string, auth?: HttpAuth): Promise<boolean> {
   let m;
