@@ -169,21 +169,20 @@ async function guardStream(registry: Registry, req: FastifyRequest, name: string
 }
 
 /**
- * With pull policies registered, a GET or HEAD for a digest that is not here asks the upstreams
- * for it as a manifest first: a manifest's bytes from an upstream are then served (and, when
- * caching, stored) only as a manifest, so this GET and every later one meet the decision chain,
- * as the local /blobs/<manifest digest> path does (a HEAD, free, must not cache them as a plain
- * blob either). Only "no such manifest" falls through to the blob fetch; any other failure (an
- * unreachable upstream, an answer that is no manifest) fails closed. The price: one more
- * upstream request for each layer miss, only where a policy is in force.
+ * Where a pull policy is in force, a GET or HEAD for a digest that is not here asks the
+ * upstreams for it as a manifest first: a manifest's bytes from an upstream are then served
+ * (and, when caching, stored) only as a manifest, so this GET and every later one meet the
+ * decision chain, as the local /blobs/<manifest digest> path does (a HEAD, free, must not cache
+ * them as a plain blob either). No manifest (or an upstream error) falls through to the blob
+ * fetch, whose bytes are still checked as a manifest when small enough (guardStream, and the
+ * local path once cached). The price: one more upstream request for each layer miss.
  */
 async function upstreamManifest(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string, auth?: HttpAuth): Promise<boolean> {
   let m;
   try {
     m = await registry.proxy.manifest(name, digest);
   } catch (e) {
-    // docker-registry answers 500 for a layer's digest on /manifests: fall through to the blob
-    // fetch, whose bytes are checked all the same (guardStream, and the local path once cached).
+    // docker-registry answers 500 for a layer's digest on /manifests: fall through.
     if (e instanceof RegistryError && (e.code === 'MANIFEST_UNKNOWN' || e.code === 'NAME_UNKNOWN' || e.code === 'UPSTREAM_UNAVAILABLE')) return false;
     throw e;
   }
