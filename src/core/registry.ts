@@ -193,7 +193,7 @@ export class Registry {
     this.policies.onTagPush = (repositoryId) => this.retention.enqueue([repositoryId], Date.now() + 60_000);
     this.sbom = new SbomService(opts.sbom, this.jobs as JobQueue<unknown>, this, opts.sbomOptions);
     this.inventories = this.sbom.inventories;
-    this.manifests.jobs.push({ jobsFor: (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest), enqueued: () => this.jobs.kick() });
+    this.manifests.jobs.push({ jobsFor: (image, digest, manifest) => this.sbom.jobsFor(image, digest, manifest), enqueued: () => this.jobs.kick(), cached: true });
     this.vulns = new Vulnerabilities(
       opts.vulns.store,
       this.inventories,

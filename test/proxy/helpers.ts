@@ -4,6 +4,7 @@
  * in-process Berth with an organisation `acme` listening on loopback.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import http from 'node:http';
@@ -194,11 +195,12 @@ export interface ProxyBerth {
 /**
  * An in-process Berth on loopback with organisation `acme`, the pull-through cache configured by
  * `proxy`. The upstream fixtures listen on 127.0.0.1, which the egress policy refuses by
- * default: `egressAllow` (default `127.0.0.1`) opens them explicitly.
+ * default: `egressAllow` (default `127.0.0.1`) opens them explicitly. `sbom`: SBOM generation
+ * (off by default here).
  */
 export async function startProxyBerth(
   proxy: Record<string, unknown> = {},
-  opts: { egressAllow?: string[]; resolve?: Resolve } = {},
+  opts: { egressAllow?: string[]; resolve?: Resolve; sbom?: boolean } = {},
 ): Promise<ProxyBerth> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'berth-proxy-'));
   const port = await freePort();
@@ -210,6 +212,9 @@ export async function startProxyBerth(
         listen: `127.0.0.1:${port}`,
         proxy: { backoffMs: 50, retries: 1, timeoutMs: 10_000, ...proxy } as never,
         egress: { allow: opts.egressAllow ?? ['127.0.0.1'] },
+        // Off unless asked for: a cached image's SBOM job fetches its layers in the background,
+        // which would race the tests that count upstream requests or stall a layer's body.
+        sbom: { enabled: opts.sbom === true } as never,
       },
     }),
     false,
@@ -246,4 +251,34 @@ export async function startProxyBerth(
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+const sha256hex = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** Pushes one blob straight to an upstream (docker-registry: POST, then PUT with the digest). */
+export async function pushUpstreamBlob(url: string, repo: string, blob: Buffer): Promise<void> {
+  const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  if (start.status !== 202) throw new Error(`upstream upload start: ${start.status}`);
+  const loc = new URL(start.headers.get('location')!, url);
+  loc.searchParams.set('digest', sha256hex(blob));
+  const put = await fetch(loc, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(blob) });
+  if (put.status !== 201) throw new Error(`upstream blob PUT: ${put.status} ${await put.text()}`);
+}
+
+/** Pushes a one-layer OCI image straight to an upstream; returns its manifest's bytes and digest. */
+export async function pushUpstreamImage(url: string, repo: string, tag: string, layer: Buffer, layerMediaType: string): Promise<{ digest: string; manifest: Buffer; config: Buffer }> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  await pushUpstreamBlob(url, repo, layer);
+  await pushUpstreamBlob(url, repo, config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256hex(config), size: config.length },
+      layers: [{ mediaType: layerMediaType, digest: sha256hex(layer), size: layer.length }],
+    }),
+  );
+  const put = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: new Uint8Array(manifest) });
+  if (put.status !== 201) throw new Error(`upstream manifest PUT: ${put.status} ${await put.text()}`);
+  return { digest: sha256hex(manifest), manifest, config };
 }

@@ -104,6 +104,11 @@ export interface ManifestListener {
 export interface ManifestJobs {
   /** `tag`: the tag pushed, or null for a push by digest. */
   jobsFor(image: ImageRecord, digest: string, manifest: ParsedManifest, tag: string | null): Promise<NewJob[]>;
+  /**
+   * Also asked for manifests the pull-through cache stores (SBOM: the pull policies need a
+   * report of every image served); otherwise only pushes (signing on push signs what was pushed).
+   */
+  cached?: boolean;
   /** After the commit of a manifest that enqueued jobs: this node looks for due jobs at once. */
   enqueued(): void;
 }
@@ -182,7 +187,7 @@ export class Manifests {
     if (parsed.subject) refs.push({ digest: parsed.subject.digest, kind: 'subject' });
 
     const tag = r.kind === 'tag' ? r.tag : null;
-    const contributed = opts.cached ? [] : await Promise.all(this.jobs.map(async (j) => ({ j, jobs: await j.jobsFor(img, digest, parsed, tag) })));
+    const contributed = await Promise.all(this.jobs.filter((j) => !opts.cached || j.cached).map(async (j) => ({ j, jobs: await j.jobsFor(img, digest, parsed, tag) })));
     const jobs = contributed.flatMap((c) => c.jobs);
     const result = await this.meta.saveManifest({
       imageId: img.id,

@@ -60,6 +60,12 @@ export class PullPolicies {
     return this.chain.length;
   }
 
+  /** Whether any policy is in force for the repository: a cheap cached lookup per policy. */
+  async inForce(owner: string, repository: string): Promise<boolean> {
+    for (const policy of this.chain) if ((await policy.version(owner, repository)) !== undefined) return true;
+    return false;
+  }
+
   /** Throws 403 DENIED when a policy refuses the pull. */
   async enforce(pull: PullSubject): Promise<void> {
     let exempt: boolean | undefined;

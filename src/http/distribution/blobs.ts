@@ -1,6 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../../core/registry.ts';
+import { Readable } from 'node:stream';
 import { RegistryError } from '../../core/errors.ts';
+import { MAX_MANIFEST_BYTES, parseManifest } from '../../core/content/manifest.ts';
+import { parseImageName } from '../../core/content/names.ts';
 import type { ByteRange } from '../../core/types.ts';
 import type { HttpAuth } from '../auth.ts';
 import { admitPull } from '../rate-limits.ts';
@@ -34,13 +37,18 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
   const blob = await registry.blobs.stat(name, digest).catch(async (e: unknown) => {
     // A local miss: the repository's upstreams, if any (docs/proxy.md).
     if (!(e instanceof RegistryError && (e.code === 'BLOB_UNKNOWN' || e.code === 'NAME_UNKNOWN'))) throw e;
+    if ((await policiesInForce(registry, name)) && (await upstreamManifest(registry, req, reply, name, digest, auth))) return undefined;
     const proxied = await registry.proxy.blob(name, digest, req.method === 'GET');
     if (!proxied) throw e;
     if (proxied.kind === 'stored') return registry.blobs.stat(name, digest);
+    let body = proxied.kind === 'stream' ? proxied.stream : undefined;
+    if (body && (proxied.size === undefined || proxied.size <= MAX_MANIFEST_BYTES) && (await policiesInForce(registry, name))) {
+      body = await guardStream(registry, req, name, digest, body);
+    }
     if (req.method === 'GET' && req.berthLimits) await admitPull(registry.rateLimits, req, reply, proxied.size);
     reply.header('Docker-Content-Digest', digest).type('application/octet-stream');
     if (proxied.size !== undefined) reply.header('Content-Length', String(proxied.size));
-    reply.send(proxied.kind === 'stream' ? proxied.stream : undefined);
+    reply.send(body);
     return undefined;
   });
   if (!blob) return;
@@ -68,6 +76,13 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
   }
   // A manifest read as a blob is still a manifest pull: the same policies decide.
   if (blob.manifest) await enforcePullPolicies(registry, req, name, { digest, ...blob.manifest });
+  else if (req.method === 'GET' && blob.size <= MAX_MANIFEST_BYTES && !notManifests.has(digest) && (await policiesInForce(registry, name))) {
+    // Stored as a plain blob (cached from an upstream, or before a policy was registered) but
+    // a manifest all the same: a client that runs it pulled a manifest.
+    const chunks: Buffer[] = [];
+    for await (const c of await registry.blobs.open(digest, undefined, blob.generation)) chunks.push(c as Buffer);
+    await guardBytes(registry, req, name, digest, Buffer.concat(chunks));
+  }
   // Counted against the day's byte limits (docs/limits.md); a redirect counts what it sends to.
   if (req.berthLimits) await admitPull(registry.rateLimits, req, reply, length);
   if (!blob.manifest && !range) {
@@ -90,6 +105,95 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     return;
   }
   reply.send(await registry.blobs.open(digest, range, blob.generation));
+}
+
+/** Whether a pull policy is in force for the image's repository (the checks below cost only then). */
+async function policiesInForce(registry: Registry, name: string): Promise<boolean> {
+  if (!registry.pullPolicies.size) return false;
+  const { owner, repository } = parseImageName(name);
+  return registry.pullPolicies.inForce(owner, repository);
+}
+
+/** Digests of small blobs seen not to be manifests (content-addressed: true for good); bounded. */
+const notManifests = new Set<string>();
+const MAX_NOT_MANIFESTS = 50_000;
+
+/** The decision chain on `bytes` if they parse as a manifest; otherwise remembers that they do not. */
+async function guardBytes(registry: Registry, req: FastifyRequest, name: string, digest: string, bytes: Buffer): Promise<void> {
+  let mediaType: string;
+  try {
+    mediaType = parseManifest(bytes, undefined).mediaType;
+  } catch {
+    if (notManifests.size >= MAX_NOT_MANIFESTS) notManifests.clear();
+    notManifests.add(digest);
+    return;
+  }
+  await enforcePullPolicies(registry, req, name, { digest, mediaType, payload: bytes });
+}
+
+/**
+ * A blob streaming from an upstream, small enough to be a manifest: read up to the manifest
+ * limit first; if it ended there and parses as a manifest the decision chain decides. What is
+ * read is then sent ahead of the rest. A refusal destroys the stream; a caching upstream's copy
+ * is complete by then and the local path checks it on every later GET.
+ */
+async function guardStream(registry: Registry, req: FastifyRequest, name: string, digest: string, stream: Readable): Promise<Readable> {
+  const it = stream[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let n = 0;
+  let ended = false;
+  while (n <= MAX_MANIFEST_BYTES) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head.push(r.value as Buffer);
+    n += (r.value as Buffer).length;
+  }
+  if (ended && req.method === 'GET' && !notManifests.has(digest)) {
+    try {
+      await guardBytes(registry, req, name, digest, Buffer.concat(head));
+    } catch (e) {
+      stream.destroy();
+      throw e;
+    }
+  }
+  return Readable.from(
+    (async function* () {
+      yield* head;
+      if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value as Buffer;
+    })(),
+    { objectMode: false },
+  );
+}
+
+/**
+ * Where a pull policy is in force, a GET or HEAD for a digest that is not here asks the
+ * upstreams for it as a manifest first: a manifest's bytes from an upstream are then served
+ * (and, when caching, stored) only as a manifest, so this GET and every later one meet the
+ * decision chain, as the local /blobs/<manifest digest> path does (a HEAD, free, must not cache
+ * them as a plain blob either). No manifest (or an upstream error) falls through to the blob
+ * fetch, whose bytes are still checked as a manifest when small enough (guardStream, and the
+ * local path once cached). The price: one more upstream request for each layer miss.
+ */
+async function upstreamManifest(registry: Registry, req: FastifyRequest, reply: FastifyReply, name: string, digest: string, auth?: HttpAuth): Promise<boolean> {
+  let m;
+  try {
+    m = await registry.proxy.manifest(name, digest);
+  } catch (e) {
+    // docker-registry answers 500 for a layer's digest on /manifests: fall through.
+    if (e instanceof RegistryError && (e.code === 'MANIFEST_UNKNOWN' || e.code === 'NAME_UNKNOWN' || e.code === 'UPSTREAM_UNAVAILABLE')) return false;
+    throw e;
+  }
+  if (m.digest !== digest) return false; // never: a lookup by digest answers that digest
+  await enforcePullPolicies(registry, req, name, m);
+  const get = req.method === 'GET';
+  if (get && req.berthLimits) await admitPull(registry.rateLimits, req, reply, m.size);
+  if (get && auth) await auth.countDownload(req);
+  reply.header('Docker-Content-Digest', digest).header('ETag', `"${digest}"`).header('Content-Length', String(m.size)).type(m.mediaType);
+  reply.send(get ? m.payload : undefined);
+  return true;
 }
 
 /** DELETE /v2/<name>/blobs/<digest> */

@@ -60,6 +60,8 @@ export interface SbomDeps {
   uploads: Uploads;
   manifests: Manifests;
   tenancy: Tenancy;
+  /** The pull-through cache: a cached image's layers arrive on demand, so its job fetches them. */
+  proxy: { blob(name: string, digest: string, withBody: boolean): Promise<unknown> };
 }
 
 /** What the management API tells of one image manifest's SBOM. */
@@ -209,6 +211,7 @@ export class SbomService {
     if (!this.opts.enabled || !(await this.store.findSbomEnabled(image.repositoryId))) return;
     const manifest = await this.deps.meta.findManifest(image.id, digest);
     if (!manifest) return;
+    if (manifest.cached) await this.fetchLayers(name, manifest);
     const inventory = await this.inventory(manifest);
     if (!inventory) return;
     await this.inventories.save(inventory);
@@ -216,6 +219,28 @@ export class SbomService {
     if (inventory.os || inventory.packages.length) await this.push(name, manifest, inventory);
     this.stats.inventoried++;
     await this.onInventory?.(digest, image.repositoryId);
+  }
+
+  /**
+   * A pull-through-cached image: its layers are stored when a client pulls them, maybe never.
+   * Those not here yet (and not inventoried already) are fetched from the upstream into the
+   * cache, without a body to serve, so the policies that need a report ("deny severity",
+   * "block until scanned") decide cached images too. An upstream failure fails the job (retried).
+   */
+  private async fetchLayers(name: string, manifest: Pick<ManifestRecord, 'payload' | 'mediaType'>): Promise<void> {
+    const parsed = parseManifest(manifest.payload, manifest.mediaType);
+    if (!wantsSbom(parsed)) return;
+    const stored = new Set(parsed.blobs.map((b) => b.digest));
+    for (const l of parsed.layers) {
+      if (!isTarLayer(l.mediaType) || !stored.has(l.digest)) continue;
+      if (await this.store.findLayerInventory(l.digest)) continue;
+      try {
+        await this.deps.blobs.stat(name, l.digest);
+      } catch (e) {
+        if (!(e instanceof RegistryError && e.code === 'BLOB_UNKNOWN')) throw e;
+        await this.deps.proxy.blob(name, l.digest, false);
+      }
+    }
   }
 
   /** The inventory of an image manifest from its layers (undefined when it is not an image). */
