@@ -142,6 +142,8 @@ test('[ui] image list columns, tag sorting, the 404 page for other paths, upload
 
   // Upload: the bytes' own progress, then the import's; gzip-compressed layers
   await page.goto(`${srv.url}/#/r/acme/prod/upload`);
+  // The page renders again once its API calls answer: fill the form that stays.
+  await page.waitForLoadState('networkidle');
   await page.locator('input[type=file]').setInputFiles(archive);
   await page.getByLabel('Image name (optional)').fill('thing');
   await page.getByLabel('Tag (optional)').fill('gz');

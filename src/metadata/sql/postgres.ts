@@ -102,6 +102,11 @@ export async function openPostgres(opts: PostgresOptions): Promise<{ meta: SqlMe
     ...(schema !== 'public' ? { options: `-c search_path=${schema}` } : {}),
   });
   pool.on('error', () => undefined); // an idle client's error must not crash the process
+  // Nor a checked-out one's: a connection lost while its holder awaits something else (a
+  // transaction around other work, a job between queries) emits 'error' on the client, and
+  // with no listener that kills the process. The holder's next query fails instead (503), and
+  // the pool drops the broken client when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   markUnavailableErrors(pool);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
