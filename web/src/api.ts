@@ -43,21 +43,7 @@ export async function api<T = any>(method: string, url: string, body?: unknown, 
   }
   const res = await fetch(url, { method, headers, body: payload });
   if (res.status === 204) return undefined as T;
-  const text = await res.text();
-  let doc: any = undefined;
-  try {
-    doc = text ? JSON.parse(text) : undefined;
-  } catch {
-    /* not JSON */
-  }
-  if (!res.ok) {
-    if (res.status === 401 && s && !opts.auth) {
-      sessionStorage.removeItem(SESSION_KEY);
-      onSignedOut();
-    }
-    throw new HttpError(res.status, doc?.errors?.[0]?.message ?? `${res.status} ${res.statusText}`);
-  }
-  return doc as T;
+  return answer<T>(res.status, res.statusText, await res.text(), !!s && !opts.auth);
 }
 
 /** A file from the API (e.g. the audit log as CSV), with the session's key. */
@@ -72,6 +58,26 @@ export async function apiBlob(url: string): Promise<Blob> {
  * POSTs a file as the raw body with the session's key, reporting the bytes sent (fetch cannot
  * report upload progress; XMLHttpRequest can). Answers and errors like `api()`.
  */
+/**
+ * An API answer: its JSON on success; otherwise an HttpError with the server's message. A 401
+ * to a request sent with the session's credentials ends the session.
+ */
+function answer<T>(status: number, statusText: string, text: string, withSession: boolean): T {
+  let doc: unknown;
+  try {
+    doc = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
+  if (status >= 200 && status < 300) return doc as T;
+  if (status === 401 && withSession) {
+    sessionStorage.removeItem(SESSION_KEY);
+    onSignedOut();
+  }
+  const message = (doc as { errors?: { message?: string }[] } | undefined)?.errors?.[0]?.message;
+  throw new HttpError(status, message ?? `${status} ${statusText}`);
+}
+
 export function apiUpload<T>(url: string, file: Blob, onProgress: (sent: number, total: number) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -82,19 +88,10 @@ export function apiUpload<T>(url: string, file: Blob, onProgress: (sent: number,
     xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
     xhr.onerror = () => reject(new HttpError(0, 'the upload failed: the connection was lost'));
     xhr.onload = () => {
-      let doc: any;
       try {
-        doc = xhr.responseText ? JSON.parse(xhr.responseText) : undefined;
-      } catch {
-        /* not JSON */
-      }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(doc as T);
-      else {
-        if (xhr.status === 401 && s) {
-          sessionStorage.removeItem(SESSION_KEY);
-          onSignedOut();
-        }
-        reject(new HttpError(xhr.status, doc?.errors?.[0]?.message ?? `${xhr.status} ${xhr.statusText}`));
+        resolve(answer<T>(xhr.status, xhr.statusText, xhr.responseText, !!s));
+      } catch (e) {
+        reject(e);
       }
     };
     xhr.send(file);

@@ -231,25 +231,26 @@ export class Tenancy {
     return { repository: acc.repository, canManage: acc.actions.has('manage') };
   }
 
-  private async manageable(actor: Identity, owner: string, name: string): Promise<RepositoryRecord> {
+  /** The repository, for those who may manage it: 404 to those who may not read it, 403 to readers. */
+  async manageableRepository(actor: Identity, owner: string, name: string): Promise<RepositoryRecord> {
     const { repository, canManage } = await this.getRepository(actor, owner, name);
     if (!canManage) throw forbidden(`you may not manage ${owner}/${name}`);
     return repository;
   }
 
   async updateRepository(actor: Identity, owner: string, name: string, changes: { visibility?: Visibility; description?: string }): Promise<RepositoryRecord> {
-    const repo = await this.manageable(actor, owner, name);
+    const repo = await this.manageableRepository(actor, owner, name);
     await this.store.updateRepository(repo.id, changes);
     return (await this.store.findRepositoryById(repo.id))!;
   }
 
   async listRepositoryMembers(actor: Identity, owner: string, name: string): Promise<MembershipRecord[]> {
-    const repo = await this.manageable(actor, owner, name);
+    const repo = await this.manageableRepository(actor, owner, name);
     return this.store.listMemberships({ repositoryId: repo.id });
   }
 
   async setRepositoryMember(actor: Identity, owner: string, name: string, username: string, role: Role): Promise<void> {
-    const repo = await this.manageable(actor, owner, name);
+    const repo = await this.manageableRepository(actor, owner, name);
     if (!ROLES.includes(role)) throw new ApiError(400, 'INVALID', `role must be one of ${ROLES.join(', ')}`);
     const user = await this.store.findUserByName(username);
     if (!user) throw notFound(`user ${username}`);
@@ -259,7 +260,7 @@ export class Tenancy {
   }
 
   async removeRepositoryMember(actor: Identity, owner: string, name: string, username: string): Promise<void> {
-    const repo = await this.manageable(actor, owner, name);
+    const repo = await this.manageableRepository(actor, owner, name);
     const user = await this.store.findUserByName(username);
     const scope = { repositoryId: repo.id };
     const current = user ? await this.roleIn(user.id, scope) : undefined;
@@ -353,7 +354,7 @@ export class Tenancy {
     name: string,
     opts: { name: string; expiresAt: number | null; downloadLimit: number | null },
   ): Promise<IssuedSecret> {
-    const repo = await this.manageable(actor, owner, name);
+    const repo = await this.manageableRepository(actor, owner, name);
     const user = this.requireUser(actor);
     const secret = newSecret(ENTITLEMENT_PREFIX);
     const credential = await this.store.createCredential({
@@ -370,12 +371,12 @@ export class Tenancy {
   }
 
   async listEntitlementTokens(actor: Identity, owner: string, name: string): Promise<CredentialRecord[]> {
-    const repo = await this.manageable(actor, owner, name);
+    const repo = await this.manageableRepository(actor, owner, name);
     return this.store.listCredentials({ repositoryId: repo.id, kind: 'entitlement' });
   }
 
   async revokeEntitlementToken(actor: Identity, owner: string, name: string, id: number): Promise<void> {
-    const repo = await this.manageable(actor, owner, name);
+    const repo = await this.manageableRepository(actor, owner, name);
     const cred = await this.store.findCredential(id);
     if (!cred || cred.kind !== 'entitlement' || cred.repositoryId !== repo.id) throw notFound(`token ${id}`);
     await this.store.revokeCredential(id, Date.now());

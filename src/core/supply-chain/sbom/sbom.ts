@@ -131,8 +131,7 @@ export class SbomService {
 
   /** Switches SBOM generation of a repository's future pushes (managers). */
   async setSettings(actor: Identity, owner: string, repo: string, enabled: boolean): Promise<{ repository: string; enabled: boolean }> {
-    const { repository, canManage } = await this.deps.tenancy.getRepository(actor, owner, repo);
-    if (!canManage) throw new ApiError(403, 'DENIED', `you may not manage ${owner}/${repo}`);
+    const repository = await this.deps.tenancy.manageableRepository(actor, owner, repo);
     await this.setEnabled(repository.id, enabled);
     return this.settings(actor, owner, repo);
   }

@@ -546,9 +546,7 @@ export class Signing {
   }
 
   private async manageable(actor: Identity, owner: string, name: string): Promise<number> {
-    const { repository, canManage } = await this.tenancy.getRepository(actor, owner, name);
-    if (!canManage) throw new ApiError(403, 'DENIED', `you may not manage ${owner}/${name}`);
-    return repository.id;
+    return (await this.tenancy.manageableRepository(actor, owner, name)).id;
   }
 
   private view(repository: string, s: SigningSettingsRecord): SigningSettingsView {

@@ -549,9 +549,7 @@ export class Vulnerabilities {
   }
 
   private async manageable(actor: Identity, owner: string, name: string): Promise<number> {
-    const { repository, canManage } = await this.tenancy.getRepository(actor, owner, name);
-    if (!canManage) throw new ApiError(403, 'DENIED', `you may not manage ${owner}/${name}`);
-    return repository.id;
+    return (await this.tenancy.manageableRepository(actor, owner, name)).id;
   }
 
   /** Changes a repository's pull policy (repository managers). */
