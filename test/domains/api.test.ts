@@ -235,7 +235,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
 
     it('GET /api/v1/host tells the UI which prefix the host drops', async () => {
-      assert.deepEqual((await call(app, 'GET', '/api/v1/host', { host: REPO_HOST })).json, { domain: REPO_HOST, prefix: 'acme/prod/', mirror: false });
+      assert.deepEqual((await call(app, 'GET', '/api/v1/host', { host: REPO_HOST, auth: ADMIN })).json, { domain: REPO_HOST, prefix: 'acme/prod/', mirror: false });
+      // acme/prod is private: its name is not told to whoever knows its domain
+      assert.deepEqual((await call(app, 'GET', '/api/v1/host', { host: REPO_HOST })).json, { domain: REPO_HOST, prefix: '', mirror: false });
+      assert.deepEqual((await call(app, 'GET', '/api/v1/host', { host: OWNER_HOST })).json, { domain: OWNER_HOST, prefix: '', mirror: false });
+      assert.deepEqual((await call(app, 'GET', '/api/v1/host', { host: OWNER_HOST, auth: ADMIN })).json, { domain: OWNER_HOST, prefix: 'acme/', mirror: false });
       assert.deepEqual((await call(app, 'GET', '/api/v1/host')).json, { domain: null, prefix: '', mirror: false });
     });
 

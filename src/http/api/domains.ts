@@ -83,11 +83,18 @@ export function domainApiRoutes(registry: Registry): ApiRoute[] {
     {
       method: 'GET',
       url: '/api/v1/host',
-      summary: 'The host this request came in on: a custom domain with the prefix its short names drop, or the main host (for setup snippets)',
-      handler: async ({ req }) => {
+      summary: 'The host this request came in on: a custom domain with the prefix its short names drop (to callers who may read what it maps), or the main host (for setup snippets)',
+      handler: async ({ identity, req }) => {
         const h = req.berthHost;
         if (!h) return { domain: null, prefix: '', mirror: false };
-        return { domain: h.host, prefix: h.prefix, mirror: h.target.mirror };
+        // The prefix names the mapped owner or repository: only for those who may read it, so a
+        // private repository's name does not leak to whoever knows its domain.
+        const { owner, repository } = h.target;
+        const readable = await (repository === undefined ? registry.tenancy.listRepositories(identity, owner) : registry.tenancy.getRepository(identity, owner, repository)).then(
+          () => true,
+          () => false,
+        );
+        return { domain: h.host, prefix: readable ? h.prefix : '', mirror: h.target.mirror };
       },
     },
   ];

@@ -4,6 +4,7 @@ import { SESSION_KEY, HttpError, api } from '../api';
 import type { Session } from '../api';
 import { link, crumbs, page } from '../components';
 import { renderAccount } from '../account';
+import { loadHost } from '../host';
 
 export async function loginPage(): Promise<void> {
   crumbs([['Home', link.home()], ['Sign in']]);
@@ -28,6 +29,7 @@ export async function loginPage(): Promise<void> {
       const key = await api<{ id: number; secret: string }>('POST', '/api/v1/user/api-keys', { name: sessionKeyName(), expiresIn: '12h' }, { auth: basic });
       sessionStorage.setItem(SESSION_KEY, JSON.stringify({ username, secret: key.secret, keyId: key.id } satisfies Session));
       renderAccount();
+      await loadHost(); // a custom domain tells its prefix only to those who may read what it maps
       const back = sessionStorage.getItem('berth.after-login');
       sessionStorage.removeItem('berth.after-login');
       location.hash = back && back !== link.login() ? back : link.home();
