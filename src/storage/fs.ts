@@ -143,14 +143,26 @@ export class FsBlobStore implements BlobStore {
       await fh.close();
     }
     const dir = path.dirname(dst);
-    if (!this.knownDirs.has(dir)) {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      await fsyncDir(path.dirname(dir));
-      this.knownDirs.add(dir);
-    }
+    await this.ensureDir(dir);
     // rename over an existing identical blob is harmless: same digest, same bytes.
-    await fsp.rename(src, dst);
+    try {
+      await fsp.rename(src, dst);
+    } catch (e) {
+      // The shard folder was removed behind this process's back (an operator's clean-up, a
+      // restore without empty folders): made again once, instead of failing every upload to it.
+      if (!isNotFound(e) || !this.knownDirs.delete(dir)) throw e;
+      await this.ensureDir(dir);
+      await fsp.rename(src, dst);
+    }
     await fsyncDir(dir);
+  }
+
+  /** A blob shard folder, made (and its parent synced) the first time this process uses it. */
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    await fsyncDir(path.dirname(dir));
+    this.knownDirs.add(dir);
   }
 
   async removeUpload(id: string): Promise<void> {
