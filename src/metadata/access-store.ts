@@ -134,6 +134,8 @@ export interface AccessStore {
   listMemberships(scope: MembershipScope): Promise<MembershipRecord[]>;
   /** Ids of repositories the user (or, with null, anyone) may read through visibility or membership. */
   listReadableRepositoryIds(userId: number | null): Promise<number[]>;
+  /** Ids of repositories the user may manage: in their own namespace, or by an admin or owner role in the owner or the repository. */
+  listManagedRepositoryIds(userId: number): Promise<number[]>;
   /**
    * The name of an image linking blob `digest` in a repository `reader` may read (the rows of
    * listReadableRepositoryIds, plus `repositoryId` when given; `any`: every repository), or

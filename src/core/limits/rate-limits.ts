@@ -196,15 +196,12 @@ export class RateLimits {
     signedIn(actor);
     const rows = await this.store.listRateLimits();
     if (actor.kind === 'user' && actor.siteAdmin) return rows;
-    const out: RateLimitRecord[] = [];
-    const managed = new Map<string, boolean>();
-    for (const r of rows) {
-      const repo = r.kind === 'repository' ? r.subjectName : r.kind === 'token' && r.credentialKind === 'entitlement' ? r.repository : null;
-      if (!repo) continue;
-      if (!managed.has(repo)) managed.set(repo, await this.mayManage(actor, repo));
-      if (managed.get(repo)) out.push(r);
-    }
-    return out;
+    // One query for what the caller manages, whatever the number of limited repositories.
+    const managed = new Set(actor.kind === 'user' ? await this.accessStore.listManagedRepositoryIds(actor.userId) : []);
+    return rows.filter((r) => {
+      const repositoryId = r.kind === 'repository' ? r.subjectId : r.kind === 'token' && r.credentialKind === 'entitlement' ? r.repositoryId : null;
+      return typeof repositoryId === 'number' && managed.has(repositoryId);
+    });
   }
 
   /**

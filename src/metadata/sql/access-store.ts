@@ -299,6 +299,22 @@ export class SqlAccessStore implements AccessStore {
     return rows.map((r) => n(r.id));
   }
 
+  async listManagedRepositoryIds(userId: number): Promise<number[]> {
+    const managing = ['admin', 'owner'];
+    const rows = await this.db
+      .selectFrom('repositories')
+      .select('repositories.id')
+      .where((eb) =>
+        eb.or([
+          eb('repositories.owner_id', 'in', eb.selectFrom('users').select('owner_id').where('id', '=', userId)),
+          eb('repositories.owner_id', 'in', eb.selectFrom('memberships').select('owner_id').where('user_id', '=', userId).where('owner_id', 'is not', null).where('role', 'in', managing)),
+          eb('repositories.id', 'in', eb.selectFrom('memberships').select('repository_id').where('user_id', '=', userId).where('repository_id', 'is not', null).where('role', 'in', managing)),
+        ]),
+      )
+      .execute();
+    return rows.map((r) => n(r.id));
+  }
+
   async findReadableImageWithBlob(digest: string, reader: BlobReader): Promise<string | undefined> {
     // Driven by the image_blobs_digest index: only the digest's own links are visited, each
     // joined by primary key; the memberships subqueries are per user and small.
