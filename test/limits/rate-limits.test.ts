@@ -246,6 +246,18 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await removeLimit(b.app, `kind=token&subject=${t.tokenId}`);
     });
 
+    test('a blob is not mounted out of a repository with a byte limit: the client uploads it', async () => {
+      const layer = layerOf(img);
+      const mount = async (from?: string) =>
+        (await b.app.inject({ method: 'POST', url: `/v2/carol/mine/app/blobs/uploads/?mount=${layer.digest}${from ? `&from=${from}` : ''}`, headers: { authorization: t.carol } })).statusCode;
+      await setLimit(b.app, ADMIN, { kind: 'repository', subject: 'acme/prod', bytesPerDay: 1000 });
+      // carol may read acme/prod: pulling the layer from her own repository would escape its limit.
+      await eventually(async () => ((await mount('acme/prod/app')) === 202 ? true : undefined), 10_000, 'the limited source not mounted from');
+      assert.equal(await mount(), 202, 'nor found by automatic discovery');
+      await removeLimit(b.app, 'kind=repository&subject=acme/prod');
+      await eventually(async () => ((await mount('acme/prod/app')) === 201 ? true : undefined), 10_000, 'mounted once the limit is gone');
+    });
+
     test('a deleted subject takes its limit with it', async () => {
       await apiOk(b.app, 'POST', '/api/v1/users', ADMIN, { username: 'gone', password: USER_PASSWORD }, 201);
       await setLimit(b.app, ADMIN, { kind: 'user', subject: 'gone', requestsPerMinute: 5 });

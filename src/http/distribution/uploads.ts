@@ -5,6 +5,7 @@ import { type ChunkRange, parseContentRange } from '../../core/content/uploads.t
 import { parseDigest } from '../../core/content/digest.ts';
 import { contentLength, emptyReply, requestBody, stringParam } from './util.ts';
 import type { HttpAuth } from '../auth.ts';
+import { parseImageName } from '../../core/content/names.ts';
 
 function uploadLocation(name: string, id: string): string {
   return `/v2/${name}/blobs/uploads/${id}`;
@@ -63,11 +64,26 @@ export async function startUpload(registry: Registry, req: FastifyRequest, reply
  * may not read is never tried, so 201/202 reveals nothing about it.
  */
 async function tryMount(registry: Registry, req: FastifyRequest, name: string, digest: string, from: string | undefined, auth: HttpAuth): Promise<boolean> {
-  if (from !== undefined && (await auth.mayMountFrom(req, name, from)) && (await registry.blobs.mount(name, digest, from))) return true;
+  if (from !== undefined && mountable(registry, name, from) && (await auth.mayMountFrom(req, name, from)) && (await registry.blobs.mount(name, digest, from))) return true;
   for (const source of await auth.readableImagesWithBlob(req, digest)) {
-    if (source !== from && (await registry.blobs.mount(name, digest, source))) return true;
+    if (source !== from && mountable(registry, name, source) && (await registry.blobs.mount(name, digest, source))) return true;
   }
   return false;
+}
+
+/**
+ * Whether a blob may be mounted from image `source` into image `name`: not across repositories
+ * when the source's repository has a daily byte limit (docs/limits.md), or pulling the blob
+ * from one's own repository would sidestep it. The client uploads instead (202), with bytes it
+ * must have pulled, counted, from the source.
+ */
+function mountable(registry: Registry, name: string, source: string): boolean {
+  const limits = registry.rateLimits;
+  if (!limits.active) return true;
+  const from = parseImageName(source);
+  const to = parseImageName(name);
+  if (from.owner === to.owner && from.repository === to.repository) return true;
+  return (limits.repositorySubject(`${from.owner}/${from.repository}`)?.limit.bytesPerDay ?? null) === null;
 }
 
 /** GET /v2/<name>/blobs/uploads/<id> — progress. */
