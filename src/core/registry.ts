@@ -209,7 +209,7 @@ export class Registry {
     );
     // A stored inventory is matched by a job; pulls meet the repository's vulnerability policy.
     this.sbom.onInventory = (digest) => this.vulns.onInventory(digest);
-    this.pullPolicies.register(this.vulns.pullPolicy());
+    this.pullPolicies.register(this.vulns.policies.pullPolicy());
     this.gc = new GarbageCollector(opts.gc.store, this.jobs as JobQueue<unknown>, opts.jobs.store, store, this.events, opts.gc.options, opts.gc.onSweepError);
     this.reconciler = new StorageReconciler(opts.gc.store, store, this.events, this.jobs as JobQueue<unknown>, async (id) => (await meta.findUpload(id)) !== undefined, opts.gc.reconcile, opts.gc.onReconcile);
     this.signing = new Signing(opts.signing.store, meta, this.blobs, this.uploads, this.manifests, this.tenancy, this.keyring, this.jobs as JobQueue<unknown>, opts.signing.options, this.domains);

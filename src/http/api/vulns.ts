@@ -96,14 +96,14 @@ export function vulnApiRoutes(registry: Registry): ApiRoute[] {
       method: 'GET',
       url: '/api/v1/repos/:owner/:repo/vulnerability-policy',
       summary: "A repository's vulnerability pull policy and its exceptions",
-      handler: async ({ identity, params }) => v.getPolicy(identity, params.owner!, params.repo!),
+      handler: async ({ identity, params }) => v.policies.getPolicy(identity, params.owner!, params.repo!),
     },
     {
       method: 'PUT',
       url: '/api/v1/repos/:owner/:repo/vulnerability-policy',
       summary: 'Deny pulls at or above a severity (optionally only fixable ones); block new pushes until scanned (repository managers)',
       body: schemas.policy,
-      handler: async ({ identity, params, body }) => v.setPolicy(identity, params.owner!, params.repo!, body),
+      handler: async ({ identity, params, body }) => v.policies.setPolicy(identity, params.owner!, params.repo!, body),
     },
     {
       method: 'PUT',
@@ -111,13 +111,13 @@ export function vulnApiRoutes(registry: Registry): ApiRoute[] {
       summary: 'Allow a vulnerability (OSV id or CVE alias) in pulls until an expiry (repository managers)',
       body: schemas.exception,
       handler: async ({ identity, params, body }) =>
-        v.addException(identity, params.owner!, params.repo!, { id: params.id!, expiresAt: expiryOf(body.expires), reason: body.reason }),
+        v.policies.addException(identity, params.owner!, params.repo!, { id: params.id!, expiresAt: expiryOf(body.expires), reason: body.reason }),
     },
     {
       method: 'DELETE',
       url: '/api/v1/repos/:owner/:repo/vulnerability-policy/exceptions/:id',
       summary: 'Remove an exception (repository managers)',
-      handler: async ({ identity, params }) => v.removeException(identity, params.owner!, params.repo!, params.id!),
+      handler: async ({ identity, params }) => v.policies.removeException(identity, params.owner!, params.repo!, params.id!),
     },
   ];
 }
