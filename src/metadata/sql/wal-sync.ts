@@ -73,23 +73,36 @@ export class GroupSync {
  */
 export class WalFile {
   private handle: FileHandle | undefined;
+  /** After close(): a late sync (a writer that released just before) opens the file once. */
+  private closed = false;
 
   constructor(private readonly path: string) {}
 
   /** Not concurrent with itself (GroupSync runs one flush at a time). */
   async datasync(): Promise<void> {
-    if (!this.handle) {
+    let h = this.handle;
+    if (!h) {
       try {
-        this.handle = await open(this.path, 'r');
+        h = await open(this.path, 'r');
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw e;
       }
+      if (this.closed) {
+        try {
+          await h.datasync();
+        } finally {
+          await h.close();
+        }
+        return;
+      }
+      this.handle = h;
     }
-    await this.handle.datasync();
+    await h.datasync();
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const h = this.handle;
     this.handle = undefined;
     await h?.close();
