@@ -29,7 +29,8 @@ import { GroupSync, WalFile } from './wal-sync.ts';
  * Group commit: the database runs with `synchronous=NORMAL`, so a commit appends its frames to
  * the write-ahead log without syncing it (SQLite still syncs the log before each checkpoint, the
  * database after it, and the log's header when the log is reused). Whoever used the connection
- * and wrote (the StatementCache counts writing statements) releases it first, then waits for a
+ * and wrote (the StatementCache counts writing statements; `BEGIN IMMEDIATE` is one, so a
+ * transaction that only read waits too, cheaply) releases it first, then waits for a
  * sync of the log that began after its commit (`GroupSync`, an fdatasync in libuv's threadpool).
  * NORMAL plus that sync is `synchronous=FULL` for the committed frames — FULL's only difference
  * in WAL mode is a sync of the log after each commit — except that the sync runs off the event
