@@ -206,8 +206,9 @@ rewrites this file.
   (0.6 → 3.5 s per GiB, for both registries), which penalises whichever registry writes later.
 - Peak RSS: the server process's \`VmRSS\` polled every 50 ms during each round (Berth with
   several workers: the largest of its processes; CPU time: all of them together).
-- Durability differs: Berth fsyncs each blob before acknowledging it and commits SQLite with
-  \`synchronous=FULL\`; docker-registry 2.8's filesystem driver does not fsync. Upload and
+- Durability differs: Berth fsyncs each blob before acknowledging it and acknowledges an SQLite
+  commit only after the database's log was synced behind it (group commit, equivalent to
+  \`synchronous=FULL\`); docker-registry 2.8's filesystem driver does not fsync. Upload and
   push rows therefore include Berth's fsync cost (compare with the disk limit below).
 
 ## How to run
@@ -249,7 +250,7 @@ Berth ran from ${input.berthMode}.
 | SHA-256, \`openssl speed -evp sha256 -bytes 1048576 -seconds 3\` | ${fmtNum(l.opensslSha256)} MiB/s |
 | SHA-256, node:crypto, 1 MiB updates | ${fmtNum(l.nodeSha256)} MiB/s |
 | disk write with fsync, \`dd if=/dev/zero bs=1M count=${Math.ceil(p.size / MiB)} conv=fsync\` | ${fmtNum(l.diskFsync)} MiB/s |
-| durable small write: 4 KiB \`write\` + \`fdatasync\`, median of 200 (one SQLite commit with \`synchronous=FULL\` costs at least this) | ${fmtNum(l.fsyncLatencyMs)} ms |
+| durable small write: 4 KiB \`write\` + \`fdatasync\`, median of 200 (one sync of SQLite's log, shared by the commits made while the previous one ran, costs at least this) | ${fmtNum(l.fsyncLatencyMs)} ms |
 | loopback HTTP download, minimal node server streaming zeros → this node client | ${fmtNum(l.loopbackDownload)} MiB/s |
 | loopback HTTP upload, this node client streaming the test file → minimal node server | ${fmtNum(l.loopbackUpload)} MiB/s |
 

@@ -242,8 +242,13 @@ export class Webhooks {
       webhook: { id: hook.id, url: hook.url, events: hook.events },
       actor: { kind: actorOf(actor).kind, name: actorOf(actor).name },
     });
-    await store.createDelivery({ id: deliveryId, webhookId: hook.id, event: 'ping', payload, nextAttemptAt: now, eventId: null });
-    const claimed = await store.claimDeliveries(now, now + this.opts.timeoutMs + 30_000, 1, [deliveryId]);
+    // Created due only after this request's attempt would have ended, and claimed here as of that
+    // time: the background deliverer, which may poll while this request waits for the commit
+    // (SQLite: its sync of the log), leaves it to this request. Should the request fail before
+    // its attempt, the deliverer sends it then.
+    const lock = this.opts.timeoutMs + 30_000;
+    await store.createDelivery({ id: deliveryId, webhookId: hook.id, event: 'ping', payload, nextAttemptAt: now + lock, eventId: null });
+    const claimed = await store.claimDeliveries(now + lock, now + 2 * lock, 1, [deliveryId]);
     for (const d of claimed) await this.attempt(d);
     return (await store.findDelivery(deliveryId))!;
   }

@@ -160,18 +160,17 @@ export class SqlEventStore implements EventStore {
   private readonly insertSql = new Map<number, string>();
 
   /**
-   * `relaxedCommit` (SQLite): a batch of events alone — no webhook deliveries — commits with
-   * `synchronous=NORMAL` instead of FULL, so the event writer no longer stops the event loop for
-   * an fsync several times a second (about 6 % of a manifest GET's CPU time under load, and the
-   * worst of its latency). Such a commit survives a process crash like any other; after a
-   * power loss it may be missing until the next FULL commit or checkpoint had fsynced the WAL
-   * (the next push, or any other write) — the audit log is best-effort by design (docs/events.md),
-   * and batches still in memory are lost on a crash anyway. Registry data and deliveries keep
-   * FULL: the setting is restored on the same connection before anything else runs on it.
+   * `commitWithoutSync` (SQLite, see GroupCommitSqliteDriver): called while the connection is
+   * held, right after a batch of events alone — no webhook deliveries — committed, so the event
+   * writer neither waits for nor starts a sync of the write-ahead log. Such a commit survives a
+   * process crash like any other; after a power loss it may be missing unless a later sync (the
+   * next push, or any other write) or a checkpoint reached the disk behind it — the audit log is
+   * best-effort by design (docs/events.md), and batches still in memory are lost on a crash
+   * anyway. Batches with deliveries, and every other write, are acknowledged after their sync.
    */
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly relaxedCommit = false,
+    private readonly commitWithoutSync?: () => void,
   ) {}
 
   /**
@@ -200,18 +199,15 @@ export class SqlEventStore implements EventStore {
   }
 
   private async writeEvents(batch: EventBatchItem[]): Promise<void> {
-    if (!this.relaxedCommit || batch.some((item) => item.deliveries)) {
+    const commitWithoutSync = this.commitWithoutSync;
+    if (!commitWithoutSync || batch.some((item) => item.deliveries)) {
       await this.db.transaction().execute((trx) => this.writeIn(trx, batch));
       return;
     }
-    // One connection for the three steps: nothing else runs on it in between.
+    // Held across the commit and the call, so the call concerns this batch's writes alone.
     await this.db.connection().execute(async (conn) => {
-      await sql`pragma synchronous = normal`.execute(conn);
-      try {
-        await conn.transaction().execute((trx) => this.writeIn(trx, batch));
-      } finally {
-        await sql`pragma synchronous = full`.execute(conn);
-      }
+      await conn.transaction().execute((trx) => this.writeIn(trx, batch));
+      commitWithoutSync();
     });
   }
 

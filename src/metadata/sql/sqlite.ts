@@ -16,35 +16,100 @@ import { SqlVulnStore } from './vuln-store.ts';
 import { SqlRateLimitStore } from './rate-limit-store.ts';
 import { StatementCache } from './statement-cache.ts';
 import { ReadCache } from './read-cache.ts';
+import { GroupSync, WalFile } from './wal-sync.ts';
 
 /**
- * Kysely's SQLite driver with write transactions that take the database's write lock when they
- * begin (`BEGIN IMMEDIATE`). With several processes on one database (`berth serve --workers`),
- * a deferred transaction that reads and then writes fails with SQLITE_BUSY at once when another
- * process wrote in between; an immediate one waits (busy_timeout) for the lock instead.
+ * Kysely's SQLite driver with two changes.
+ *
+ * Write transactions take the database's write lock when they begin (`BEGIN IMMEDIATE`). With
+ * several processes on one database (`berth serve --workers`), a deferred transaction that reads
+ * and then writes fails with SQLITE_BUSY at once when another process wrote in between; an
+ * immediate one waits (busy_timeout) for the lock instead.
+ *
+ * Group commit: the database runs with `synchronous=NORMAL`, so a commit appends its frames to
+ * the write-ahead log without syncing it (SQLite still syncs the log before each checkpoint, the
+ * database after it, and the log's header when the log is reused). Whoever used the connection
+ * and wrote (the StatementCache counts writing statements; `BEGIN IMMEDIATE` is one, so a
+ * transaction that only read waits too, cheaply) releases it first, then waits for a
+ * sync of the log that began after its commit (`GroupSync`, an fdatasync in libuv's threadpool).
+ * NORMAL plus that sync is `synchronous=FULL` for the committed frames — FULL's only difference
+ * in WAL mode is a sync of the log after each commit — except that the sync runs off the event
+ * loop, without holding the connection, and is shared by every commit made while the previous
+ * one ran. Kysely awaits `releaseConnection` before the query's or transaction's promise
+ * settles (DefaultConnectionProvider's `finally`), so nothing is acknowledged before its frames
+ * are on disk. A write that depends on an unsynced commit (it read that row) is ordered after it
+ * in the log, and its own sync covers both.
+ *
+ * Others may read a committed row before its sync completes (as PostgreSQL's readers see a
+ * commit before its client is told). Not covered: Kysely's `startTransaction()` (its `commit()`
+ * resolves before the connection is released; Berth does not use it); streamed queries are
+ * read-only on SQLite.
  */
-class ImmediateSqliteDriver extends SqliteDriver {
+class GroupCommitSqliteDriver extends SqliteDriver {
+  /** The write count when the connection was last acquired (the holder has it alone). */
+  private writesAtAcquire = 0;
+
+  constructor(
+    readonly statements: StatementCache,
+    /** undefined: nothing to sync (an in-memory database, or not in WAL mode: SQLite syncs). */
+    private readonly wal: { group: GroupSync; file?: WalFile } | undefined,
+  ) {
+    super({ database: statements });
+  }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await super.acquireConnection();
+    this.writesAtAcquire = this.statements.writes.count;
+    return connection;
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
+
+  /**
+   * The connection's current holder needs no sync for what it wrote so far: call only while
+   * holding it (inside `db.connection().execute`), after a commit that may be lost on a power
+   * cut (the event writer's plain batches). The next sync, or checkpoint, covers it.
+   */
+  commitWithoutSync(): void {
+    this.writesAtAcquire = this.statements.writes.count;
+  }
+
+  override async releaseConnection(): Promise<void> {
+    const wrote = this.statements.writes.count !== this.writesAtAcquire;
+    await super.releaseConnection();
+    if (wrote && this.wal) await this.wal.group.sync();
+  }
+
+  override async destroy(): Promise<void> {
+    await this.wal?.group.idle();
+    await this.wal?.file?.close();
+    await super.destroy();
+  }
 }
 
-class ImmediateSqliteDialect extends SqliteDialect {
-  constructor(private readonly database: StatementCache) {
-    super({ database });
+class GroupCommitSqliteDialect extends SqliteDialect {
+  constructor(private readonly driver: GroupCommitSqliteDriver) {
+    super({ database: driver.statements });
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver({ database: this.database });
+    return this.driver;
   }
 }
 
+/** Options of openSqlite for tests. */
+export interface SqliteOptions {
+  /** Replaces the fdatasync of the `-wal` file (to observe or delay it). */
+  flushWal?: () => Promise<void>;
+}
+
 /**
- * Opens the embedded SQLite database. WAL mode with synchronous=FULL: every commit is fsynced
- * before its promise resolves, so an acknowledged write survives a process crash and a power
- * loss.
+ * Opens the embedded SQLite database in WAL mode with group commit (see GroupCommitSqliteDriver):
+ * an acknowledged write survives a process crash and a power loss, as with `synchronous=FULL`.
  */
-export async function openSqlite(file: string): Promise<{ reads?: ReadCache; meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; signing: SqlSigningStore; sbom: SqlSbomStore; vulns: SqlVulnStore; limits: SqlRateLimitStore; db: Kysely<Database> }> {
+export async function openSqlite(file: string, options: SqliteOptions = {}): Promise<{ reads?: ReadCache; meta: SqlMetadataStore; access: SqlAccessStore; events: SqlEventStore; jobs: SqlJobStore; gc: SqlGcStore; lifecycle: SqlLifecycleStore; signing: SqlSigningStore; sbom: SqlSbomStore; vulns: SqlVulnStore; limits: SqlRateLimitStore; db: Kysely<Database> }> {
   if (file !== ':memory:') {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     // Created owner-only before SQLite opens it: SQLite gives the -wal and -shm files the
@@ -52,12 +117,20 @@ export async function openSqlite(file: string): Promise<{ reads?: ReadCache; met
     closeSync(openSync(file, 'a', 0o600));
   }
   const sqlite = new SQLite(file);
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = FULL');
+  // 'memory' for an in-memory database (nothing to sync); a file system without the shared
+  // memory WAL needs leaves the rollback journal, where NORMAL is not safe: FULL then.
+  const wal = sqlite.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+  sqlite.pragma(wal ? 'synchronous = NORMAL' : 'synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const statements = new StatementCache(sqlite);
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(statements) });
+  let walSync: { group: GroupSync; file?: WalFile } | undefined;
+  if (wal) {
+    const walFile = options.flushWal ? undefined : new WalFile(`${path.resolve(file)}-wal`);
+    walSync = { group: new GroupSync(options.flushWal ?? (() => walFile!.datasync())), file: walFile };
+  }
+  const driver = new GroupCommitSqliteDriver(statements, walSync);
+  const db = new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(driver) });
   try {
     await migrateToLatest(db, 'sqlite');
   } catch (e) {
@@ -69,7 +142,7 @@ export async function openSqlite(file: string): Promise<{ reads?: ReadCache; met
     reads,
     meta: new SqlMetadataStore(db, 'sqlite', reads),
     access: new SqlAccessStore(db, reads),
-    events: new SqlEventStore(db, true),
+    events: new SqlEventStore(db, () => driver.commitWithoutSync()),
     jobs: new SqlJobStore(db, 'sqlite'),
     gc: new SqlGcStore(db, 'sqlite'),
     lifecycle: new SqlLifecycleStore(db),
