@@ -70,7 +70,9 @@ export function isOutOfSpace(e: unknown): boolean {
 }
 
 /** Network failures: the peer (database, object store) could not be reached or went away. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAI_AGAIN']);
+// SQLITE_BUSY: another process held the embedded database's write lock for longer than a
+// statement waits for it (5 s).
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAI_AGAIN', 'SQLITE_BUSY']);
 
 /**
  * Whether `e` (or an error it wraps in `cause`) says a backing service could not be reached:

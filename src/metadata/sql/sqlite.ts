@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import SQLite from 'better-sqlite3';
-import { CompiledQuery, type DatabaseConnection, type Driver, Kysely, SqliteDialect, SqliteDriver } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, type Driver, Kysely, type QueryResult, SqliteDialect, SqliteDriver } from 'kysely';
 import type { Database } from './schema.ts';
 import { migrateToLatest } from './migrations.ts';
 import { SqlMetadataStore } from './store.ts';
@@ -17,6 +17,48 @@ import { SqlRateLimitStore } from './rate-limit-store.ts';
 import { StatementCache } from './statement-cache.ts';
 import { ReadCache } from './read-cache.ts';
 import { GroupSync, WalFile } from './wal-sync.ts';
+
+/** How long a statement waits for another process's write lock before it fails (SQLITE_BUSY). */
+const LOCK_WAIT_MS = 5000;
+
+/** SQLite's answer when another connection holds the lock it needs (or is recovering the log). */
+function isBusy(e: unknown): boolean {
+  const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+/**
+ * The connection with lock waits off the event loop. SQLite's own busy handler (busy_timeout)
+ * sleeps inside the call, and better-sqlite3 calls on the event loop: with several processes on
+ * one database (`berth serve --workers`), every clash over the write lock stopped the whole
+ * process for 1 ms or more. The database runs with busy_timeout 0 instead, and a statement
+ * refused with SQLITE_BUSY outside a transaction — a `BEGIN IMMEDIATE` or a single statement,
+ * which had no effect — is run again after an asynchronous pause (1, 2, 4 … 16 ms, up to
+ * LOCK_WAIT_MS in all), while the process serves other requests. Inside a transaction nothing
+ * is retried: it holds the write lock from its start, and its error goes to its caller.
+ */
+class LockWaitingConnection implements DatabaseConnection {
+  constructor(
+    private readonly inner: DatabaseConnection,
+    private readonly sqlite: { readonly inTransaction: boolean },
+  ) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 16)) {
+      try {
+        return await this.inner.executeQuery<R>(query);
+      } catch (e) {
+        if (!isBusy(e) || this.sqlite.inTransaction || Date.now() + pause > deadline) throw e;
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(query, chunkSize);
+  }
+}
 
 /**
  * Kysely's SQLite driver with two changes.
@@ -57,10 +99,12 @@ class GroupCommitSqliteDriver extends SqliteDriver {
     super({ database: statements });
   }
 
+  private connection: LockWaitingConnection | undefined;
+
   override async acquireConnection(): Promise<DatabaseConnection> {
-    const connection = await super.acquireConnection();
+    const inner = await super.acquireConnection();
     this.writesAtAcquire = this.statements.writes.count;
-    return connection;
+    return (this.connection ??= new LockWaitingConnection(inner, this.statements.db));
   }
 
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -122,7 +166,9 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   const wal = sqlite.pragma('journal_mode = WAL', { simple: true }) === 'wal';
   sqlite.pragma(wal ? 'synchronous = NORMAL' : 'synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
-  sqlite.pragma('busy_timeout = 5000');
+  // Waits for other processes' locks while opening and migrating; afterwards the connection
+  // waits asynchronously (LockWaitingConnection) instead of in SQLite's busy handler.
+  sqlite.pragma(`busy_timeout = ${LOCK_WAIT_MS}`);
   const statements = new StatementCache(sqlite);
   let walSync: { group: GroupSync; file?: WalFile } | undefined;
   if (wal) {
@@ -137,6 +183,7 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
     await db.destroy();
     throw e;
   }
+  sqlite.pragma('busy_timeout = 0');
   const reads = new ReadCache(sqlite, statements.writes);
   return {
     reads,

@@ -52,7 +52,8 @@ export class GroupSync {
     try {
       await this.flush();
     } catch (e) {
-      this.failure = new Error('SQLite write-ahead log could not be synced to disk; writes are refused until Berth restarts', { cause: e });
+      // `unavailable`: answered 503 (not 500) until the operator restarts the process.
+      this.failure = Object.assign(new Error('SQLite write-ahead log could not be synced to disk; writes are refused until Berth restarts', { cause: e }), { unavailable: true });
       throw this.failure;
     }
   }
