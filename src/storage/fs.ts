@@ -1,8 +1,6 @@
-import { createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, type BlobRef, type BlobStore, type ByteRange, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
 
 const HIGH_WATER_MARK = 1024 * 1024;
@@ -13,6 +11,20 @@ const HIGH_WATER_MARK = 1024 * 1024;
  * 175 MiB. Memory per download wins; a range reads no more than its length.
  */
 const READ_HIGH_WATER_MARK = 1024 * 1024;
+/**
+ * An upload's body is written in batches of this many bytes (one `pwritev` of the socket's
+ * 64 KiB reads), one batch in flight while the next gathers: at most two per upload in memory.
+ */
+const WRITE_BATCH = 1024 * 1024;
+/**
+ * Write-behind: while a body streams in, an `fdatasync` starts whenever this many bytes were
+ * written since the last one began (one at a time), so the disk flushes while the network
+ * receives and the commit's fsync finds little left (before: the whole blob, ≈ 0.85 s per
+ * 256 MiB on a 300 MiB/s disk, after the last byte). Every sync started is awaited before the
+ * append returns and its error fails the append: a failure seen here is never hidden from
+ * the commit's own fsync (Linux reports a writeback error once per open file).
+ */
+const SYNC_EVERY = 8 * 1024 * 1024;
 
 /**
  * The filesystem driver. Layout under `root`:
@@ -105,18 +117,25 @@ export class FsBlobStore implements BlobStore {
   }
 
   async appendUpload(id: string, offset: number, source: AsyncIterable<Buffer>): Promise<number> {
-    const file = this.uploadPath(id);
-    const size = await this.uploadSize(id);
-    if (size === undefined) throw new BlobNotFoundError(`upload ${id}`);
-    if (size !== offset) throw new Error(`upload ${id} holds ${size} bytes, expected ${offset}`);
-    const out = createWriteStream(file, { flags: 'r+', start: offset, highWaterMark: HIGH_WATER_MARK });
+    let fh: fsp.FileHandle;
     try {
-      await pipeline(source, out);
+      fh = await fsp.open(this.uploadPath(id), 'r+');
     } catch (e) {
-      await fsp.truncate(file, offset).catch(() => undefined);
+      if (isNotFound(e)) throw new BlobNotFoundError(`upload ${id}`);
       throw e;
     }
-    return offset + out.bytesWritten;
+    try {
+      const { size } = await fh.stat();
+      if (size !== offset) throw new Error(`upload ${id} holds ${size} bytes, expected ${offset}`);
+      try {
+        return await writeBehind(fh, offset, source);
+      } catch (e) {
+        await fh.truncate(offset).catch(() => undefined);
+        throw e;
+      }
+    } finally {
+      await fh.close();
+    }
   }
 
   async sealUpload(id: string): Promise<void> {
@@ -180,6 +199,58 @@ async function openRead(file: string, what: string, range?: ByteRange, highWater
     end: range?.end,
     highWaterMark,
   }) as unknown as Readable;
+}
+
+/**
+ * Writes every chunk of `source` from `position` on, in batches of WRITE_BATCH with one write in
+ * flight (the source is not read while a batch waits: backpressure reaches the client), and
+ * syncs behind the writes (SYNC_EVERY). Resolves with the end position once every write and
+ * sync it started has completed; on any failure, also only after they settled (the caller
+ * truncates).
+ */
+async function writeBehind(fh: fsp.FileHandle, position: number, source: AsyncIterable<Buffer>): Promise<number> {
+  let pos = position;
+  let batch: Buffer[] = [];
+  let batched = 0;
+  let writing: Promise<void> = Promise.resolve();
+  let syncing: Promise<void> = Promise.resolve();
+  let syncBusy = false;
+  let syncedFrom = position;
+  const write = async (): Promise<void> => {
+    await writing;
+    // everything before `pos` is written: sync it behind our back if the last sync is done
+    if (!syncBusy && pos - syncedFrom >= SYNC_EVERY) {
+      syncBusy = true;
+      syncedFrom = pos;
+      syncing = fh.datasync().finally(() => (syncBusy = false));
+      syncing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    }
+    writing = writeAll(fh, batch, batched, pos);
+    writing.catch(() => undefined);
+    pos += batched;
+    batch = [];
+    batched = 0;
+  };
+  try {
+    for await (const chunk of source) {
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH) await write();
+    }
+    if (batched > 0) await write();
+    await writing;
+    await syncing;
+    return pos;
+  } finally {
+    await writing.catch(() => undefined);
+    await syncing.catch(() => undefined);
+  }
+}
+
+/** One `pwritev` of `buffers` (`length` bytes) at `position` (libuv repeats short writes itself). */
+async function writeAll(fh: fsp.FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
+  const { bytesWritten } = await fh.writev(buffers, position);
+  if (bytesWritten !== length) throw new Error(`short write: ${bytesWritten} of ${length} bytes`);
 }
 
 async function fsyncDir(dir: string): Promise<void> {
