@@ -28,6 +28,11 @@ export interface BlobStore {
   stat(digest: string, generation?: number): Promise<{ size: number } | undefined>;
   /** A stream of the blob's bytes, or of the inclusive range. */
   read(digest: string, range?: ByteRange, generation?: number): Promise<Readable>;
+  /**
+   * Positional reads of a stored blob into the caller's buffers, where the driver can (fs): a
+   * download then copies through a fixed pair of buffers instead of allocating every chunk.
+   */
+  openReader?(digest: string, generation?: number): Promise<BlobReader>;
   /** Removes a blob (of that generation only); resolves also when it was absent. */
   delete(digest: string, generation?: number): Promise<void>;
   /**
@@ -75,6 +80,14 @@ export interface BlobStore {
   listUploads(): Promise<string[]>;
   /** A time-limited URL a client may fetch the blob from directly, when the driver offers one. */
   presignedUrl?(digest: string, expiresInSeconds: number, generation?: number): Promise<string>;
+}
+
+/** An open blob for positional reads (see `BlobStore.openReader`). */
+export interface BlobReader {
+  /** Reads up to `into.length` bytes at `position` into `into`; resolves with the count (0: the end). */
+  read(into: Buffer, position: number): Promise<number>;
+  /** Releases the blob; call it once, after the last read settled. */
+  close(): Promise<void>;
 }
 
 /** One stored generation of a blob. */

@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { BlobNotFoundError, type BlobRef, type BlobStore, type ByteRange, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
+import { BlobNotFoundError, type BlobReader, type BlobRef, type BlobStore, type ByteRange, type StoredBlob, blobObjectName, parseBlobObjectName } from './blob-store.ts';
 
 const HIGH_WATER_MARK = 1024 * 1024;
 /**
@@ -78,6 +78,14 @@ export class FsBlobStore implements BlobStore {
 
   async read(digest: string, range?: ByteRange, generation?: number): Promise<Readable> {
     return openRead(this.blobPath(digest, generation), `blob ${digest}`, range, READ_HIGH_WATER_MARK);
+  }
+
+  async openReader(digest: string, generation?: number): Promise<BlobReader> {
+    const fh = await openFile(this.blobPath(digest, generation), `blob ${digest}`);
+    return {
+      read: async (into, position) => (await fh.read(into, 0, into.length, position)).bytesRead,
+      close: () => fh.close(),
+    };
   }
 
   async delete(digest: string, generation?: number): Promise<void> {
@@ -186,14 +194,17 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-async function openRead(file: string, what: string, range?: ByteRange, highWaterMark = HIGH_WATER_MARK): Promise<Readable> {
-  let fh: fsp.FileHandle;
+async function openFile(file: string, what: string): Promise<fsp.FileHandle> {
   try {
-    fh = await fsp.open(file, 'r');
+    return await fsp.open(file, 'r');
   } catch (e) {
     if (isNotFound(e)) throw new BlobNotFoundError(what);
     throw e;
   }
+}
+
+async function openRead(file: string, what: string, range?: ByteRange, highWaterMark = HIGH_WATER_MARK): Promise<Readable> {
+  const fh = await openFile(file, what);
   return fh.createReadStream({
     start: range?.start,
     end: range?.end,
