@@ -5,10 +5,11 @@ import { BlobNotFoundError, type BlobReader, type BlobRef, type BlobStore, type 
 
 const HIGH_WATER_MARK = 1024 * 1024;
 /**
- * Reads of committed blobs, per read() and per socket write. 4 MiB chunks cost about 15–20 %
- * less CPU per GiB served than 1 MiB, but every concurrent download then holds (and leaves to
- * the GC) four times the buffers: the 1 GiB skopeo test's server peaked at 240 MiB instead of
- * 175 MiB. Memory per download wins; a range reads no more than its length.
+ * Read streams of committed blobs (HTTP/2 downloads, and readers inside Berth: SBOM scans,
+ * signing, manifest checks; HTTP/1.x downloads use `openReader`, see http/.../blob-body.ts).
+ * 4 MiB chunks cost about 15–20 % less CPU per GiB than 1 MiB, but every concurrent reader
+ * then holds (and leaves to the GC) four times the buffers: the 1 GiB skopeo test's server
+ * peaked at 240 MiB instead of 175 MiB. A range reads no more than its length.
  */
 const READ_HIGH_WATER_MARK = 1024 * 1024;
 /**
