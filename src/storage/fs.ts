@@ -232,6 +232,7 @@ async function writeBehind(fh: fsp.FileHandle, position: number, source: AsyncIt
     await writing;
     // everything before `pos` is written: sync it behind our back if the last sync is done
     if (!syncBusy && pos - syncedFrom >= SYNC_EVERY) {
+      await syncing; // settled: a failed sync fails the append (a later one on this file would not report it)
       syncBusy = true;
       syncedFrom = pos;
       syncing = fh.datasync().finally(() => (syncBusy = false));

@@ -1,7 +1,9 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { FsBlobStore } from '../../src/storage/fs.ts';
 import { runStorageSuite } from '../suites/storage-suite.ts';
 
@@ -23,4 +25,32 @@ runStorageSuite('fs', async () => {
       assert.deepEqual(left, [], 'the test left files behind');
     },
   };
+});
+
+test('a write-behind sync that fails fails the append (a later sync on the same file would report success)', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'berth-fs-'));
+  const store = new FsBlobStore(dir);
+  await store.init();
+  // FileHandle is not exported: patch its prototype through an open handle
+  const probe = await open(path.join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { datasync(): Promise<void> };
+  await probe.close();
+  const real = proto.datasync;
+  let calls = 0;
+  proto.datasync = async function (this: unknown) {
+    if (++calls === 1) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    return real.call(this);
+  };
+  try {
+    await store.createUpload('u');
+    const data = randomBytes(40 * 1024 * 1024);
+    async function* chunks(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < data.length; i += 64 * 1024) yield data.subarray(i, i + 64 * 1024);
+    }
+    await assert.rejects(store.appendUpload('u', 0, chunks()), /EIO/);
+    assert.equal(await store.uploadSize('u'), 0, 'rolled back');
+  } finally {
+    proto.datasync = real;
+    await rm(dir, { recursive: true, force: true });
+  }
 });
