@@ -62,7 +62,9 @@ export interface BlobStore {
   uploadSize(id: string): Promise<number | undefined>;
   /**
    * Appends every chunk of `source` to the upload, which must currently hold exactly `offset`
-   * bytes. Resolves with the new size. On failure the upload is truncated back to `offset`.
+   * bytes. Resolves with the new size. On failure the upload is truncated back to `offset`;
+   * fs: when the disk reported a write error that may concern earlier appends too (a failed
+   * sync), the upload's data is removed instead (then BlobNotFoundError, as for a missing upload).
    */
   appendUpload(id: string, offset: number, source: AsyncIterable<Buffer>): Promise<number>;
   /**

@@ -139,7 +139,11 @@ export class FsBlobStore implements BlobStore {
       try {
         return await writeBehind(fh, offset, source);
       } catch (e) {
-        await fh.truncate(offset).catch(() => undefined);
+        // A failed sync flushed the whole file, earlier appends' bytes too, and its error will
+        // not be reported again on this file (not to the commit's fsync either): those bytes
+        // are suspect as well, so the upload's data goes and the session must start over.
+        if (offset > 0 && syncErrors.has(e as object)) await fsp.rm(this.uploadPath(id), { force: true }).catch(() => undefined);
+        else await fh.truncate(offset).catch(() => undefined);
         throw e;
       }
     } finally {
@@ -213,6 +217,9 @@ async function openRead(file: string, what: string, range?: ByteRange, highWater
   }) as unknown as Readable;
 }
 
+/** Errors of write-behind syncs (see appendUpload). */
+const syncErrors = new WeakSet<object>();
+
 /**
  * Writes every chunk of `source` from `position` on, in batches of WRITE_BATCH with one write in
  * flight (the source is not read while a batch waits: backpressure reaches the client), and
@@ -235,7 +242,14 @@ async function writeBehind(fh: fsp.FileHandle, position: number, source: AsyncIt
       await syncing; // settled: a failed sync fails the append (a later one on this file would not report it)
       syncBusy = true;
       syncedFrom = pos;
-      syncing = fh.datasync().finally(() => (syncBusy = false));
+      syncing = fh.datasync().then(
+        () => void (syncBusy = false),
+        (e: unknown) => {
+          syncBusy = false;
+          if (typeof e === 'object' && e !== null) syncErrors.add(e);
+          throw e;
+        },
+      );
       syncing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     }
     writing = writeAll(fh, batch, batched, pos);

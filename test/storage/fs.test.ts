@@ -49,6 +49,11 @@ test('a write-behind sync that fails fails the append (a later sync on the same 
     }
     await assert.rejects(store.appendUpload('u', 0, chunks()), /EIO/);
     assert.equal(await store.uploadSize('u'), 0, 'rolled back');
+    // after an acknowledged append, a failed sync may concern its bytes too: the data goes
+    assert.equal(await store.appendUpload('u', 0, chunks()), data.length);
+    calls = 0;
+    await assert.rejects(store.appendUpload('u', data.length, chunks()), /EIO/);
+    assert.equal(await store.uploadSize('u'), undefined, 'the upload is gone: the client starts over');
   } finally {
     proto.datasync = real;
     await rm(dir, { recursive: true, force: true });
