@@ -22,8 +22,9 @@ const WRITE_BATCH = 1024 * 1024;
  * written since the last one began (one at a time), so the disk flushes while the network
  * receives and the commit's fsync finds little left (before: the whole blob, ≈ 0.85 s per
  * 256 MiB on a 300 MiB/s disk, after the last byte). Every sync started is awaited before the
- * append returns and its error fails the append: a failure seen here is never hidden from
- * the commit's own fsync (Linux reports a writeback error once per open file).
+ * append returns and its error fails the append: Linux reports a writeback error to the files
+ * open when it happened, not to one opened after it was seen, so the commit's fsync would miss
+ * an error seen here.
  */
 const SYNC_EVERY = 8 * 1024 * 1024;
 
@@ -239,7 +240,7 @@ async function writeBehind(fh: fsp.FileHandle, position: number, source: AsyncIt
     await writing;
     // everything before `pos` is written: sync it behind our back if the last sync is done
     if (!syncBusy && pos - syncedFrom >= SYNC_EVERY) {
-      await syncing; // settled: a failed sync fails the append (a later one on this file would not report it)
+      await syncing; // settled: a failed sync fails the append (a later one on this file would not report its error)
       syncBusy = true;
       syncedFrom = pos;
       syncing = fh.datasync().then(
