@@ -11,4 +11,4 @@ export type {
   UserRecord,
 } from '../metadata/access-store.ts';
 export type { DeliveryRecord, EventRecord, NewEvent } from '../metadata/event-store.ts';
-export type { ByteRange } from '../storage/blob-store.ts';
+export type { BlobReader, ByteRange } from '../storage/blob-store.ts';

@@ -28,6 +28,11 @@ export interface BlobStore {
   stat(digest: string, generation?: number): Promise<{ size: number } | undefined>;
   /** A stream of the blob's bytes, or of the inclusive range. */
   read(digest: string, range?: ByteRange, generation?: number): Promise<Readable>;
+  /**
+   * Positional reads of a stored blob into the caller's buffers, where the driver can (fs): a
+   * download then copies through a fixed pair of buffers instead of allocating every chunk.
+   */
+  openReader?(digest: string, generation?: number): Promise<BlobReader>;
   /** Removes a blob (of that generation only); resolves also when it was absent. */
   delete(digest: string, generation?: number): Promise<void>;
   /**
@@ -57,7 +62,9 @@ export interface BlobStore {
   uploadSize(id: string): Promise<number | undefined>;
   /**
    * Appends every chunk of `source` to the upload, which must currently hold exactly `offset`
-   * bytes. Resolves with the new size. On failure the upload is truncated back to `offset`.
+   * bytes. Resolves with the new size. On failure the upload is truncated back to `offset`;
+   * fs: when the disk reported a write error that may concern earlier appends too (a failed
+   * sync), the upload's data is removed instead (then BlobNotFoundError, as for a missing upload).
    */
   appendUpload(id: string, offset: number, source: AsyncIterable<Buffer>): Promise<number>;
   /**
@@ -75,6 +82,14 @@ export interface BlobStore {
   listUploads(): Promise<string[]>;
   /** A time-limited URL a client may fetch the blob from directly, when the driver offers one. */
   presignedUrl?(digest: string, expiresInSeconds: number, generation?: number): Promise<string>;
+}
+
+/** An open blob for positional reads (see `BlobStore.openReader`). */
+export interface BlobReader {
+  /** Reads up to `into.length` bytes at `position` into `into`; resolves with the count (0: the end). */
+  read(into: Buffer, position: number): Promise<number>;
+  /** Releases the blob; call it once, after the last read settled. */
+  close(): Promise<void>;
 }
 
 /** One stored generation of a blob. */

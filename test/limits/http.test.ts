@@ -10,7 +10,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/schema.ts';
 import { type Berth, createBerth } from '../../src/main.ts';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -173,6 +173,11 @@ describe('HTTP timeouts (header 1 s, body progress 1 KiB per 1 s)', () => {
     s.resume();
     await ended;
     assert.ok(got < blob.length, `the connection was cut (${got} of ${blob.length} bytes sent)`);
+    // the download stopped with its client and released the blob file
+    const hex = digest.slice('sha256:'.length);
+    const open = async () => (await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))).filter((l) => l.endsWith(hex));
+    for (let i = 0; i < 50 && (await open()).length; i++) await sleep(20);
+    assert.deepEqual(await open(), [], 'no file descriptor left open on the blob');
   });
 
   it('an upload that keeps moving runs longer than every timeout (no total-request bound)', async () => {

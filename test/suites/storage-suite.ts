@@ -149,6 +149,44 @@ export function runStorageSuite(driver: string, open: () => Promise<StorageFixtu
       await store.delete(digest);
     });
 
+    withStore('one long append (many write batches and syncs behind them) and a long failing one roll back exactly', async (store) => {
+      const data = randomBytes(20 * 1024 * 1024 + 333);
+      const digest = sha256(data);
+      await store.createUpload('long');
+      assert.equal(await store.appendUpload('long', 0, chunksOf(data, 64 * 1024)), data.length);
+      async function* failingLate(): AsyncGenerator<Buffer> {
+        yield* chunksOf(randomBytes(11 * 1024 * 1024), 64 * 1024);
+        throw new Error('client went away late');
+      }
+      await assert.rejects(store.appendUpload('long', data.length, failingLate()), /client went away late/);
+      assert.equal(await store.uploadSize('long'), data.length);
+      await store.commitUpload('long', digest);
+      assert.equal(sha256(await readAll(await store.read(digest))), digest);
+      await store.delete(digest);
+    });
+
+    withStore('positional reads (where the driver offers them) read in place and end at the size', async (store) => {
+      if (!store.openReader) return;
+      const data = randomBytes(10_000);
+      const digest = sha256(data);
+      await store.createUpload('p');
+      await store.appendUpload('p', 0, chunksOf(data));
+      await store.commitUpload('p', digest);
+      const r = await store.openReader(digest);
+      try {
+        const buf = Buffer.alloc(4096);
+        assert.equal(await r.read(buf, 0), 4096);
+        assert.deepEqual(buf, data.subarray(0, 4096));
+        assert.equal(await r.read(buf, 8000), 2000, 'a short read at the end');
+        assert.deepEqual(buf.subarray(0, 2000), data.subarray(8000));
+        assert.equal(await r.read(buf, 10_000), 0, 'nothing past the end');
+      } finally {
+        await r.close();
+      }
+      await assert.rejects(store.openReader(sha256(Buffer.from('never stored'))), BlobNotFoundError);
+      await store.delete(digest);
+    });
+
     withStore('listUploads lists open uploads only', async (store) => {
       await store.createUpload('a1');
       await store.createUpload('a2');

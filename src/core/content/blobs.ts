@@ -3,7 +3,7 @@ import { RegistryError } from '../errors.ts';
 import { parseDigest } from './digest.ts';
 import type { Images } from './images.ts';
 import type { MetadataStore } from '../../metadata/metadata-store.ts';
-import { BlobNotFoundError, type BlobStore, type ByteRange } from '../../storage/blob-store.ts';
+import { BlobNotFoundError, type BlobReader, type BlobStore, type ByteRange } from '../../storage/blob-store.ts';
 
 /** How often a blob's last use is written per process (postpones its garbage collection). */
 const TOUCH_EVERY_MS = 60_000;
@@ -66,6 +66,23 @@ export class Blobs {
     try {
       const gen = generation ?? (await this.meta.findBlob(digest))?.generation ?? 0;
       return await this.store.read(digest, range, gen);
+    } catch (e) {
+      if (e instanceof BlobNotFoundError) {
+        throw new RegistryError('BLOB_UNKNOWN', `blob data missing from storage: ${digest}`, { detail: { digest } });
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * A stored blob open for positional reads when the store offers them (fs), else undefined
+   * (use `open`); BLOB_UNKNOWN if the store lost the bytes.
+   */
+  async reader(digest: string, generation?: number): Promise<BlobReader | undefined> {
+    if (!this.store.openReader) return undefined;
+    try {
+      const gen = generation ?? (await this.meta.findBlob(digest))?.generation ?? 0;
+      return await this.store.openReader(digest, gen);
     } catch (e) {
       if (e instanceof BlobNotFoundError) {
         throw new RegistryError('BLOB_UNKNOWN', `blob data missing from storage: ${digest}`, { detail: { digest } });

@@ -8,6 +8,7 @@ import type { ByteRange } from '../../core/types.ts';
 import type { HttpAuth } from '../auth.ts';
 import { admitPull } from '../rate-limits.ts';
 import { enforcePullPolicies } from './manifests.ts';
+import { BlobBody } from './blob-body.ts';
 
 /** Parses a single `Range: bytes=…` against `size`; undefined = serve the whole blob. */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined | 'unsatisfiable' {
@@ -104,7 +105,9 @@ export async function getBlob(registry: Registry, req: FastifyRequest, reply: Fa
     reply.send(Buffer.alloc(0));
     return;
   }
-  reply.send(await registry.blobs.open(digest, range, blob.generation));
+  // HTTP/1.x: a copy through two reused buffers (blob-body.ts), where the store reads in place (fs).
+  const reader = req.raw.httpVersionMajor === 1 ? await registry.blobs.reader(digest, blob.generation) : undefined;
+  reply.send(reader ? new BlobBody(reader, reply.raw, range?.start ?? 0, length) : await registry.blobs.open(digest, range, blob.generation));
 }
 
 /** Whether a pull policy is in force for the image's repository (the checks below cost only then). */
