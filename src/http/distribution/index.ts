@@ -144,11 +144,6 @@ function pathOf(req: FastifyRequest): string | undefined {
 }
 
 export function distributionRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth): void {
-  app.addHook('onRequest', (req, reply, done) => {
-    if (req.url.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
-    done();
-  });
-
   // Returns the reply so fastify knows it was sent, even while a stream is still flowing.
   const ROUTES = routes(auth);
   const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
