@@ -39,6 +39,8 @@ export interface AppOptions {
   tls?: { cert: Buffer; key: Buffer; http2?: boolean };
   /** Set in each of several worker processes: /metrics answers for all of them. */
   clusterMetrics?: ClusterMetrics;
+  /** Called as each request begins, before anything reads (the SQLite read cache: see ReadCache.requestStarted). */
+  requestStarted?: () => void;
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
@@ -87,7 +89,9 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   const domains = domainHooks(registry, opts.trustProxy ?? []);
   // One onRequest and one onSend hook, callbacks rather than promises: each hook is a step of
   // fastify's chain on every request, and a manifest read is a few tens of microseconds.
+  const requestStarted = opts.requestStarted;
   app.addHook('onRequest', (req, reply, done) => {
+    requestStarted?.();
     body.onRequest(req);
     // Control characters in a path or query never reach a handler, the stores or the event stream.
     const dirty = dirtyUrlError(req, reply);
