@@ -136,6 +136,7 @@ function pathOf(req: FastifyRequest): string | undefined {
   if (!path.startsWith('/v2')) return undefined;
   const rest = path.slice(3);
   if (rest === '' || rest === '/') return '';
+  if (!rest.includes('%')) return rest.slice(1);
   try {
     return decodeURIComponent(rest.slice(1));
   } catch {
