@@ -75,7 +75,8 @@ const NGHTTP2_CANCEL = 0x8;
  * Time the server itself holds the body back (data buffered, not yet read: auth, a slow
  * backend) does not count against the client. A PATCH cut this way is rolled back to its last
  * complete chunk; the session stays open. An answer the client stops reading for `seconds` is
- * cut too. Nothing bounds the time the handler works between the two.
+ * cut too. Nothing bounds the time the handler works between the two. Returns the work of the
+ * app's onRequest and onSend hooks (http/app.ts runs them).
  */
 export function bodyProgress(seconds: number, minBytes: number): { onRequest(req: FastifyRequest): void; onSend(req: FastifyRequest): void } {
   const windowMs = seconds * 1000;
