@@ -200,6 +200,7 @@ export async function createBerth(config: Config, logger: Logger | false = false
     auth: { ...config.auth, listen: config.listen },
     logger: logger === false ? false : logger,
     readiness: [() => meta.ping(), async () => void (await blobStore.listUploads())],
+    ...('reads' in opened && opened.reads ? { requestStarted: opened.reads.requestStarted.bind(opened.reads) } : {}),
     // Next to the blobs on the same filesystem (fs), or with the S3 part spool.
     importSpoolDir: path.join(config.storage.driver === 's3' ? path.join(config.data, 'spool') : storagePath(config), 'imports'),
     trustProxy: config.events.trustedProxies,

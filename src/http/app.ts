@@ -4,7 +4,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import type { Registry } from '../core/registry.ts';
 import { RegistryError } from '../core/errors.ts';
 import { errorBody, handleError } from './errors.ts';
-import { rejectDirtyUrls } from './edge.ts';
+import { dirtyUrlError } from './edge.ts';
 import { distributionRoutes } from './distribution/index.ts';
 import { type AuthOptions, HttpAuth } from './auth.ts';
 import { tokenRoutes } from './token.ts';
@@ -18,6 +18,7 @@ import { domainHooks, sniCallback } from './domains.ts';
 import { observeRequests } from './events.ts';
 import { type ClusterMetrics, Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
+import { requestLoggerFactory } from './request-logger.ts';
 
 export interface AppOptions {
   auth: AuthOptions;
@@ -38,6 +39,8 @@ export interface AppOptions {
   tls?: { cert: Buffer; key: Buffer; http2?: boolean };
   /** Set in each of several worker processes: /metrics answers for all of them. */
   clusterMetrics?: ClusterMetrics;
+  /** Called as each request begins, before anything reads (the SQLite read cache: see ReadCache.requestStarted). */
+  requestStarted?: () => void;
 }
 
 /** Builds the HTTP app over a registry. No business logic here: parse, call core, reply. */
@@ -47,7 +50,7 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   const sni = sniCallback(registry, (e, host) => (typeof logger === 'object' ? logger.warn({ err: e, host }, 'loading a domain certificate failed') : undefined));
   // The options' type depends on http2 (a literal); the app is used through FastifyInstance either way.
   const app = (Fastify as (o: object) => unknown)({
-    ...(typeof logger === 'boolean' ? { logger } : { loggerInstance: logger }),
+    ...(typeof logger === 'boolean' ? { logger } : { loggerInstance: logger, childLoggerFactory: requestLoggerFactory }),
     exposeHeadRoutes: false,
     return503OnClosing: true,
     // Manifests are read by the handlers themselves (exact bytes); blobs are streamed.
@@ -71,7 +74,6 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
   const limits = opts.http ?? DEFAULT_HTTP_LIMITS;
   if (opts.tls?.http2) http1Limits(app.server, limits);
   capConnections(app.server, limits.maxConnectionsPerAddress, opts.trustProxy);
-  bodyProgress(app, limits.bodyIdleTimeoutSeconds, limits.bodyMinBytes);
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
@@ -81,10 +83,36 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     handleError(new RegistryError('NOT_FOUND', `no such endpoint: ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`), req, reply);
   });
 
-  // Control characters in a path or query never reach a handler, the stores or the event stream.
-  app.addHook('onRequest', rejectDirtyUrls);
-  // Then the host's name mapping, if it is a custom domain; names going out are mapped back.
-  domainHooks(app, registry, opts.trustProxy ?? []);
+  const metrics = opts.metrics === false ? undefined : new Metrics(registry);
+  if (metrics && opts.clusterMetrics) metrics.aggregateWith(opts.clusterMetrics);
+  const body = bodyProgress(limits.bodyIdleTimeoutSeconds, limits.bodyMinBytes);
+  const domains = domainHooks(registry, opts.trustProxy ?? []);
+  // One onRequest and one onSend hook, callbacks rather than promises: each hook is a step of
+  // fastify's chain on every request, and a manifest read is a few tens of microseconds.
+  const requestStarted = opts.requestStarted;
+  app.addHook('onRequest', (req, reply, done) => {
+    requestStarted?.();
+    body.onRequest(req);
+    // Control characters in a path or query never reach a handler, the stores or the event stream.
+    const dirty = dirtyUrlError(req, reply);
+    if (dirty) return done(dirty);
+    metrics?.start(req);
+    if (req.url.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    // Then the host's name mapping, if it is a custom domain; names going out are mapped back.
+    const lookup = domains.onRequest(req);
+    if (lookup) lookup.then(() => done(), done);
+    else done();
+  });
+  app.addHook('onSend', (req, reply, payload, done) => {
+    body.onSend(req);
+    let out: unknown;
+    try {
+      out = domains.onSend(req, reply, payload);
+    } catch (e) {
+      return done(e as Error);
+    }
+    done(null, out);
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
@@ -97,8 +125,6 @@ export function buildApp(registry: Registry, opts: AppOptions): FastifyInstance 
     }
   });
 
-  const metrics = opts.metrics === false ? undefined : new Metrics(registry);
-  if (metrics && opts.clusterMetrics) metrics.aggregateWith(opts.clusterMetrics);
   observeRequests(app, registry, metrics);
   if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 

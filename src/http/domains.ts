@@ -1,5 +1,5 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from '../core/registry.ts';
 import { type NameMap, normalizeHost } from '../core/domains/names.ts';
 import { proxyTrust } from './proxies.ts';
@@ -33,29 +33,40 @@ const REWRITTEN_HEADERS = ['location', 'link', 'www-authenticate'] as const;
 
 /**
  * Custom domains at the edge: every request learns its host's name mapping first (one cached
- * lookup), the /v2 dispatcher and the token endpoint map short names in, and this one onSend
- * hook maps every name going back out: the `Location`, `Link` and `WWW-Authenticate` headers,
+ * lookup), the /v2 dispatcher and the token endpoint map short names in, and the onSend step
+ * maps every name going back out: the `Location`, `Link` and `WWW-Authenticate` headers,
  * error bodies, and the tags list's `name`. Manifest and blob bodies are never touched.
+ * Returns the work of the app's onRequest and onSend hooks (http/app.ts runs them).
  */
-export function domainHooks(app: FastifyInstance, registry: Registry, trustedProxies: readonly string[]): void {
+export function domainHooks(registry: Registry, trustedProxies: readonly string[]) {
   const trusted = proxyTrust(trustedProxies);
-  app.addHook('onRequest', async (req) => {
-    // Only the routes that speak names: health checks and metrics never wait on the database.
-    if (!req.url.startsWith('/v2') && !req.url.startsWith('/api/')) return;
-    const map = await registry.domains.resolve(requestHost(req, trusted));
-    if (map) req.berthHost = map;
-  });
-  app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-    const map = req.berthHost;
-    if (!map || !req.url.startsWith('/v2')) return payload;
-    for (const name of REWRITTEN_HEADERS) {
-      const v = reply.getHeader(name);
-      if (typeof v === 'string' && v.includes(map.prefix)) reply.header(name, name === 'location' ? map.shortenPath(v) : shortenLinks(map, v));
-    }
-    const names = reply.statusCode >= 400 || req.berthRoute === '/v2/{name}/tags/list';
-    if (names && typeof payload === 'string' && payload.includes(map.prefix)) return map.shorten(payload);
-    return payload;
-  });
+  return {
+    /** Sets `req.berthHost`; a promise only when the host's mapping had to be read from the store. */
+    onRequest(req: FastifyRequest): Promise<void> | undefined {
+      // Only the routes that speak names: health checks and metrics never wait on the database.
+      if (!req.url.startsWith('/v2') && !req.url.startsWith('/api/')) return undefined;
+      const map = registry.domains.resolveNow(requestHost(req, trusted));
+      if (map instanceof Promise) {
+        return map.then((m) => {
+          if (m) req.berthHost = m;
+        });
+      }
+      if (map) req.berthHost = map;
+      return undefined;
+    },
+    /** The payload to send, with long names written short on a custom domain. */
+    onSend(req: FastifyRequest, reply: FastifyReply, payload: unknown): unknown {
+      const map = req.berthHost;
+      if (!map || !req.url.startsWith('/v2')) return payload;
+      for (const name of REWRITTEN_HEADERS) {
+        const v = reply.getHeader(name);
+        if (typeof v === 'string' && v.includes(map.prefix)) reply.header(name, name === 'location' ? map.shortenPath(v) : shortenLinks(map, v));
+      }
+      const names = reply.statusCode >= 400 || req.berthRoute === '/v2/{name}/tags/list';
+      if (names && typeof payload === 'string' && payload.includes(map.prefix)) return map.shorten(payload);
+      return payload;
+    },
+  };
 }
 
 /** `</v2/LONG/tags/list?…>; rel="next"` and challenge scopes, written short. */

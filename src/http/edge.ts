@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, RegistryError } from '../core/errors.ts';
 import { ApiError } from '../core/access/tenancy.ts';
 import { CONTROL_CHARACTERS_MESSAGE, isCleanText } from '../core/content/text.ts';
@@ -44,8 +44,12 @@ function v2Error(code: ErrorCode, what: string): RegistryError {
   return new RegistryError(code, `${what} ${CONTROL_CHARACTERS_MESSAGE}`, code === 'UNSUPPORTED' ? { status: 400 } : {});
 }
 
+/** Printable ASCII without `%`: nothing to decode, nothing to refuse (what clients send). */
+const PLAIN_URL = /^[\x20-\x24\x26-\x7e]*$/;
+
 /** The error for a request whose URL carries a control character, or undefined when it is clean. */
 export function urlError(url: string, method = 'GET'): Error | undefined {
+  if (PLAIN_URL.test(url)) return undefined;
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const v2 = path === '/v2' || path.startsWith('/v2/');
@@ -75,13 +79,13 @@ export function urlError(url: string, method = 'GET'): Error | undefined {
 }
 
 /**
- * onRequest: refuses, with a 400, any request whose path or query carries a control character,
- * a lone surrogate or broken percent-encoding — before routing, authentication or any event
- * note, so that nothing of it is stored or recorded (docs/security.md, "Input at the edge").
+ * The onRequest step (http/app.ts) that refuses, with a 400, any request whose path or query
+ * carries a control character, a lone surrogate or broken percent-encoding — before routing,
+ * authentication or any event note, so that nothing of it is stored or recorded
+ * (docs/security.md, "Input at the edge"). Returns the error, or undefined when the URL is clean.
  */
-export function rejectDirtyUrls(req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+export function dirtyUrlError(req: FastifyRequest, reply: FastifyReply): Error | undefined {
   const e = urlError(req.raw.url ?? '', req.raw.method);
-  if (!e) return done();
   if (e instanceof RegistryError) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
-  done(e);
+  return e;
 }

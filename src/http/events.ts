@@ -63,7 +63,7 @@ const MUTATIONS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  * Records the event stream from the HTTP layer: one `onResponse` hook completes what the
  * handlers noted (status, actor, client IP, user agent) and hands it to the core EventBus,
  * which only queues it — the response has been sent already, and nothing here can fail it.
- * Also feeds the request metrics.
+ * Also feeds the request metrics (whose onRequest step, `metrics.start`, http/app.ts runs).
  */
 export function observeRequests(app: FastifyInstance, registry: Registry, metrics: Metrics | undefined): void {
   app.decorateRequest('berthEvent', null);
@@ -73,11 +73,6 @@ export function observeRequests(app: FastifyInstance, registry: Registry, metric
   app.decorateRequest('berthSocketStart', null);
   const bus = registry.events;
   const lastLogin = new Map<string, number>();
-
-  if (metrics) app.addHook('onRequest', (req, _reply, done) => {
-    metrics.start(req);
-    done();
-  });
 
   app.addHook('onResponse', (req, reply, done) => {
     try {

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Server } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { proxyTrust } from './proxies.ts';
 
 export interface HttpLimits {
@@ -75,49 +75,49 @@ const NGHTTP2_CANCEL = 0x8;
  * Time the server itself holds the body back (data buffered, not yet read: auth, a slow
  * backend) does not count against the client. A PATCH cut this way is rolled back to its last
  * complete chunk; the session stays open. An answer the client stops reading for `seconds` is
- * cut too. Nothing bounds the time the handler works between the two.
+ * cut too. Nothing bounds the time the handler works between the two. Returns the work of the
+ * app's onRequest and onSend hooks (http/app.ts runs them).
  */
-export function bodyProgress(app: FastifyInstance, seconds: number, minBytes: number): void {
+export function bodyProgress(seconds: number, minBytes: number): { onRequest(req: FastifyRequest): void; onSend(req: FastifyRequest): void } {
   const windowMs = seconds * 1000;
   const steps = 4;
-  // Callback hooks, not async ones: they run on every request, and most have nothing to do.
-  app.addHook('onRequest', (req, _reply, done) => {
-    const raw = req.raw;
-    const stream = h2Stream(raw);
-    // HTTP/2 bodies need no transfer-encoding or length: a request without one ends with its headers
-    const hasBody = stream ? !stream.endAfterHeaders : raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
-    const socket = raw.socket;
-    // one HTTP/2 stream is cut, not the connection (bytes are counted on the connection: a
-    // stalled upload beside busy streams is not cut, a bounded leniency)
-    const cut = () => (stream ? stream.destroyed || stream.close(NGHTTP2_CANCEL) : socket.destroy());
-    // (app.inject() requests have no real socket)
-    if (!hasBody || raw.readableEnded || typeof socket?.bytesRead !== 'number') return done();
-    // bytesRead at each step of the last window, oldest first
-    let samples = [socket.bytesRead];
-    const timer = setInterval(() => {
-      if (raw.readableLength > 0) {
-        samples = [socket.bytesRead]; // waiting on the server, not on the client
-        return;
-      }
-      samples.push(socket.bytesRead);
-      if (samples.length <= steps) return;
-      samples.shift();
-      if (samples[samples.length - 1]! - samples[0]! < minBytes) cut();
-    }, windowMs / steps);
-    timer.unref();
-    const stop = () => clearInterval(timer);
-    raw.once('end', stop);
-    raw.once('close', stop);
-    socket.once('close', stop);
-    done();
-  });
-  app.addHook('onSend', (req, _reply, payload, done) => {
-    if (h2Stream(req.raw)) return done(null, payload); // the connection carries other streams; HTTP/2 has its own session timeout
-    const socket = req.raw.socket;
-    // An inactivity timeout: re-arming one already set to the window changes nothing.
-    if (typeof socket?.setTimeout === 'function' && !socket.destroyed && socket.timeout !== windowMs) socket.setTimeout(windowMs);
-    done(null, payload);
-  });
+  return {
+    onRequest(req) {
+      const raw = req.raw;
+      const stream = h2Stream(raw);
+      // HTTP/2 bodies need no transfer-encoding or length: a request without one ends with its headers
+      const hasBody = stream ? !stream.endAfterHeaders : raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
+      const socket = raw.socket;
+      // one HTTP/2 stream is cut, not the connection (bytes are counted on the connection: a
+      // stalled upload beside busy streams is not cut, a bounded leniency)
+      const cut = () => (stream ? stream.destroyed || stream.close(NGHTTP2_CANCEL) : socket.destroy());
+      // (app.inject() requests have no real socket)
+      if (!hasBody || raw.readableEnded || typeof socket?.bytesRead !== 'number') return;
+      // bytesRead at each step of the last window, oldest first
+      let samples = [socket.bytesRead];
+      const timer = setInterval(() => {
+        if (raw.readableLength > 0) {
+          samples = [socket.bytesRead]; // waiting on the server, not on the client
+          return;
+        }
+        samples.push(socket.bytesRead);
+        if (samples.length <= steps) return;
+        samples.shift();
+        if (samples[samples.length - 1]! - samples[0]! < minBytes) cut();
+      }, windowMs / steps);
+      timer.unref();
+      const stop = () => clearInterval(timer);
+      raw.once('end', stop);
+      raw.once('close', stop);
+      socket.once('close', stop);
+    },
+    onSend(req) {
+      if (h2Stream(req.raw)) return; // the connection carries other streams; HTTP/2 has its own session timeout
+      const socket = req.raw.socket;
+      // An inactivity timeout: re-arming one already set to the window changes nothing.
+      if (typeof socket?.setTimeout === 'function' && !socket.destroyed && socket.timeout !== windowMs) socket.setTimeout(windowMs);
+    },
+  };
 }
 
 /** Closes connections beyond `max` open ones from one peer address (trusted proxies exempt). */

@@ -249,7 +249,7 @@ export class Metrics {
     const matched = req.berthRoute ?? req.routeOptions?.url;
     // The web UI's catch-all answers unknown paths with 404: those matched no real route.
     const route = !matched || (matched === '/*' && status === 404) ? 'unmatched' : matched;
-    const labels = { route, method: req.method, status: String(status) };
+    const labels = this.labelsOf(route, req.method, status);
     this.requests.inc(labels);
     this.duration.observe(labels, reply.elapsedTime / 1000);
 
@@ -270,6 +270,21 @@ export class Metrics {
     } else if (route === UPLOAD_ROUTE && req.method === 'PUT' && status === 201) {
       this.uploadsCompleted.inc();
     }
+  }
+
+  /** Label sets of the requests seen, kept: one object per (route, method, status), not one per request. */
+  private readonly labelSets = new Map<string, { route: string; method: string; status: string }>();
+
+  private labelsOf(route: string, method: string, status: number): { route: string; method: string; status: string } {
+    const key = `${status} ${method} ${route}`;
+    let labels = this.labelSets.get(key);
+    if (labels === undefined) {
+      // Routes are patterns and statuses few: bounded, but cleared if something unforeseen grows it.
+      if (this.labelSets.size >= 10_000) this.labelSets.clear();
+      labels = { route, method, status: String(status) };
+      this.labelSets.set(key, labels);
+    }
+    return labels;
   }
 
   get contentType(): string {

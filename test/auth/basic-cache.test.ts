@@ -1,7 +1,7 @@
 /**
  * The remembered Basic password check (core/access/auth.ts): a repeat skips argon2, but a
  * password changed or a user removed by another process (another Authenticator on the same
- * database) takes effect at once.
+ * database) takes effect on the next request.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,6 +22,8 @@ test('Basic: a remembered check is fast and follows password changes and removal
   try {
     const user = await a.access.createUser({ username: 'bob', passwordHash: await hashPassword('first-password-1'), siteAdmin: false, email: null });
     const here = new Authenticator(a.access);
+    // Each check below stands for a request: the HTTP layer tells the read cache one began.
+    const nextRequest = () => a.reads!.requestStarted();
     const first = await here.basic('bob', 'first-password-1');
     assert.deepEqual(first, { kind: 'user', userId: user.id, username: 'bob', siteAdmin: false });
 
@@ -34,15 +36,18 @@ test('Basic: a remembered check is fast and follows password changes and removal
 
     // Another process changes the password: the old one stops working here at once.
     await b.db.updateTable('users').set({ password_hash: await hashPassword('second-password-2') }).where('id', '=', user.id).execute();
+    nextRequest();
     await rejects(here.basic('bob', 'first-password-1'));
     assert.equal((await here.basic('bob', 'second-password-2')).kind, 'user');
 
     // Another process makes bob a site administrator: the identity says so at once.
     await b.db.updateTable('users').set({ site_admin: 1 }).where('id', '=', user.id).execute();
+    nextRequest();
     assert.deepEqual(await here.basic('bob', 'second-password-2'), { kind: 'user', userId: user.id, username: 'bob', siteAdmin: true });
 
     // …or removes the password: refused.
     await b.db.updateTable('users').set({ password_hash: null }).where('id', '=', user.id).execute();
+    nextRequest();
     await rejects(here.basic('bob', 'second-password-2'));
   } finally {
     await a.db.destroy();

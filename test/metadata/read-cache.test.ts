@@ -1,7 +1,8 @@
 /**
  * SQLite's cache of hot reads (metadata/sql/read-cache.ts): a repeated read is answered from
- * memory, and any write — by this connection, or committed by another connection on the same
- * file (another worker process) — is seen by the very next read.
+ * memory; a write by this connection is seen by the very next read, and one committed by
+ * another connection on the same file (another worker process) by the first read of the next
+ * request (the HTTP layer calls `requestStarted`) or of the next turn of the event loop.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -43,16 +44,25 @@ test('a repeated hot read comes from memory; writes here and elsewhere show at o
     await a.db.updateTable('repositories').set({ visibility: 'public' }).where('id', '=', repo.id).execute();
     assert.equal((await a.access.findRepository('acme', 'prod'))?.visibility, 'public');
 
-    // A commit by another connection on the same file (another worker): seen by the next read.
+    // A commit by another connection on the same file (another worker): seen by the next request.
+    const nextRequest = () => a.reads!.requestStarted();
     assert.equal((await a.access.findRepository('acme', 'prod'))?.visibility, 'public');
     await b.db.updateTable('repositories').set({ visibility: 'private' }).where('id', '=', repo.id).execute();
+    nextRequest();
     assert.equal((await a.access.findRepository('acme', 'prod'))?.visibility, 'private');
 
-    // A removal elsewhere: gone here at once; and an absence is not remembered past a creation.
+    // Work outside requests (jobs): seen in the next turn of the event loop.
+    await b.db.updateTable('repositories').set({ visibility: 'public' }).where('id', '=', repo.id).execute();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal((await a.access.findRepository('acme', 'prod'))?.visibility, 'public');
+
+    // A removal elsewhere: gone for the next request; and an absence is not remembered past a creation.
     await b.db.deleteFrom('repositories').where('id', '=', repo.id).execute();
+    nextRequest();
     assert.equal(await a.access.findRepository('acme', 'prod'), undefined);
     assert.equal(await a.access.findRepository('acme', 'prod'), undefined);
     await b.access.createRepository(owner.id, 'prod', 'public', '');
+    nextRequest();
     assert.equal((await a.access.findRepository('acme', 'prod'))?.visibility, 'public');
 
     // Another process entirely (a plain SQLite handle, as another node's process would hold).
@@ -60,6 +70,7 @@ test('a repeated hot read comes from memory; writes here and elsewhere show at o
     try {
       assert.equal((await a.access.findOwner('acme'))?.kind, 'org');
       other.prepare("update owners set name = 'acme-renamed' where name = 'acme'").run();
+      nextRequest();
       assert.equal(await a.access.findOwner('acme'), undefined);
       assert.equal((await a.access.findOwner('acme-renamed'))?.id, owner.id);
     } finally {

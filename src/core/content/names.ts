@@ -24,8 +24,21 @@ export function isValidOwner(s: string): boolean {
   return OWNER_RE.test(s);
 }
 
+/** Valid names parsed lately: a pull parses its name in several places (auth, limits, policies). */
+const parsedNames = new Map<string, ImageName>();
+const MAX_PARSED_NAMES = 10_000;
+
 /** Parses and validates a full image name, or throws NAME_INVALID naming the problem. */
 export function parseImageName(full: string): ImageName {
+  const hit = parsedNames.get(full);
+  if (hit !== undefined) return hit;
+  const parsed = Object.freeze(parseNewImageName(full));
+  if (parsedNames.size >= MAX_PARSED_NAMES) parsedNames.clear();
+  parsedNames.set(full, parsed);
+  return parsed;
+}
+
+function parseNewImageName(full: string): ImageName {
   if (full.length === 0) throw new RegistryError('NAME_INVALID', 'repository name must not be empty');
   if (full.length > MAX_NAME_LENGTH) {
     throw new RegistryError('NAME_INVALID', `repository name must be at most ${MAX_NAME_LENGTH} characters`);

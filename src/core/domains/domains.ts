@@ -53,6 +53,17 @@ export class Domains {
     return host === undefined || !this.domainStore ? undefined : (await this.lookup(host)).map;
   }
 
+  /**
+   * `resolve` without a promise when the answer is at hand (every request asks: most of the time
+   * the host was looked up within `cacheMs`); a promise only when the store must be read.
+   */
+  resolveNow(host: string | undefined): NameMap | undefined | Promise<NameMap | undefined> {
+    if (host === undefined || !this.domainStore) return undefined;
+    const hit = this.cache.get(host);
+    if (hit && Date.now() - hit.at < this.opts.cacheMs) return hit.map;
+    return this.resolve(host);
+  }
+
   private async lookup(host: string): Promise<{ map: NameMap | undefined; record: DomainRecord | undefined }> {
     const hit = this.cache.get(host);
     if (hit && Date.now() - hit.at < this.opts.cacheMs) return hit;

@@ -43,6 +43,19 @@ export function isValidHostName(host: string): boolean {
  */
 export function normalizeHost(value: string | undefined): string | undefined {
   if (value === undefined || value.length > MAX_HOST_LENGTH + 7) return undefined;
+  // Every request names its host: the few values clients send are normalized once.
+  const hit = normalizedHosts.get(value);
+  if (hit !== undefined) return hit ?? undefined;
+  const host = normalizeNewHost(value);
+  if (normalizedHosts.size >= MAX_NORMALIZED_HOSTS) normalizedHosts.clear();
+  normalizedHosts.set(value, host ?? null);
+  return host;
+}
+
+const normalizedHosts = new Map<string, string | null>();
+const MAX_NORMALIZED_HOSTS = 1000;
+
+function normalizeNewHost(value: string): string | undefined {
   const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(value.trim());
   if (!m) return undefined;
   if (m[2] !== undefined && Number(m[2]) > 65535) return undefined;

@@ -136,6 +136,7 @@ function pathOf(req: FastifyRequest): string | undefined {
   if (!path.startsWith('/v2')) return undefined;
   const rest = path.slice(3);
   if (rest === '' || rest === '/') return '';
+  if (!rest.includes('%')) return rest.slice(1);
   try {
     return decodeURIComponent(rest.slice(1));
   } catch {
@@ -144,11 +145,6 @@ function pathOf(req: FastifyRequest): string | undefined {
 }
 
 export function distributionRoutes(app: FastifyInstance, registry: Registry, auth: HttpAuth): void {
-  app.addHook('onRequest', (req, reply, done) => {
-    if (req.url.startsWith('/v2')) reply.header('Docker-Distribution-API-Version', 'registry/2.0');
-    done();
-  });
-
   // Returns the reply so fastify knows it was sent, even while a stream is still flowing.
   const ROUTES = routes(auth);
   const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {

@@ -28,7 +28,8 @@ export async function getManifest(
     reply.code(304).send();
     return;
   }
-  await enforcePullPolicies(registry, req, name, m);
+  const policies = enforcePullPolicies(registry, req, name, m);
+  if (policies) await policies;
   // A GET that yields the bytes counts against the day's byte limits (docs/limits.md)...
   if (req.method === 'GET' && req.berthLimits) await admitPull(registry.rateLimits, req, reply, m.size);
   // ...and against an entitlement token's download limit.
@@ -48,16 +49,17 @@ export async function getManifest(
  * The decision chain (DESIGN §11) on a GET that yields a manifest's bytes: from /manifests, and
  * from /blobs/<manifest digest> (which containerd falls back to), so neither path skips it. A
  * HEAD reveals no content, and a client then reads the refusal's message on the GET that follows.
+ * Undefined when no policy is in force for the repository (see PullPolicies.enforce).
  */
-export async function enforcePullPolicies(
+export function enforcePullPolicies(
   registry: Registry,
   req: FastifyRequest,
   name: string,
   m: { digest: string; mediaType: string; payload: Buffer },
-): Promise<void> {
-  if (req.method !== 'GET' || !registry.pullPolicies.size) return;
+): Promise<void> | undefined {
+  if (req.method !== 'GET' || !registry.pullPolicies.size) return undefined;
   const { owner, repository } = parseImageName(name);
-  await registry.pullPolicies.enforce({ identity: req.berthAuth?.identity ?? { kind: 'anonymous' }, name, owner, repository, digest: m.digest, mediaType: m.mediaType, payload: m.payload });
+  return registry.pullPolicies.enforce({ identity: req.berthAuth?.identity ?? { kind: 'anonymous' }, name, owner, repository, digest: m.digest, mediaType: m.mediaType, payload: m.payload });
 }
 
 /** PUT /v2/<name>/manifests/<reference> */

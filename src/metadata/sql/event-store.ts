@@ -27,8 +27,13 @@ type DeliveryRow = Selectable<Database['webhook_deliveries']>;
 const n = (v: unknown) => Number(v);
 const nn = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
-/** Rows per multi-row INSERT: 14 parameters each, 7,000 in all, far below either dialect's limit. */
-const INSERT_CHUNK = 500;
+/**
+ * Rows per multi-row INSERT at most: 14 parameters each, 3,584 in all, far below either
+ * dialect's limit. A batch goes in chunks whose sizes are powers of two (256, 128, …, 1), so
+ * that whatever the batch sizes only nine INSERT texts exist, each compiled and prepared once:
+ * with a text per row count, a busy server compiled and prepared a new one for most batches.
+ */
+const INSERT_CHUNK = 256;
 const DAY_MS = 86_400_000;
 
 /** Column values of an event, in the order of eventRow's keys. */
@@ -230,7 +235,12 @@ export class SqlEventStore implements EventStore {
           .execute();
       }
     }
-    for (let i = 0; i < plain.length; i += INSERT_CHUNK) await this.insertEvents(trx, plain.slice(i, i + INSERT_CHUNK));
+    for (let i = 0; i < plain.length; ) {
+      let size = INSERT_CHUNK;
+      while (size > plain.length - i) size >>= 1;
+      await this.insertEvents(trx, plain.slice(i, i + size));
+      i += size;
+    }
   }
 
   async listEvents(filter: EventFilter, page: { limit: number; before?: EventCursor }): Promise<EventRecord[]> {

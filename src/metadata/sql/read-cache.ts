@@ -15,18 +15,19 @@ export const DEFAULT_READ_CACHE_LIMITS: ReadCacheLimits = { entries: 10_000, byt
 /**
  * Results of the hot reads on one SQLite connection (a manifest by tag or digest, an image, an
  * owner, a repository, a user), kept only while the database is exactly as it was when they
- * were read. The database's state is named by two counters, checked on every lookup:
+ * were read. The database's state is named by two counters (see `state()` for when each is read):
  *
  * - SQLite's `PRAGMA data_version`, which changes whenever *another* connection commits —
  *   another worker process, another node's process on the same file, another handle in this
- *   process (a few microseconds: it reads the WAL index in shared memory);
+ *   process (a few microseconds: it reads the WAL index in shared memory, under its locks);
  * - `writes`, counted by this process's StatementCache for every writing statement it
  *   prepares on this connection (Kysely prepares each query right before running it), which
  *   `data_version` does not see.
  *
  * When either moved, every kept result is dropped: the cache never answers with anything a
- * plain read would not answer at the same moment, so revocations, tag moves and deletes take
- * effect on the next request as before. A result is kept under the state read *before* its
+ * plain read would not have answered since the request began (outside requests: in the same
+ * turn of the event loop), so revocations, tag moves and deletes take effect on the next
+ * request as before. A result is kept under the state read *before* its
  * query ran, so a write landing in between only makes it unusable, never wrong. Reads inside a
  * transaction never use it (they must see the transaction's own writes). Rows are shared
  * between callers: they must not be mutated (the stores map them into new records).
@@ -38,6 +39,9 @@ export class ReadCache {
   private dataVersion = -1;
   private writesSeen = -1;
   private epoch = 0;
+  /** `data_version` was read since the last request began and in this turn of the event loop. */
+  private fresh = false;
+  private turnEnding = false;
   private readonly versionStatement: Statement;
   hits = 0;
   misses = 0;
@@ -54,13 +58,29 @@ export class ReadCache {
    * The current state's epoch, after dropping every entry if the state moved; undefined when
    * it cannot be read now (the connection is busy or closed): the caller then reads without
    * the cache.
+   *
+   * `PRAGMA data_version` opens and closes a read transaction (shared-memory locks: the
+   * largest cost of a cached read). It is read at most once per request and per turn of the
+   * event loop: again on the first lookup after `requestStarted()` (so every request sees
+   * whatever was committed before it arrived) and after the turn ends (`setImmediate`: work
+   * outside requests, such as jobs, never uses a version read in an earlier turn). This
+   * connection's own writes are checked on every lookup.
    */
   state(): number | undefined {
+    if (this.fresh && this.writes.count === this.writesSeen) return this.epoch;
     let dv: number;
     try {
       dv = Number(this.versionStatement.get());
     } catch {
       return undefined;
+    }
+    this.fresh = true;
+    if (!this.turnEnding) {
+      this.turnEnding = true;
+      setImmediate(() => {
+        this.turnEnding = false;
+        this.fresh = false;
+      });
     }
     const w = this.writes.count;
     if (dv !== this.dataVersion || w !== this.writesSeen) {
@@ -71,6 +91,11 @@ export class ReadCache {
       this.epoch++;
     }
     return this.epoch;
+  }
+
+  /** A client request begins: the next lookup reads `data_version` again. */
+  requestStarted(): void {
+    this.fresh = false;
   }
 
   get(key: string): readonly unknown[] | undefined {

@@ -338,9 +338,10 @@ export class Signing {
     return {
       name: SIGNATURE_POLICY,
       content: true,
-      version: async (owner, repository) => {
-        const s = await this.cachedSettings(owner, repository);
-        return s?.requireSignature ? `${s.repositoryId}:${s.version}` : undefined;
+      version: (owner, repository) => {
+        const versionOf = (s: (SigningSettingsRecord & { repositoryId: number }) | null) => (s?.requireSignature ? `${s.repositoryId}:${s.version}` : undefined);
+        const s = this.cachedSettings(owner, repository);
+        return s instanceof Promise ? s.then(versionOf) : versionOf(s);
       },
       decide: (pull) => this.decide(pull),
     };
@@ -360,16 +361,21 @@ export class Signing {
     return `pull refused by the signature policy of ${pull.owner}/${pull.repository}: only manifests with a valid signature from a trusted key are served, and ${pull.digest} ${why}`;
   }
 
-  /** Settings by name, trusted for `cacheMs` (several nodes: see docs/signing.md#policy); local changes clear it. */
-  private async cachedSettings(owner: string, repository: string): Promise<(SigningSettingsRecord & { repositoryId: number }) | null> {
+  /**
+   * Settings by name, trusted for `cacheMs` (several nodes: see docs/signing.md#policy); local
+   * changes clear it. A promise only when the store must be read.
+   */
+  private cachedSettings(owner: string, repository: string): (SigningSettingsRecord & { repositoryId: number }) | null | Promise<(SigningSettingsRecord & { repositoryId: number }) | null> {
     const k = `${owner}/${repository}`;
     const now = Date.now();
     const hit = this.cache.get(k);
     if (hit && now - hit.at < this.opts.cacheMs) return hit.value;
-    const value = (await this.store.findSettingsByName(owner, repository)) ?? null;
-    if (this.cache.size >= 10_000) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(k, { at: now, value });
-    return value;
+    return this.store.findSettingsByName(owner, repository).then((found) => {
+      const value = found ?? null;
+      if (this.cache.size >= 10_000) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(k, { at: now, value });
+      return value;
+    });
   }
 
   // --- signing on push -----------------------------------------------------------------------
