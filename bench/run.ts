@@ -199,7 +199,11 @@ async function main(): Promise<void> {
             // The background jobs this round caused (SBOMs of the images it pushed) run now,
             // untimed, before anyone's next round; their CPU is reported, their memory counts.
             const drain = await waitForIdleJobs(ctxs[s.kind].client, s);
-            if (s.kind === 'berth') Object.assign(metrics, { jobs: Object.values(drain.pending).reduce((a, n) => a + n, 0), jobs_s: drain.seconds, jobs_cpu: drain.cpu });
+            if (s.kind === 'berth') {
+              Object.assign(metrics, { jobs: Object.values(drain.pending).reduce((a, n) => a + n, 0), jobs_s: drain.seconds, jobs_cpu: drain.cpu });
+              const kinds = Object.keys(drain.pending).sort().join(', ');
+              if (kinds) notes.berth.add(`jobs left running or due by a round of "${w.title}": ${kinds}`);
+            }
           } finally {
             metrics.rss = sampler.stop();
           }
@@ -217,7 +221,7 @@ async function main(): Promise<void> {
     let extra: string | undefined;
     if (process.env.BENCH_BERTH_ONLY !== '0') {
       await stopProcess(ref.proc); // idle from here on; its memory back to the page cache
-      extra = await berthOnly({ params, tmp, repoRoot, berth, big, tagScale: envList('BENCH_TAG_SCALE', [1000, 10_000, 100_000]), tagHttp: envInt('BENCH_TAG_HTTP', 10_000, 0), log });
+      extra = await berthOnly({ params, tmp, repoRoot, berth, big, tagScale: envList('BENCH_TAG_SCALE', [1000, 10_000, 100_000]), tagHttp: envInt('BENCH_TAG_HTTP', 1000, 0), log });
     }
 
     for (const c of clients) c.close();
@@ -248,7 +252,7 @@ async function main(): Promise<void> {
         BENCH_LAYER_MB: params.layerSize / MiB,
         BENCH_RANGE_REQUESTS: params.rangeRequests,
         BENCH_TAG_SCALE: envList('BENCH_TAG_SCALE', [1000, 10_000, 100_000]).join(','),
-        BENCH_TAG_HTTP: envInt('BENCH_TAG_HTTP', 10_000, 0),
+        BENCH_TAG_HTTP: envInt('BENCH_TAG_HTTP', 1000, 0),
       })
         .map(([k, v]) => `\`${k}=${v}\``)
         .join(', '),

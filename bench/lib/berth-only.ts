@@ -323,7 +323,7 @@ function insertTags(database: string, template: string, digest: string, tags: st
  * One image grown to each count of tags, all pointing at one manifest (a registry holds many
  * tags of one digest: every CI build's `sha-…`, `latest`, a version): first and middle page of
  * tags/list?n=100, manifest GET by tag. Tags up to `tagHttp` are pushed by HTTP (each push is
- * a durable SQLite commit: 100-350 per second here); the rest are inserted into the database.
+ * a durable SQLite commit: 30-350 per second on these shared VMs); the rest are inserted into the database.
  */
 async function tagScaleRows(p: PhaseInput): Promise<string> {
   const { berth } = p;

@@ -239,7 +239,7 @@ Knobs (environment): \`BENCH_ROUNDS\` (5), \`BENCH_SIZE_MB\` (1024), \`BENCH_CHU
 \`BENCH_WRK_SECONDS\` (10, also ab's), \`BENCH_WRK_CONNECTIONS\` (64), \`BENCH_WARMUP_SECONDS\` (2), \`BENCH_SMALL_BLOBS\` (2000),
 \`BENCH_SMALL_KB\` (4), \`BENCH_TAGS\` (5000), \`BENCH_LAYERS\` (50), \`BENCH_LAYER_MB\` (1),
 \`BENCH_RANGE_REQUESTS\` (400), \`BENCH_TAG_SCALE\` (1000,10000,100000: tag counts of the tag-scale rows),
-\`BENCH_TAG_HTTP\` (10000: tags pushed by HTTP at most in the tag-scale rows, the rest inserted into the database),
+\`BENCH_TAG_HTTP\` (1000: tags pushed by HTTP at most in the tag-scale rows, the rest inserted into the database),
 \`BENCH_BERTH_ONLY\` (\`0\` skips the Berth-only sections), \`BENCH_TMPDIR\` (the OS temp folder),
 \`BENCH_OUTPUT\` (this file; \`none\` to only print). A section headed "## Notes (hand-written, …)"
 at the end of this file is kept when the bench rewrites it.
