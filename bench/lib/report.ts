@@ -180,7 +180,8 @@ rewrites this file.
 
 - Both registries run side by side on loopback, each on a fresh temporary data folder:
   Berth as \`node bin/berth.js serve --log-level warn\` (SQLite metadata + filesystem blobs;
-  its default of one worker process per CPU core, \`--workers\`),
+  its default of one worker process per CPU core, \`--workers\`, each started by
+  \`berth serve\` with \`--max-semi-space-size=8\` and \`MALLOC_ARENA_MAX=2\`),
   docker-registry with the filesystem storage driver, \`storage.delete.enabled: true\`, the
   in-memory blob descriptor cache, access log off, log level error.
 - Every workload runs **${p.rounds} round(s) on each registry, alternating** (A/B, B/A, …; the
