@@ -21,6 +21,8 @@ export interface Server {
   proc: ChildProcess;
   /** Where the server keeps a committed blob's bytes (its storage layout), to free them behind its back. */
   blobFile(digest: string): string;
+  /** Berth's SQLite database file. */
+  database?: string;
 }
 
 /** Every child process still running, for cleanup on error or a signal. */
@@ -117,6 +119,7 @@ export async function startBerth(repoRoot: string, dir: string, opts: { name?: s
     env,
   );
   srv.admin = { username: 'admin', password };
+  srv.database = path.join(data, 'berth.db');
   // FsBlobStore: <data>/storage/blobs/<alg>/<first two hex>/<hex>
   srv.blobFile = (digest) => {
     const [alg, hex] = digest.split(':') as [string, string];

@@ -12,6 +12,7 @@ import { parseDpkgStatus, parseOsRelease } from '../../src/core/supply-chain/sbo
 import { cycloneDx } from '../../src/core/supply-chain/sbom/cyclonedx.ts';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { alpineBase, goBinary, gzip, npmTree, pyMetadata, pythonTree, tarOf, zstd } from './layers.ts';
 
 async function* chunked(b: Buffer, size = 777): AsyncGenerator<Buffer> {
@@ -105,6 +106,27 @@ describe('SBOM layer scan', () => {
       throw new Error('storage went away');
     }
     await assert.rejects(scanLayer(failing()), /storage went away/, 'a read failure fails the scan (the job is retried)');
+  });
+
+  test('a blob that is no tar (random bytes, as bench layers are) is read no further than its first chunk, and its stream is closed, however large', async () => {
+    for (const first of [randomBytes(1024 * 1024), gzip(randomBytes(64 * 1024))]) {
+      let pulled = 0;
+      let closed = false;
+      async function* blob(): AsyncGenerator<Buffer> {
+        try {
+          yield first;
+          // 4 GiB more of the same: never read
+          for (let i = 0; i < 4096; i++, pulled++) yield randomBytes(1024 * 1024);
+        } finally {
+          closed = true;
+        }
+      }
+      const inv = await scanLayer(blob());
+      assert.match(inv.unreadable ?? '', /./);
+      assert.ok(pulled <= 1, `${pulled} chunks after the first were read`);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(closed, true, 'the blob stream is closed, not left open until garbage collection');
+    }
   });
 
   test('Go binaries: build information of Go 1.18+ executables (a real one from this machine, and one with modules), not of other files', async () => {

@@ -102,23 +102,41 @@ class SourceError extends Error {
   }
 }
 
+/** The blob's chunks, read failures marked as such; closing it closes the blob's stream. */
 async function* marked(blob: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const it = blob[Symbol.asyncIterator]();
-  for (;;) {
-    let r: IteratorResult<Buffer>;
-    try {
-      r = await it.next();
-    } catch (e) {
-      throw new SourceError(e);
+  try {
+    for (;;) {
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        throw new SourceError(e);
+      }
+      if (r.done) return;
+      yield r.value;
     }
-    if (r.done) return;
-    yield r.value;
+  } finally {
+    await it.return?.();
   }
 }
 
-/** The tar bytes of a layer blob: gunzipped, zstd-decompressed or as is, counted against `maxBytes`. */
+/**
+ * The tar bytes of a layer blob: gunzipped, zstd-decompressed or as is, counted against
+ * `maxBytes`. The blob is read only as far as the consumer reads: however the scan ends (at a
+ * bound, or at the first header that is no tar), the blob's stream is closed then, not read on
+ * (or left open until garbage collection) — a multi-GiB blob of other bytes costs one read.
+ */
 export async function* tarBytes(blob: AsyncIterable<Buffer>, maxBytes: number): AsyncGenerator<Buffer> {
   const it = blob[Symbol.asyncIterator]();
+  try {
+    yield* decoded(it, maxBytes);
+  } finally {
+    await it.return?.();
+  }
+}
+
+async function* decoded(it: AsyncIterator<Buffer>, maxBytes: number): AsyncGenerator<Buffer> {
   let head: Buffer = Buffer.alloc(0);
   while (head.length < 4) {
     const r = await it.next();
