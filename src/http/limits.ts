@@ -106,7 +106,14 @@ export function bodyProgress(seconds: number, minBytes: number): { onRequest(req
         if (samples[samples.length - 1]! - samples[0]! < minBytes) cut();
       }, windowMs / steps);
       timer.unref();
-      const stop = () => clearInterval(timer);
+      // Every listener goes with the request: a kept-alive connection carries many requests,
+      // and one left on its socket per request would hold each request until it closes.
+      const stop = () => {
+        clearInterval(timer);
+        raw.off('end', stop);
+        raw.off('close', stop);
+        socket.off('close', stop);
+      };
       raw.once('end', stop);
       raw.once('close', stop);
       socket.once('close', stop);

@@ -180,6 +180,31 @@ describe('HTTP timeouts (header 1 s, body progress 1 KiB per 1 s)', () => {
     assert.deepEqual(await open(), [], 'no file descriptor left open on the blob');
   });
 
+  it('requests with bodies on one kept-alive connection leave no listeners behind on its socket', async () => {
+    const sockets: net.Socket[] = [];
+    const onConnection = (s: net.Socket) => sockets.push(s);
+    b.berth.app.server.on('connection', onConnection);
+    const client = await connect(b.port);
+    let received = '';
+    client.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    try {
+      for (let i = 0; i < 30; i++) {
+        const blob = randomBytes(1024 * 1024); // still arriving when the request begins
+        const url = `/v2/acme/limits/app/blobs/uploads/?digest=sha256:${createHash('sha256').update(blob).digest('hex')}`;
+        received = '';
+        client.write(`POST ${url} HTTP/1.1\r\nHost: x\r\nAuthorization: ${ADMIN}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${blob.length}\r\n\r\n`);
+        client.write(blob);
+        for (let t = 0; !/\r\n\r\n/.test(received) && t < 500; t++) await sleep(10); // the 201 has no body
+        assert.match(received, /^HTTP\/1\.1 201 /);
+      }
+      assert.equal(sockets.length, 1, 'one connection carried every request');
+      assert.ok(sockets[0]!.listenerCount('close') < 10, `${sockets[0]!.listenerCount('close')} close listeners left on the socket`);
+    } finally {
+      b.berth.app.server.off('connection', onConnection);
+      client.destroy();
+    }
+  });
+
   it('an upload that keeps moving runs longer than every timeout (no total-request bound)', async () => {
     const location = await newUpload(b.url);
     const chunk = randomBytes(256 * 1024);
