@@ -6,6 +6,12 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// libuv's threadpool runs every file operation and the database log's group syncs (fsync takes
+// milliseconds): 4 threads (the default) queue them behind each other under concurrent pushes.
+// 16 measured 1.32× blob and 1.22× tag pushes. Read when the pool first starts, so set before
+// anything below does asynchronous I/O; an operator's own value wins; workers inherit it.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const built = path.join(root, 'dist', 'cli', 'index.js');
 
