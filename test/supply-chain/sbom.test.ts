@@ -122,6 +122,20 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         assert.deepEqual((await referrers(app, 'acme/prod/a', a)).manifests.map((r) => r.digest), [ref.digest]);
         assert.equal(registry.sbom.stats.layersRead, read);
 
+        // A tag pushed again to the inventoried manifest (`latest` beside `v1`) queues no job;
+        // the same digest in another image does (its SBOM is a referrer there).
+        const job = `acme/prod/a@${a}`;
+        const settled = await eventually(async () => {
+          const j = await registry.jobs.store.findJob(SBOM_GENERATE, job);
+          return j === undefined || (j.state !== 'queued' && j.state !== 'running') ? (j ?? null) : undefined;
+        });
+        const bytesA = (await app.inject({ method: 'GET', url: `/v2/acme/prod/a/manifests/v1`, headers: { authorization: ADMIN, accept: OCI_MANIFEST } })).rawPayload;
+        assert.equal(await putManifest(app, 'acme/prod/a', 'latest', bytesA), a);
+        const after = await registry.jobs.store.findJob(SBOM_GENERATE, job);
+        assert.deepEqual([after?.state, after?.enqueuedAt], [settled?.state, settled?.enqueuedAt], 're-tagging queued no SBOM job');
+        assert.equal(await pushImage(app, 'acme/prod/a2', 'v1', [base, npm]), a, 'the same manifest');
+        assert.ok(await registry.jobs.store.findJob(SBOM_GENERATE, `acme/prod/a2@${a}`), 'another image gets its own job');
+
         // The management API's view, and the listing the matcher pages through.
         const status = await apiOk(app, 'GET', '/api/v1/repos/acme/prod/sbom/status?image=a&ref=v1', ADMIN, undefined, 200);
         assert.equal(status.state, 'generated');

@@ -188,7 +188,12 @@ export class SbomService {
       if (this.switches.size > 10_000) this.switches.clear();
       this.switches.set(image.repositoryId, s);
     }
-    return s.enabled ? [{ kind: SBOM_GENERATE, subject: `${image.name}@${digest}`, runAfter: now }] : [];
+    if (!s.enabled) return [];
+    // A tag pushed again to a manifest this image already holds and that was inventoried: its
+    // job has run, and re-tagging (`:latest` next to `:1.2.3`) queues nothing. Another image
+    // pushing the same digest still gets its own job (the SBOM is a referrer in each image).
+    if ((await this.deps.meta.findManifest(image.id, digest)) && (await this.store.findImageInventory(digest))) return [];
+    return [{ kind: SBOM_GENERATE, subject: `${image.name}@${digest}`, runAfter: now }];
   }
 
   /**
