@@ -255,6 +255,32 @@ test('plain event batches neither wait for nor start a sync; batches with delive
   });
 });
 
+test('removing an upload session neither waits for nor starts a sync; saving one waits', async () => {
+  await withDb(async (s, flusher) => {
+    await s.access.createOwner('acme', 'org');
+    const image = (await s.meta.ensureImage({ full: 'acme/prod/app', owner: 'acme', repository: 'prod', image: 'app' }))!;
+    flusher.manual = true;
+    const before = flusher.calls.length;
+    const save = s.meta.saveUpload({ id: 'u1', imageId: image.id, startedAt: Date.now() });
+    const saved = watch(save);
+    await turn();
+    assert.equal(saved.settled, false, 'a new session is acknowledged after its sync');
+    flusher.automatic();
+    await save;
+    flusher.manual = true;
+    const syncs = flusher.calls.length;
+    const removal = s.meta.removeUpload('u1');
+    const removed = watch(removal);
+    await turn();
+    assert.equal(removed.settled, true, 'the removal did not wait for a sync');
+    assert.equal(flusher.calls.length, syncs, 'no sync for the removal');
+    assert.equal(await s.meta.findUpload('u1'), undefined);
+    assert.ok(syncs > before);
+    flusher.automatic();
+    await removal;
+  });
+});
+
 test('a failed sync fails its writers and refuses every later write; reads go on', async () => {
   await withDb(async (s, flusher) => {
     await addOwner(s, 'warmup');

@@ -187,7 +187,7 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   const reads = new ReadCache(sqlite, statements.writes);
   return {
     reads,
-    meta: new SqlMetadataStore(db, 'sqlite', reads),
+    meta: new SqlMetadataStore(db, 'sqlite', reads, () => driver.commitWithoutSync()),
     access: new SqlAccessStore(db, reads),
     events: new SqlEventStore(db, () => driver.commitWithoutSync()),
     jobs: new SqlJobStore(db, 'sqlite'),
