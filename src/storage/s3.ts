@@ -14,6 +14,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   ListMultipartUploadsCommand,
+  ListPartsCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -57,6 +58,17 @@ interface UploadState {
   tailSize: number;
   size: number;
   sealed: boolean;
+  /**
+   * The lowest part number never sent (absent in older states: after the last part). An append
+   * that fails after sending parts leaves them in the multipart upload; their numbers are never
+   * used again, as the gateway may refuse to complete with a part sent twice (InvalidPart).
+   */
+  nextPart?: number;
+}
+
+/** The number for the upload's next part. */
+function firstFreePart(state: UploadState): number {
+  return Math.max(state.nextPart ?? 1, (state.parts[state.parts.length - 1]?.number ?? 0) + 1);
 }
 
 function isMissing(e: unknown): boolean {
@@ -244,6 +256,7 @@ export class S3BlobStore implements BlobStore {
     if (state.size !== offset) throw new Error(`upload ${id} holds ${state.size} bytes, expected ${offset}`);
     const spool = path.join(this.spoolDir, `berth-part-${randomUUID()}`);
     const parts = [...state.parts];
+    let nextPart = firstFreePart(state);
     let writeError: Error | undefined;
     // Every spool stream gets an error listener: destroying one with a write in flight must
     // not become an unhandled 'error' event (which would end the process).
@@ -253,7 +266,7 @@ export class S3BlobStore implements BlobStore {
     let received = 0;
     const flushPart = async () => {
       await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-      const number = (parts[parts.length - 1]?.number ?? 0) + 1;
+      const number = nextPart++;
       const r = await this.client.send(
         new UploadPartCommand({
           Bucket: this.bucket,
@@ -301,13 +314,15 @@ export class S3BlobStore implements BlobStore {
           new PutObjectCommand({ Bucket: this.bucket, Key: tailKey, Body: createReadStream(spool), ContentLength: spooled }),
         );
       }
-      const next: UploadState = { ...state, parts, tailKey, tailSize: spooled, size: offset + received };
+      const next: UploadState = { ...state, parts, tailKey, tailSize: spooled, size: offset + received, nextPart };
       await this.writeState(id, next);
       if (state.tailKey && state.tailKey !== tailKey) await this.deleteKey(state.tailKey);
       return next.size;
     } catch (e) {
       out.destroy();
-      throw e; // the state was not written: the upload is still at `offset`
+      // The upload is still at `offset` (its state only learns which part numbers were spent).
+      if (nextPart !== firstFreePart(state)) await this.writeState(id, { ...state, nextPart }).catch(() => undefined);
+      throw e;
     } finally {
       await fsp.rm(spool, { force: true });
     }
@@ -326,9 +341,13 @@ export class S3BlobStore implements BlobStore {
       } else {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: dataKey, Body: Buffer.alloc(0), ContentLength: 0 }));
       }
+    } else if (firstFreePart(state) !== parts.length + 1) {
+      // Part numbers are spent in order from 1: a gap, or numbers spent past the last recorded
+      // part, are parts of a failed append.
+      await this.sealAroundLostParts(id, state);
     } else {
       if (state.tailKey && state.tailSize > 0) {
-        const number = parts[parts.length - 1]!.number + 1;
+        const number = firstFreePart(state);
         const body = await this.getStream(state.tailKey, `upload ${id} tail`);
         const r = await this.client.send(
           new UploadPartCommand({ Bucket: this.bucket, Key: dataKey, UploadId: state.multipartId, PartNumber: number, Body: body, ContentLength: state.tailSize }),
@@ -365,6 +384,70 @@ export class S3BlobStore implements BlobStore {
       await this.copyLarge(src, dst, state.size);
     }
     await this.removeUpload(id);
+  }
+
+  /**
+   * Seals an upload whose multipart upload holds parts of an append that failed (they follow the
+   * recorded ones). Some gateways (Ceph's) refuse to complete a multipart upload that leaves any
+   * sent part out, so it is completed whole, and the recorded parts (found by their place among
+   * the sent ones) and the tail are copied, on the server, into a scratch object and from there
+   * back into place.
+   */
+  private async sealAroundLostParts(id: string, state: UploadState): Promise<void> {
+    const dataKey = this.uploadKey(id, 'data');
+    const sent: { PartNumber: number; ETag: string; Size: number }[] = [];
+    let marker: string | undefined;
+    do {
+      const r = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: dataKey, UploadId: state.multipartId, PartNumberMarker: marker }));
+      for (const p of r.Parts ?? []) sent.push({ PartNumber: p.PartNumber!, ETag: p.ETag!, Size: p.Size! });
+      marker = r.IsTruncated ? r.NextPartNumberMarker : undefined;
+    } while (marker);
+    sent.sort((a, b) => a.PartNumber - b.PartNumber);
+    await this.client.send(
+      new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: dataKey, UploadId: state.multipartId, MultipartUpload: { Parts: sent.map(({ PartNumber, ETag }) => ({ PartNumber, ETag })) } }),
+    );
+    // Where each sent part landed in the completed object.
+    const offsets = new Map<number, number>();
+    let at = 0;
+    for (const p of sent) {
+      offsets.set(p.PartNumber, at);
+      at += p.Size;
+    }
+    const scratch = this.uploadKey(id, 'scratch');
+    const mpu = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: scratch }));
+    try {
+      const parts: { PartNumber: number; ETag: string }[] = [];
+      // Each recorded part is copied as one part (all are partSize: none under the minimum).
+      for (const recorded of state.parts) {
+        const start = offsets.get(recorded.number);
+        if (start === undefined) throw new Error(`upload ${id}: part ${recorded.number} is missing from its multipart upload`);
+        const r = await this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key: scratch,
+            UploadId: mpu.UploadId!,
+            PartNumber: parts.length + 1,
+            CopySource: this.copySource(dataKey),
+            CopySourceRange: `bytes=${start}-${start + recorded.size - 1}`,
+          }),
+        );
+        parts.push({ PartNumber: parts.length + 1, ETag: r.CopyPartResult!.ETag! });
+      }
+      if (state.tailKey && state.tailSize > 0) {
+        const body = await this.getStream(state.tailKey, `upload ${id} tail`);
+        const r = await this.client.send(
+          new UploadPartCommand({ Bucket: this.bucket, Key: scratch, UploadId: mpu.UploadId!, PartNumber: parts.length + 1, Body: body, ContentLength: state.tailSize }),
+        );
+        parts.push({ PartNumber: parts.length + 1, ETag: r.ETag! });
+      }
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: scratch, UploadId: mpu.UploadId!, MultipartUpload: { Parts: parts } }));
+    } catch (e) {
+      await this.abortMultipart(scratch, mpu.UploadId!);
+      throw e;
+    }
+    if (state.size <= MAX_COPY) await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: dataKey, CopySource: this.copySource(scratch) }));
+    else await this.copyLarge(scratch, dataKey, state.size);
+    await this.deleteKey(scratch);
   }
 
   /** Server-side copy of an object over 5 GiB, part by part. */
