@@ -66,7 +66,7 @@ class LockWaitingConnection implements DatabaseConnection {
  * Write transactions take the database's write lock when they begin (`BEGIN IMMEDIATE`). With
  * several processes on one database (`berth serve --workers`), a deferred transaction that reads
  * and then writes fails with SQLITE_BUSY at once when another process wrote in between; an
- * immediate one waits (busy_timeout) for the lock instead.
+ * immediate one waits for the lock instead (LockWaitingConnection).
  *
  * Group commit: the database runs with `synchronous=NORMAL`, so a commit appends its frames to
  * the write-ahead log without syncing it (SQLite still syncs the log before each checkpoint, the
